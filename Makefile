@@ -1,0 +1,53 @@
+# payalloc — every entry point people and CI use. Needs only python3 (>= 3.11).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := build/demo
+PA     := $(BIN)/payalloc --db $(DEMO)/demo.db
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint fmt bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("payalloc needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install payalloc with its dev tools
+
+run: $(STAMP) ## build a throwaway demo ledger from sample_data/, run the nightly job, show the result
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(PA) init
+	$(PA) import clients  sample_data/clients.csv
+	$(PA) import events   sample_data/events.csv
+	$(PA) import charges  sample_data/charges.csv
+	$(PA) import payments sample_data/payments.csv
+	$(PA) gl map unapplied_default 2150-unapplied-client-payments
+	$(PA) gl map self_pay_ar 1210-self-pay-receivable
+	$(PA) run-job
+	$(PA) unallocated
+	$(PA) client show C-1003
+	$(PA) check
+
+test: $(STAMP) ## lint with ruff, then run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## fix what ruff can fix
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## time import and run-job against plain stdlib baselines (writes BENCHMARKS.md)
+	$(BIN)/python benchmarks/run.py
+
+clean: ## remove the virtualenv, the demo ledger and caches
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,3 @@
+from payalloc.cli import main
+
+main()

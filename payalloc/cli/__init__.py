@@ -1,0 +1,134 @@
+"""The `payalloc` command line: a thin layer that parses, calls one service, and prints."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from payalloc import __version__
+from payalloc.cli.state import STATE
+from payalloc.errors import EXIT_BUG, EXIT_BUSY, PayallocError, ProblemsError
+
+EPILOG = (
+    "Exit status: 0 done, 1 internal error, 2 usage error, 3 input refused (nothing written), "
+    "4 ledger busy, 5 check found a violation."
+)
+
+
+class _ErrorBoundary(TyperGroup):
+    """Renders every error in one place: one sentence on stderr, the spec's exit status,
+    no traceback (PHI may sit in locals) unless --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except PayallocError as err:
+            if STATE.debug:
+                raise
+            _report(err)
+            raise typer.Exit(err.exit_code) from None
+        except sqlite3.OperationalError as err:
+            if STATE.debug:
+                raise
+            from payalloc.cli import output
+
+            if "locked" in str(err) or "busy" in str(err):
+                output.error("the ledger stayed locked by another process; nothing was changed, try again")
+                raise typer.Exit(EXIT_BUSY) from None
+            output.error(f"the ledger could not be used ({err}); run with --debug for details")
+            raise typer.Exit(EXIT_BUG) from None
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            if STATE.debug:
+                raise
+            from payalloc.cli import output
+
+            # Includes sqlite3.IntegrityError: the database's own guard refused a write the
+            # Python checks let through. A bug, but the transaction rolled back: nothing written.
+            output.error(
+                f"internal error ({type(err).__name__}: {err}); nothing was written; "
+                "run with --debug for a traceback and report it"
+            )
+            raise typer.Exit(EXIT_BUG) from None
+
+
+def _report(err: PayallocError) -> None:
+    from payalloc.cli import output
+
+    if isinstance(err, ProblemsError):
+        lines = err.lines()
+        output.error(lines[0])
+        for extra in lines[1:]:
+            output.message(f"  {extra}")
+    else:
+        output.error(str(err))
+
+
+app = typer.Typer(
+    name="payalloc",
+    help="Allocate client (self-pay) payments to the charges they pay for, over a SQLite ledger.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+    cls=_ErrorBoundary,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"payalloc {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    db: Annotated[
+        Path, typer.Option("--db", envvar="PAYALLOC_DB", help="Ledger file.", show_default=True)
+    ] = Path("payalloc.db"),
+    staff: Annotated[
+        str | None,
+        typer.Option("--staff", envvar="PAYALLOC_STAFF", help="Who does manual actions (default: login name)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """payalloc: record client payments, allocate them to charges, run the nightly job.
+
+    Example: payalloc --db practice.db unallocated
+    """
+    STATE.db = db
+    STATE.staff_name = staff
+    STATE.debug = debug
+
+
+def main() -> None:
+    """Console-script entry point."""
+    import os
+
+    os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; the step in progress was rolled back\n")
+        sys.exit(130)
+
+
+# Each command module registers its own commands (see commands.py).
+from payalloc.cli import commands as _commands  # noqa: E402
+
+_commands.register(app)
+
+__all__ = ["app", "main"]

@@ -1,0 +1,25 @@
+"""Options shared by many commands, declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from payalloc.errors import InputError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts (amounts are strings).")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV (spreadsheet formulas neutralized).")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and report without writing anything.")]
+
+
+def one_format(json_out: bool, csv_out: bool) -> None:
+    if json_out and csv_out:
+        raise InputError("choose one of --json and --csv")
+
+
+def required_text(value: str, option: str) -> str:
+    if not value.strip():
+        raise InputError(f"{option} must not be empty")
+    return value.strip()

@@ -1,0 +1,189 @@
+"""All output: the only module that imports Rich, and the one that writes JSON and CSV.
+
+Data goes to stdout, messages to stderr. Machine formats bypass Rich (it wraps and colours).
+User text is escaped and stripped of control and bidi characters before Rich sees it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# C0/C1 controls, and the bidi/zero-width characters that can make a name read as something else.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_consoles: dict[str, Console] = {}
+
+
+def _console(stderr: bool = False) -> Console:
+    # Created lazily: Rich costs ~60 ms to import, and CliRunner swaps sys.stdout per test.
+    from rich.console import Console
+
+    key = "err" if stderr else "out"
+    stream = sys.stderr if stderr else sys.stdout
+    console = _consoles.get(key)
+    if console is None or console.file is not stream:
+        console = Console(file=stream, highlight=False, soft_wrap=False)
+        _consoles[key] = console
+    return console
+
+
+def safe(text: object) -> str:
+    """Text from users made harmless for a terminal: no controls, no bidi tricks."""
+    return _UNSAFE.sub("\ufffd", "" if text is None else str(text))
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def message(text: str) -> None:
+    """A plain line on stderr (progress notes, warnings); never markup-interpreted."""
+    sys.stderr.write(safe(text).replace("\r", "") + "\n")
+    sys.stderr.flush()
+
+
+def warn(text: str) -> None:
+    message(f"warning: {text}")
+
+
+def error(text: str) -> None:
+    message(f"error: {text}")
+
+
+def line(text: str) -> None:
+    """A plain line of data on stdout."""
+    sys.stdout.write(safe(text) + "\n")
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+_FORMULA_START = tuple("=+-@\t\r")
+
+
+def neutralize(cell: str) -> str:
+    """Stop a spreadsheet from running a cell as a formula (CWE-1236): prefix a quote when the
+    cell, or any of its lines, starts (after spaces) with = + - @ tab or CR."""
+    for part in re.split(r"[\r\n]", cell):
+        stripped = part.lstrip(" \u00a0")
+        if stripped.startswith(_FORMULA_START) or (stripped != part and stripped[:1] in ("\t", "\r")):
+            return "'" + cell
+    return cell
+
+
+def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: Sequence[str] = ()) -> None:
+    """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(fields)
+    keep = set(numeric)
+    for row in rows:
+        out = []
+        for field in fields:
+            value = row.get(field)
+            if value is None:
+                out.append("")
+            elif isinstance(value, bool):
+                out.append("true" if value else "false")
+            elif field in keep or isinstance(value, int):
+                out.append(str(value))
+            else:
+                out.append(neutralize(str(value)))
+        writer.writerow(out)
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    key: str
+    money: bool = False  # right-aligned, never wrapped
+
+
+def table(
+    columns: Sequence[Column],
+    rows: Iterable[dict[str, Any]],
+    *,
+    title: str | None = None,
+    footer: dict[str, Any] | None = None,
+    empty: str = "nothing to show",
+) -> None:
+    """A Rich table on stdout; every cell escaped."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = list(rows)
+    if not rows:
+        message(empty)
+        return
+    t = Table(title=escape(safe(title)) if title else None, show_footer=footer is not None, title_justify="left")
+    for c in columns:
+        foot = escape(safe(footer.get(c.key, ""))) if footer else ""
+        t.add_column(
+            escape(c.header), footer=foot, justify="right" if c.money else "left", no_wrap=c.money
+        )
+    for row in rows:
+        t.add_row(*(escape(safe(row.get(c.key, ""))) for c in columns))
+    _console().print(t)
+
+
+def heading(text: str) -> None:
+    from rich.markup import escape
+
+    _console().print(f"[bold]{escape(safe(text))}[/bold]")
+
+
+def fields(pairs: Sequence[tuple[str, Any]]) -> None:
+    """Label: value lines for one record."""
+    from rich.markup import escape
+
+    width = max(len(label) for label, _ in pairs)
+    for label, value in pairs:
+        _console().print(f"[dim]{escape(label.ljust(width))}[/dim]  {escape(safe(value))}")
+
+
+def progress(total: int, description: str) -> Any:
+    """A progress bar on stderr when it is a terminal; otherwise a silent stand-in."""
+    if not stderr_is_terminal():
+        return _NoProgress()
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=_console(stderr=True), transient=True,
+    )
+    return _RichProgress(bar, total, description)
+
+
+class _NoProgress:
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance_to(self, done: int) -> None:
+        return None
+
+
+class _RichProgress:
+    def __init__(self, bar: Any, total: int, description: str) -> None:
+        self.bar, self.total, self.description = bar, total, description
+
+    def __enter__(self) -> _RichProgress:
+        self.bar.__enter__()
+        self.task = self.bar.add_task(self.description, total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def advance_to(self, done: int) -> None:
+        self.bar.update(self.task, completed=done)

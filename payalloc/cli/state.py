@@ -1,0 +1,39 @@
+"""Global options every command sees: which ledger, which staff, whether to show tracebacks."""
+
+from __future__ import annotations
+
+import getpass
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+
+@dataclass
+class State:
+    db: Path = Path("payalloc.db")
+    staff_name: str | None = None
+    debug: bool = False
+
+    def connect(self) -> sqlite3.Connection:
+        from payalloc.ledger.connection import open_ledger
+
+        return open_ledger(self.db)
+
+    @property
+    def staff(self) -> str:
+        """--staff, else PAYALLOC_STAFF (both via Typer), else the login name."""
+        if self.staff_name and self.staff_name.strip():
+            return self.staff_name.strip()
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+
+STATE = State()
+
+
+def state(ctx: typer.Context | None = None) -> State:
+    return STATE

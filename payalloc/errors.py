@@ -1,0 +1,76 @@
+"""Every error a user can cause, each with the exit status of the spec.
+
+Messages name ids, never patients: this is health data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_BUSY = 4
+EXIT_CHECK = 5
+
+
+class PayallocError(Exception):
+    """An expected failure: one sentence for the user and an exit status."""
+
+    exit_code = EXIT_BUG
+
+
+class InputError(PayallocError):
+    """Input refused: validation failed and nothing was written."""
+
+    exit_code = EXIT_INPUT
+
+
+class NotFound(InputError):
+    """An id that the ledger does not know."""
+
+
+class LedgerMissing(InputError):
+    """The ledger file does not exist (only `init` creates one)."""
+
+
+class LedgerBusy(PayallocError):
+    """Another run-job holds the ledger, or the database stayed locked."""
+
+    exit_code = EXIT_BUSY
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a batch (a CSV row, one line of `apply`), located for the user."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}" if self.where else self.reason
+
+
+class ProblemsError(InputError):
+    """A batch refused as a whole, with every problem found (the first `shown` are listed)."""
+
+    def __init__(self, summary: str, problems: list[Problem], total: int | None = None) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.problems = problems
+        self.total = len(problems) if total is None else total
+
+    def lines(self, limit: int = 50) -> list[str]:
+        out = [self.summary]
+        out += [str(p) for p in self.problems[:limit]]
+        hidden = self.total - min(limit, len(self.problems))
+        if hidden > 0:
+            out.append(f"... and {hidden} more problem{'s' if hidden != 1 else ''}")
+        return out
+
+
+class CheckFailed(PayallocError):
+    """`payalloc check` found an invariant violated."""
+
+    exit_code = EXIT_CHECK

@@ -1,0 +1,1 @@
+"""Everything that touches SQLite: the connection, the schema, and every SQL statement."""

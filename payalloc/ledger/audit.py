@@ -1,0 +1,34 @@
+"""The audit trail: one row per manual action (or job conversion), in the action's transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+
+def record(
+    conn: sqlite3.Connection,
+    *,
+    at: str,
+    staff: str | None,
+    action: str,
+    client_key: str | None = None,
+    payment_key: str | None = None,
+    charge_key: str | None = None,
+    event_key: str | None = None,
+    remittance_id: int | None = None,
+    job_run_id: int | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    assert conn.in_transaction, "audit rows are written in the action's own transaction"
+    conn.execute(
+        "INSERT INTO audit (at, staff, action, client_key, payment_key, charge_key, event_key,"
+        " remittance_id, job_run_id, reason, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            at, staff, action, client_key, payment_key, charge_key, event_key,
+            remittance_id, job_run_id, reason,
+            None if detail is None else json.dumps(detail, sort_keys=True),
+        ),
+    )

@@ -1,0 +1,182 @@
+"""The one way to open a ledger, and the one way to write to it.
+
+Every write is `with write_txn(conn):`, which issues BEGIN IMMEDIATE before the first read:
+Python's default mode would let two writers both read "60.00 unapplied" and both spend it,
+and a deferred BEGIN fails at once with "database is locked" instead of waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from payalloc.errors import InputError, LedgerBusy, LedgerMissing
+from payalloc.ledger.migrations import SCHEMA_VERSION
+
+APPLICATION_ID = 0x50414C43  # "PALC": marks a SQLite file as a payalloc ledger
+BUSY_TIMEOUT_MS = int(os.environ.get("PAYALLOC_BUSY_TIMEOUT_MS", "30000"))
+
+
+def _connect(path: Path, mode: str) -> sqlite3.Connection:
+    uri = path.absolute().as_uri() + f"?mode={mode}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA trusted_schema = OFF")
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise InputError(f"{path} is not a payalloc ledger ({error})") from None
+    _install_test_kill_hook(conn)
+    return conn
+
+
+def open_ledger(path: Path) -> sqlite3.Connection:
+    """Open an existing ledger. A missing file is refused: a cron typo must not create one."""
+    if not path.exists():
+        raise LedgerMissing(f"ledger {path} does not exist (create it with: payalloc --db {path} init)")
+    if path.is_dir():
+        raise InputError(f"ledger {path} is a directory, not a ledger file")
+    conn = _connect(path, "rw")
+    try:
+        app_id, version = _identity(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    if app_id != APPLICATION_ID:
+        conn.close()
+        raise InputError(f"{path} is not a payalloc ledger")
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise InputError(
+            f"ledger {path} has schema version {version}, newer than this payalloc understands "
+            f"({SCHEMA_VERSION}); upgrade payalloc"
+        )
+    if version < SCHEMA_VERSION:
+        conn.close()
+        raise InputError(f"ledger {path} has an older schema; upgrade it with: payalloc --db {path} init")
+    return conn
+
+
+def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError:
+        raise InputError(f"{path} is not a payalloc ledger") from None
+    return int(app_id), int(version)
+
+
+def init_ledger(path: Path) -> tuple[bool, list[str]]:
+    """Create the ledger (mode 0600) or upgrade its schema. Returns (created, migrations applied)."""
+    if path.is_dir():
+        raise InputError(f"ledger {path} is a directory, not a ledger file")
+    if not path.parent.exists():
+        raise InputError(f"cannot create ledger {path}: directory {path.parent} does not exist")
+    created = False
+    try:
+        # Created 0600 before SQLite sees it: the ledger holds health data; -wal/-shm inherit the mode.
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        created = True
+    except FileExistsError:
+        pass
+    conn = _connect(path, "rw")
+    try:
+        app_id, version = _identity(conn, path)
+        has_tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] > 0
+        if has_tables and app_id != APPLICATION_ID:
+            raise InputError(f"{path} is not a payalloc ledger; refusing to add tables to it")
+        if version > SCHEMA_VERSION:
+            raise InputError(f"ledger {path} has schema version {version}, newer than this payalloc; upgrade payalloc")
+        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            raise InputError(f"cannot put ledger {path} in WAL mode (is it on a network file system?)")
+        from payalloc.ledger import migrations
+
+        with write_txn(conn):
+            applied = migrations.apply(conn)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
+        return created, applied
+    except BaseException:
+        conn.close()
+        if created:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            conn.close()
+
+
+@contextlib.contextmanager
+def write_txn(conn: sqlite3.Connection, *, dry_run: bool = False) -> Iterator[sqlite3.Connection]:
+    """One write transaction: BEGIN IMMEDIATE first, COMMIT on success (ROLLBACK if dry_run)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error) or "busy" in str(error):
+            raise LedgerBusy(
+                f"the ledger stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
+                "nothing was changed, try again"
+            ) from None
+        raise
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+            conn.execute("ROLLBACK")
+        raise
+    if dry_run:
+        conn.execute("ROLLBACK")
+    else:
+        conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def read_txn(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A consistent snapshot for several reads (WAL readers never block writers)."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
+@contextlib.contextmanager
+def job_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock for run-job: a kernel lock (flock), released when the holder dies."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LedgerBusy(f"another run-job is running on {path}; this one did nothing") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _install_test_kill_hook(conn: sqlite3.Connection) -> None:
+    """Test-only: SIGKILL this process at the Nth SQL statement, to prove crash safety.
+
+    Needs two variables so that it can never fire by accident in production.
+    """
+    kill_at = os.environ.get("PAYALLOC_TEST_KILL_AT")
+    if not kill_at or os.environ.get("PAYALLOC_TEST_HOOKS") != "kill":
+        return
+    remaining = [int(kill_at)]
+
+    def count(_statement: str) -> None:
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    conn.set_trace_callback(count)

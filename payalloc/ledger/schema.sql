@@ -1,0 +1,279 @@
+-- payalloc ledger, migration 1. Shipped: never edit; add a new migration instead.
+-- Money is INTEGER cents in STRICT tables. "id" columns are internal and give the order
+-- of entry; the external ids (client_id, charge_id, ...) are the UNIQUE *_key columns.
+
+CREATE TABLE clients (
+    id                INTEGER PRIMARY KEY,
+    client_key        TEXT NOT NULL UNIQUE CHECK (length(client_key) BETWEEN 1 AND 64),
+    name              TEXT NOT NULL,
+    responsible_party TEXT,
+    -- set by triggers when something may give the job work for this client; cleared by the job
+    job_pending       INTEGER NOT NULL DEFAULT 0 CHECK (job_pending IN (0, 1))
+) STRICT;
+CREATE INDEX clients_job_pending ON clients (id) WHERE job_pending = 1;
+
+CREATE TABLE events (
+    id             INTEGER PRIMARY KEY,
+    event_key      TEXT NOT NULL UNIQUE CHECK (length(event_key) BETWEEN 1 AND 64),
+    client_id      INTEGER NOT NULL REFERENCES clients (id),
+    scheduled_date TEXT NOT NULL CHECK (scheduled_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+    -- 'deleted' is how an event is deleted: nothing is ever removed from the ledger
+    status         TEXT NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'done', 'deleted'))
+) STRICT;
+CREATE INDEX events_client ON events (client_id);
+
+CREATE TABLE charges (
+    id            INTEGER PRIMARY KEY,
+    charge_key    TEXT NOT NULL UNIQUE CHECK (length(charge_key) BETWEEN 1 AND 64),
+    client_id     INTEGER NOT NULL REFERENCES clients (id),
+    service_date  TEXT NOT NULL CHECK (service_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+    amount_cents  INTEGER NOT NULL CHECK (amount_cents > 0),
+    payer         TEXT NOT NULL CHECK (payer IN ('self_pay', 'patient_resp', 'insurance')),
+    service_code  TEXT,
+    description   TEXT,
+    event_id      INTEGER REFERENCES events (id),
+    -- cache: sum of the charge's non-reversed remittances (kept by triggers, verified by check)
+    applied_cents INTEGER NOT NULL DEFAULT 0 CHECK (applied_cents >= 0 AND applied_cents <= amount_cents),
+    CHECK (payer <> 'insurance' OR applied_cents = 0)
+) STRICT;
+CREATE INDEX charges_client ON charges (client_id, service_date, id);
+CREATE INDEX charges_event ON charges (event_id) WHERE event_id IS NOT NULL;
+
+CREATE TABLE payments (
+    id               INTEGER PRIMARY KEY,
+    payment_key      TEXT NOT NULL UNIQUE CHECK (length(payment_key) BETWEEN 1 AND 64),
+    client_id        INTEGER NOT NULL REFERENCES clients (id),
+    received_date    TEXT NOT NULL CHECK (received_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+    amount_cents     INTEGER NOT NULL CHECK (amount_cents > 0),
+    apply_to         TEXT NOT NULL CHECK (apply_to IN ('oldest', 'specific', 'event')),
+    -- apply_to as entered: re-importing the original row stays "unchanged" after the mode changed
+    entered_apply_to TEXT NOT NULL CHECK (entered_apply_to IN ('oldest', 'specific', 'event')),
+    event_id         INTEGER REFERENCES events (id),
+    method           TEXT CHECK (method IN ('cash', 'check', 'card', 'eft', 'other')),
+    reference        TEXT,
+    status           TEXT NOT NULL CHECK (status IN ('ready', 'pending', 'void')),
+    note             TEXT,
+    payer_name       TEXT,
+    -- cache: sum of the payment's non-reversed remittances (kept by triggers, verified by check)
+    applied_cents    INTEGER NOT NULL DEFAULT 0 CHECK (applied_cents >= 0 AND applied_cents <= amount_cents),
+    CHECK (apply_to <> 'event' OR event_id IS NOT NULL),
+    CHECK (entered_apply_to <> 'event' OR event_id IS NOT NULL)
+) STRICT;
+CREATE INDEX payments_client ON payments (client_id, received_date, id);
+CREATE INDEX payments_open ON payments (client_id) WHERE status = 'ready' AND applied_cents < amount_cents;
+CREATE INDEX payments_event ON payments (event_id) WHERE event_id IS NOT NULL;
+
+CREATE TABLE job_runs (
+    id            INTEGER PRIMARY KEY,
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT,
+    status        TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+    pid           INTEGER,
+    counts        TEXT NOT NULL DEFAULT '{}',   -- JSON object of what the run did
+    error         TEXT
+) STRICT;
+
+CREATE TABLE posting_batches (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('post', 'reverse')),
+    job_run_id  INTEGER REFERENCES job_runs (id),
+    staff       TEXT,
+    created_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE remittances (
+    id              INTEGER PRIMARY KEY,
+    payment_id      INTEGER NOT NULL REFERENCES payments (id),
+    charge_id       INTEGER NOT NULL REFERENCES charges (id),
+    client_id       INTEGER NOT NULL REFERENCES clients (id),
+    amount_cents    INTEGER NOT NULL CHECK (amount_cents > 0),
+    status          TEXT NOT NULL DEFAULT 'ready' CHECK (status IN ('ready', 'posted', 'reversed')),
+    source          TEXT NOT NULL CHECK (source IN ('job', 'manual')),
+    rule            TEXT CHECK (rule IN ('oldest', 'event')),        -- the job's rule; NULL when manual
+    staff           TEXT,                                            -- who applied it; NULL for the job
+    job_run_id      INTEGER REFERENCES job_runs (id),
+    created_at      TEXT NOT NULL,
+    replaces_id     INTEGER REFERENCES remittances (id),             -- rest of a partly unapplied one
+    posted_batch_id INTEGER REFERENCES posting_batches (id),
+    reversed_at     TEXT,
+    reversed_by     TEXT,
+    reversal_reason TEXT,
+    CHECK ((source = 'job') = (job_run_id IS NOT NULL AND staff IS NULL AND rule IS NOT NULL)),
+    CHECK ((source = 'manual') = (staff IS NOT NULL AND rule IS NULL)),
+    CHECK ((status = 'reversed') = (reversed_at IS NOT NULL AND reversal_reason IS NOT NULL)),
+    CHECK (status = 'ready' OR status = 'reversed' OR posted_batch_id IS NOT NULL)
+) STRICT;
+CREATE INDEX remittances_payment ON remittances (payment_id);
+CREATE INDEX remittances_charge ON remittances (charge_id);
+CREATE INDEX remittances_client ON remittances (client_id);
+CREATE INDEX remittances_ready ON remittances (id) WHERE status = 'ready';
+
+CREATE TABLE journal_lines (
+    id            INTEGER PRIMARY KEY,
+    batch_id      INTEGER NOT NULL REFERENCES posting_batches (id),
+    remittance_id INTEGER NOT NULL REFERENCES remittances (id),
+    entry         TEXT NOT NULL CHECK (entry IN ('post', 'reverse')),
+    account       TEXT NOT NULL CHECK (length(account) > 0),
+    debit_cents   INTEGER NOT NULL CHECK (debit_cents >= 0),
+    credit_cents  INTEGER NOT NULL CHECK (credit_cents >= 0),
+    CHECK ((debit_cents > 0) <> (credit_cents > 0))
+) STRICT;
+CREATE INDEX journal_lines_remittance ON journal_lines (remittance_id);
+CREATE INDEX journal_lines_batch ON journal_lines (batch_id);
+
+CREATE TABLE gl_mappings (
+    key        TEXT PRIMARY KEY CHECK (key IN ('unapplied_default', 'self_pay_ar')),
+    account    TEXT NOT NULL CHECK (length(account) BETWEEN 1 AND 64),
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+) STRICT;
+
+-- Every manual action, and every conversion the job makes, in the same transaction as the action.
+CREATE TABLE audit (
+    id            INTEGER PRIMARY KEY,
+    at            TEXT NOT NULL,
+    staff         TEXT,                 -- NULL: the job
+    action        TEXT NOT NULL,
+    client_key    TEXT,
+    payment_key   TEXT,
+    charge_key    TEXT,
+    event_key     TEXT,
+    remittance_id INTEGER,
+    job_run_id    INTEGER,
+    reason        TEXT,
+    detail        TEXT                  -- JSON: counts, amounts, file name
+) STRICT;
+CREATE INDEX audit_client ON audit (client_key) WHERE client_key IS NOT NULL;
+CREATE INDEX audit_at ON audit (at);
+
+-- ---------------------------------------------------------------------------------------
+-- The database is the second lock on the rules (the Python code checks first).
+
+-- Rule 1 and the definition of a remittance: one ready payment, one self-pay charge, one client.
+CREATE TRIGGER remittances_guard_insert BEFORE INSERT ON remittances
+BEGIN
+    SELECT RAISE(ABORT, 'remittance refused: payment is not ready')
+     WHERE (SELECT status FROM payments WHERE id = NEW.payment_id) IS NOT 'ready';
+    SELECT RAISE(ABORT, 'remittance refused: payment, charge and remittance must have the same client')
+     WHERE (SELECT client_id FROM payments WHERE id = NEW.payment_id) IS NOT NEW.client_id
+        OR (SELECT client_id FROM charges WHERE id = NEW.charge_id) IS NOT NEW.client_id;
+    SELECT RAISE(ABORT, 'remittance refused: insurance charges are never allocated')
+     WHERE (SELECT payer FROM charges WHERE id = NEW.charge_id) = 'insurance';
+    SELECT RAISE(ABORT, 'remittance refused: over-allocation of the payment')
+     WHERE (SELECT applied_cents + NEW.amount_cents > amount_cents FROM payments WHERE id = NEW.payment_id);
+    SELECT RAISE(ABORT, 'remittance refused: over-allocation of the charge')
+     WHERE (SELECT applied_cents + NEW.amount_cents > amount_cents FROM charges WHERE id = NEW.charge_id);
+    SELECT RAISE(ABORT, 'remittance refused: a new remittance starts ready')
+     WHERE NEW.status <> 'ready' OR NEW.reversed_at IS NOT NULL OR NEW.posted_batch_id IS NOT NULL;
+END;
+
+CREATE TRIGGER remittances_applied AFTER INSERT ON remittances
+BEGIN
+    UPDATE payments SET applied_cents = applied_cents + NEW.amount_cents WHERE id = NEW.payment_id;
+    UPDATE charges SET applied_cents = applied_cents + NEW.amount_cents WHERE id = NEW.charge_id;
+END;
+
+-- Only ready -> posted, ready -> reversed, posted -> reversed; nothing else of a remittance changes.
+CREATE TRIGGER remittances_guard_update BEFORE UPDATE ON remittances
+BEGIN
+    SELECT RAISE(ABORT, 'remittances are append-only: only their status may change')
+     WHERE NEW.id IS NOT OLD.id OR NEW.payment_id IS NOT OLD.payment_id
+        OR NEW.charge_id IS NOT OLD.charge_id OR NEW.client_id IS NOT OLD.client_id
+        OR NEW.amount_cents IS NOT OLD.amount_cents OR NEW.source IS NOT OLD.source
+        OR NEW.rule IS NOT OLD.rule OR NEW.staff IS NOT OLD.staff
+        OR NEW.job_run_id IS NOT OLD.job_run_id OR NEW.created_at IS NOT OLD.created_at
+        OR NEW.replaces_id IS NOT OLD.replaces_id;
+    SELECT RAISE(ABORT, 'remittance status change refused')
+     WHERE NOT (NEW.status = OLD.status AND NEW.posted_batch_id IS OLD.posted_batch_id
+                AND NEW.reversed_at IS OLD.reversed_at AND NEW.reversed_by IS OLD.reversed_by
+                AND NEW.reversal_reason IS OLD.reversal_reason)
+       AND NOT (OLD.status = 'ready' AND NEW.status = 'posted' AND OLD.posted_batch_id IS NULL)
+       AND NOT (OLD.status IN ('ready', 'posted') AND NEW.status = 'reversed'
+                AND NEW.posted_batch_id IS OLD.posted_batch_id);
+END;
+
+CREATE TRIGGER remittances_reversed AFTER UPDATE OF status ON remittances
+WHEN NEW.status = 'reversed' AND OLD.status <> 'reversed'
+BEGIN
+    UPDATE payments SET applied_cents = applied_cents - OLD.amount_cents WHERE id = OLD.payment_id;
+    UPDATE charges SET applied_cents = applied_cents - OLD.amount_cents WHERE id = OLD.charge_id;
+    UPDATE clients SET job_pending = 1 WHERE id = OLD.client_id AND job_pending = 0;
+END;
+
+-- Charges and payments are immutable but for their caches and the payment's state.
+CREATE TRIGGER charges_guard_update BEFORE UPDATE ON charges
+BEGIN
+    SELECT RAISE(ABORT, 'charges are immutable')
+     WHERE NEW.id IS NOT OLD.id OR NEW.charge_key IS NOT OLD.charge_key
+        OR NEW.client_id IS NOT OLD.client_id OR NEW.service_date IS NOT OLD.service_date
+        OR NEW.amount_cents IS NOT OLD.amount_cents OR NEW.payer IS NOT OLD.payer
+        OR NEW.event_id IS NOT OLD.event_id;
+END;
+
+CREATE TRIGGER payments_guard_update BEFORE UPDATE ON payments
+BEGIN
+    SELECT RAISE(ABORT, 'payments are immutable but for their status and apply-to')
+     WHERE NEW.id IS NOT OLD.id OR NEW.payment_key IS NOT OLD.payment_key
+        OR NEW.client_id IS NOT OLD.client_id OR NEW.received_date IS NOT OLD.received_date
+        OR NEW.amount_cents IS NOT OLD.amount_cents OR NEW.event_id IS NOT OLD.event_id
+        OR NEW.entered_apply_to IS NOT OLD.entered_apply_to;
+    SELECT RAISE(ABORT, 'payment status change refused')
+     WHERE NEW.status <> OLD.status
+       AND NOT (OLD.status = 'pending' AND NEW.status IN ('ready', 'void'))
+       AND NOT (OLD.status = 'ready' AND NEW.status = 'void');
+    SELECT RAISE(ABORT, 'a void payment keeps no remittances')
+     WHERE NEW.status = 'void' AND NEW.applied_cents <> 0;
+END;
+
+-- What may give the job work marks the client, so an idle run costs nothing.
+CREATE TRIGGER charges_mark_client AFTER INSERT ON charges WHEN NEW.payer <> 'insurance'
+BEGIN
+    UPDATE clients SET job_pending = 1 WHERE id = NEW.client_id AND job_pending = 0;
+END;
+
+CREATE TRIGGER payments_mark_client AFTER INSERT ON payments
+WHEN NEW.status = 'ready' AND NEW.apply_to <> 'specific'
+BEGIN
+    UPDATE clients SET job_pending = 1 WHERE id = NEW.client_id AND job_pending = 0;
+END;
+
+CREATE TRIGGER payments_mark_client_update AFTER UPDATE OF status, apply_to ON payments
+WHEN NEW.status = 'ready' AND NEW.apply_to <> 'specific'
+BEGIN
+    UPDATE clients SET job_pending = 1 WHERE id = NEW.client_id AND job_pending = 0;
+END;
+
+CREATE TRIGGER events_mark_client AFTER UPDATE OF status ON events WHEN NEW.status <> OLD.status
+BEGIN
+    UPDATE clients SET job_pending = 1 WHERE id = NEW.client_id AND job_pending = 0;
+END;
+
+CREATE TRIGGER events_guard_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'event status change refused')
+     WHERE NEW.status <> OLD.status
+       AND NOT (OLD.status = 'scheduled' AND NEW.status IN ('done', 'deleted'))
+       AND NOT (OLD.status = 'done' AND NEW.status = 'deleted');
+    SELECT RAISE(ABORT, 'an event keeps its id and client')
+     WHERE NEW.id IS NOT OLD.id OR NEW.event_key IS NOT OLD.event_key OR NEW.client_id IS NOT OLD.client_id;
+END;
+
+-- Rule 7: nothing is ever deleted. Corrections are new rows.
+CREATE TRIGGER remittances_no_delete BEFORE DELETE ON remittances
+BEGIN SELECT RAISE(ABORT, 'remittances are never deleted: unapply reverses them'); END;
+CREATE TRIGGER payments_no_delete BEFORE DELETE ON payments
+BEGIN SELECT RAISE(ABORT, 'payments are never deleted: void them'); END;
+CREATE TRIGGER charges_no_delete BEFORE DELETE ON charges
+BEGIN SELECT RAISE(ABORT, 'charges are never deleted'); END;
+CREATE TRIGGER clients_no_delete BEFORE DELETE ON clients
+BEGIN SELECT RAISE(ABORT, 'clients are never deleted'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are never deleted: their status becomes deleted'); END;
+CREATE TRIGGER journal_lines_no_delete BEFORE DELETE ON journal_lines
+BEGIN SELECT RAISE(ABORT, 'journal lines are never deleted: reversing lines correct them'); END;
+CREATE TRIGGER journal_lines_no_update BEFORE UPDATE ON journal_lines
+BEGIN SELECT RAISE(ABORT, 'journal lines are never edited'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is never deleted'); END;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is never edited'); END;

@@ -1,0 +1,77 @@
+"""The ledger file: creation, identity, and the database's own guards."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from payalloc.errors import InputError, LedgerMissing
+from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
+from tests.builders import add_charge, add_client, add_payment
+
+
+def test_init_creates_owner_only_file_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    created, applied = init_ledger(path)
+    assert created and applied == ["0001_initial"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert init_ledger(path) == (False, [])
+
+
+def test_connection_settings(conn: sqlite3.Connection) -> None:
+    assert conn.isolation_level is None
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
+
+
+def test_missing_ledger_is_refused_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    with pytest.raises(LedgerMissing, match="typo.db does not exist"):
+        open_ledger(path)
+    assert not path.exists()
+
+
+def test_foreign_file_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="not a payalloc ledger"):
+        open_ledger(text)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(InputError, match="not a payalloc ledger"):
+        open_ledger(other)
+    with pytest.raises(InputError, match="not a payalloc ledger"):
+        init_ledger(other)
+
+
+def test_newer_schema_is_refused(ledger_path: Path) -> None:
+    c = sqlite3.connect(ledger_path)
+    c.execute("PRAGMA user_version = 99")
+    c.close()
+    with pytest.raises(InputError, match="newer than this payalloc"):
+        open_ledger(ledger_path)
+
+
+def test_triggers_refuse_over_allocation_and_deletes(conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-01", 10_000)
+    add_payment(conn, "P1", "C1", "2026-01-02", 6_000, apply_to="specific")
+    insert = (
+        "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, staff, created_at)"
+        " VALUES (1, 1, 1, ?, 'manual', 'x', '2026-01-02T00:00:00Z')"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="over-allocation of the payment"), write_txn(conn):
+        conn.execute(insert, (6_001,))
+    with write_txn(conn):
+        conn.execute(insert, (6_000,))
+    assert conn.execute("SELECT applied_cents FROM payments").fetchone()[0] == 6_000
+    assert conn.execute("SELECT applied_cents FROM charges").fetchone()[0] == 6_000
+    with pytest.raises(sqlite3.IntegrityError, match="never deleted"), write_txn(conn):
+        conn.execute("DELETE FROM remittances")
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"), write_txn(conn):
+        conn.execute("UPDATE charges SET amount_cents = 1")
