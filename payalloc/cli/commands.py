@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     from payalloc.cli import ledger_cmds
 
     ledger_cmds.register(app, groups)
+    from payalloc.cli import integrity; integrity.register(app, groups)  # noqa: E702, I001
 
     for name, group in groups.items():
         if group.registered_commands:

@@ -1,0 +1,85 @@
+"""`payalloc check` and `payalloc backup`: the ledger's integrity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import JsonOpt
+from payalloc.cli.state import STATE
+from payalloc.errors import CheckFailed
+
+_COLUMNS = (
+    output.Column("Code", "code"),
+    output.Column("Ids", "ids"),
+    output.Column("Problem", "message"),
+)
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['clients']} clients, {counts['payments']} payments, "
+        f"{counts['charges']} charges, {counts['remittances']} remittances checked"
+    )
+
+
+def _ids_text(ids: dict[str, object]) -> str:
+    shown = [f"{k}={v}" for k, v in ids.items() if k.endswith("_id") or k in ("table_name", "column_name")]
+    return " ".join(shown)
+
+
+def check(json_out: JsonOpt = False) -> None:
+    """Verify every invariant of the ledger; exit 5 listing each violation (code, ids, problem).
+
+    Example: payalloc --db practice.db check --json
+    """
+    from payalloc.services.check import check_ledger
+
+    conn = STATE.connect()
+    try:
+        report = check_ledger(conn)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(report.as_json())
+    elif report.violations:
+        output.table(
+            _COLUMNS,
+            ({"code": v.code, "ids": _ids_text(v.ids), "message": v.message} for v in report.violations),
+            title=f"{len(report.violations)} violation(s)",
+        )
+    if report.violations:
+        codes = sorted({v.code for v in report.violations})
+        raise CheckFailed(
+            f"check found {len(report.violations)} violation(s) in ledger {STATE.db}: {', '.join(codes)}"
+        )
+    output.message(f"ledger OK: {_counts_line(report.counts)}")
+
+
+def backup(
+    dest: Annotated[Path, typer.Argument(help="File to write the copy to (created owner-only, 0600).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
+) -> None:
+    """Copy the ledger to DEST, consistently even while others write, then check the copy.
+
+    Example: payalloc --db practice.db backup /backups/practice-2026-11-23.db
+    """
+    from payalloc.services.backup import backup as run_backup
+
+    result = run_backup(STATE.db, dest, force=force)
+    output.message(f"backed up ledger {STATE.db} to {result.dest} ({result.pages} pages)")
+    if result.report.violations:
+        codes = sorted({v.code for v in result.report.violations})
+        raise CheckFailed(
+            f"the backup {result.dest} was written, but check finds {len(result.report.violations)} "
+            f"violation(s) in it (as in the ledger): {', '.join(codes)}; run payalloc check"
+        )
+    output.message(f"backup OK: {_counts_line(result.report.counts)}")
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command("check")(check)
+    app.command("backup")(backup)

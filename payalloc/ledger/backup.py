@@ -1,0 +1,65 @@
+"""A consistent copy of a live ledger through SQLite's backup API, owner-only (0600).
+
+The copy is written to a private temporary file beside the destination and moved into place
+only when complete, so a crash never leaves a half-written backup under the destination name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from pathlib import Path
+
+_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def partial_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+
+
+def create_private(path: Path) -> None:
+    """Create an empty file readable by its owner only, whatever the umask; refuse an existing one."""
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def copy_into(conn: sqlite3.Connection, target: Path) -> int:
+    """Copy the ledger open on `conn` into `target` (an empty 0600 file) in one step.
+
+    One step reads one snapshot: in WAL mode writers go on meanwhile, and what they commit
+    after the snapshot is simply not in the copy. Returns the number of pages copied.
+    """
+    dst = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.backup(dst, pages=-1)
+        pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        dst.close()
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return pages
+
+
+def publish(partial: Path, dest: Path, *, replace: bool) -> None:
+    """Move the finished copy to `dest`: atomically, and without clobbering unless `replace`."""
+    if replace:
+        os.replace(partial, dest)
+    else:
+        os.link(partial, dest)  # FileExistsError if dest appeared meanwhile: never clobbered
+        partial.unlink()
+    with contextlib.suppress(OSError):
+        fd = os.open(dest.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def discard(partial: Path) -> None:
+    """Remove an unfinished copy and any side files SQLite made for it."""
+    for suffix in ("", *_SIDE_FILES):
+        with contextlib.suppress(FileNotFoundError):
+            Path(str(partial) + suffix).unlink()

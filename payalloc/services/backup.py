@@ -1,0 +1,71 @@
+"""`payalloc backup DEST`: a consistent, owner-only copy of the ledger, checked after it is made."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from payalloc.errors import InputError
+from payalloc.ledger import backup as files
+from payalloc.ledger.connection import open_ledger
+from payalloc.services.check import CheckReport, check_ledger
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    dest: Path
+    pages: int
+    report: CheckReport  # `check` run on the copy
+
+
+def _refuse_bad_destination(ledger: Path, dest: Path, *, force: bool) -> None:
+    if str(dest) in ("", "-"):
+        raise InputError("backup needs a destination file path")
+    if dest.is_dir():
+        raise InputError(f"backup destination {dest} is a directory; name a file in it")
+    if not dest.parent.is_dir():
+        raise InputError(f"backup destination directory {dest.parent} does not exist")
+    ledger_abs = ledger.resolve()
+    dest_abs = dest.resolve()
+    own_files = {ledger_abs} | {ledger_abs.with_name(ledger_abs.name + s) for s in ("-wal", "-shm", "-journal", ".lock")}
+    same = dest_abs in own_files or (dest.exists() and ledger.exists() and os.path.samefile(dest, ledger))
+    if same:
+        raise InputError(f"backup destination {dest} is the ledger itself (or one of its files); choose another path")
+    if dest.exists() or dest.is_symlink():
+        if not force:
+            raise InputError(f"backup destination {dest} already exists; use --force to replace it")
+        if not dest.is_file():
+            raise InputError(f"backup destination {dest} is not a regular file; refusing to replace it")
+
+
+def backup(ledger: Path, dest: Path, *, force: bool = False) -> BackupResult:
+    """Copy the ledger to `dest` (0600) through SQLite's backup API while others may write,
+    then run `check` on the copy. The copy is faithful: if the ledger has violations, so has it."""
+    _refuse_bad_destination(ledger, dest, force=force)
+    conn = open_ledger(ledger)
+    partial = files.partial_path(dest)
+    try:
+        files.create_private(partial)
+    except OSError as error:
+        conn.close()
+        raise InputError(f"cannot create the backup beside {dest}: {error.strerror}") from None
+    try:
+        try:
+            pages = files.copy_into(conn, partial)
+        finally:
+            conn.close()
+        copy = open_ledger(partial)
+        try:
+            report = check_ledger(copy)
+        finally:
+            copy.close()
+        try:
+            files.publish(partial, dest, replace=force)
+        except FileExistsError:
+            raise InputError(f"backup destination {dest} appeared meanwhile; use --force to replace it") from None
+    except BaseException:
+        files.discard(partial)
+        raise
+    files.discard(partial)  # side files only: the copy itself has moved to dest
+    return BackupResult(dest, pages, report)
