@@ -1,0 +1,135 @@
+"""SQL for payments, and the look-ups of clients and events that recording one needs.
+
+Every look-up goes through a UNIQUE key or a primary key: a clerk's command never scans.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClientRef:
+    id: int
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class EventRef:
+    id: int
+    key: str
+    client_id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    id: int
+    key: str
+    client_id: int
+    client_key: str
+    received_date: str
+    amount_cents: int
+    applied_cents: int
+    apply_to: str
+    entered_apply_to: str
+    event_key: str | None
+    method: str | None
+    reference: str | None
+    status: str
+    note: str | None
+    payer_name: str | None
+
+    @property
+    def unapplied_cents(self) -> int:
+        return self.amount_cents - self.applied_cents
+
+
+_PAYMENT_SELECT = (
+    "SELECT p.id, p.payment_key, p.client_id, c.client_key, p.received_date, p.amount_cents, p.applied_cents,"
+    " p.apply_to, p.entered_apply_to, e.event_key, p.method, p.reference, p.status, p.note, p.payer_name"
+    " FROM payments p JOIN clients c ON c.id = p.client_id LEFT JOIN events e ON e.id = p.event_id"
+)
+
+
+def _payment(row: tuple[object, ...]) -> PaymentRow:
+    return PaymentRow(*row)  # type: ignore[arg-type]
+
+
+def find_client(conn: sqlite3.Connection, client_key: str) -> ClientRef | None:
+    row = conn.execute("SELECT id, client_key, name FROM clients WHERE client_key = ?", (client_key,)).fetchone()
+    return None if row is None else ClientRef(*row)
+
+
+def find_event(conn: sqlite3.Connection, event_key: str) -> EventRef | None:
+    row = conn.execute(
+        "SELECT id, event_key, client_id, status FROM events WHERE event_key = ?", (event_key,)
+    ).fetchone()
+    return None if row is None else EventRef(*row)
+
+
+def find_payment(conn: sqlite3.Connection, payment_key: str) -> PaymentRow | None:
+    row = conn.execute(_PAYMENT_SELECT + " WHERE p.payment_key = ?", (payment_key,)).fetchone()
+    return None if row is None else _payment(row)
+
+
+def payment_by_id(conn: sqlite3.Connection, payment_id: int) -> PaymentRow:
+    row = conn.execute(_PAYMENT_SELECT + " WHERE p.id = ?", (payment_id,)).fetchone()
+    assert row is not None, f"payment row {payment_id} vanished"
+    return _payment(row)
+
+
+def payments_by_keys(conn: sqlite3.Connection, keys: list[str]) -> dict[str, PaymentRow]:
+    """The named payments (unknown keys are simply absent), one UNIQUE-key probe each."""
+    out: dict[str, PaymentRow] = {}
+    for key in dict.fromkeys(keys):
+        row = find_payment(conn, key)
+        if row is not None:
+            out[key] = row
+    return out
+
+
+def payments_of_client(conn: sqlite3.Connection, client_id: int) -> list[PaymentRow]:
+    """All payments of one client (void ones too), in order of receipt then entry (payments_client index)."""
+    rows = conn.execute(
+        _PAYMENT_SELECT + " WHERE p.client_id = ? ORDER BY p.received_date, p.id", (client_id,)
+    ).fetchall()
+    return [_payment(r) for r in rows]
+
+
+def insert_payment(
+    conn: sqlite3.Connection,
+    *,
+    key: str,
+    client_id: int,
+    received_date: str,
+    amount_cents: int,
+    apply_to: str,
+    event_id: int | None,
+    method: str | None,
+    reference: str | None,
+    status: str,
+    note: str | None,
+    payer_name: str | None,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO payments (payment_key, client_id, received_date, amount_cents, apply_to, entered_apply_to,"
+        " event_id, method, reference, status, note, payer_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (key, client_id, received_date, amount_cents, apply_to, apply_to, event_id, method, reference,
+         status, note, payer_name),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def payment_key_exists(conn: sqlite3.Connection, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM payments WHERE payment_key = ?", (key,)).fetchone() is not None
+
+
+def set_status(conn: sqlite3.Connection, payment_id: int, status: str) -> None:
+    conn.execute("UPDATE payments SET status = ? WHERE id = ?", (status, payment_id))
+
+
+def set_apply_to(conn: sqlite3.Connection, payment_id: int, apply_to: str) -> None:
+    conn.execute("UPDATE payments SET apply_to = ? WHERE id = ?", (apply_to, payment_id))

@@ -1,0 +1,202 @@
+"""PURE: check a set of manual allocations (rule 3) before anything is written.
+
+Plain values in, a list of problems out; no SQL, no I/O, no clock. The whole set is judged
+together, so a clerk sees every reason at once (as on the Apply Payments screen): totals per
+payment against its unapplied amount, totals per charge against its balance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from payalloc.errors import InputError, Problem
+from payalloc.ids import parse_id
+from payalloc.money import format_cents, parse_cents
+
+SELF_PAY_PAYERS = ("self_pay", "patient_resp")
+
+
+@dataclass(frozen=True)
+class RawLine:
+    """One allocation as the clerk typed it: nothing checked yet."""
+
+    where: str  # "argument 2", "line 3": where the clerk finds it again
+    payment_key: str
+    charge_key: str
+    amount: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """One well-formed allocation."""
+
+    where: str
+    payment_key: str
+    charge_key: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    key: str
+    client_key: str
+    status: str  # ready, pending, void
+    apply_to: str  # oldest, specific, event
+    unapplied_cents: int
+
+
+@dataclass(frozen=True)
+class ChargeState:
+    key: str
+    client_key: str
+    payer: str
+    balance_cents: int
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What will be written: one remittance per (payment, charge) pair of the set."""
+
+    payment_key: str
+    charge_key: str
+    amount_cents: int
+
+
+def split_pair(text: str) -> tuple[str, str]:
+    """`CH-104=60.00` -> ("CH-104", "60.00"). The amount never holds '=', so split at the last one."""
+    charge, sep, amount = text.rpartition("=")
+    if not sep or not charge.strip() or not amount.strip():
+        raise InputError(f"'{text}' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)")
+    return charge, amount
+
+
+def pair_lines(payment_key: str, pairs: Sequence[str]) -> tuple[list[RawLine], list[Problem]]:
+    """Command-line pairs for one payment; malformed pairs become problems, not exceptions."""
+    lines: list[RawLine] = []
+    problems: list[Problem] = []
+    for number, pair in enumerate(pairs, start=1):
+        where = f"argument {number} ({pair})"
+        try:
+            charge, amount = split_pair(pair)
+        except InputError as error:
+            problems.append(Problem(f"argument {number}", str(error)))
+            continue
+        lines.append(RawLine(where, payment_key, charge, amount))
+    return lines, problems
+
+
+def parse_lines(raw: Sequence[RawLine]) -> tuple[list[Line], list[Problem]]:
+    """Ids and amounts checked one line at a time."""
+    lines: list[Line] = []
+    problems: list[Problem] = []
+    for r in raw:
+        try:
+            payment = parse_id(r.payment_key, "payment_id")
+            charge = parse_id(r.charge_key, "charge_id")
+            cents = parse_cents(r.amount)
+        except InputError as error:
+            problems.append(Problem(r.where, str(error)))
+            continue
+        lines.append(Line(r.where, payment, charge, cents))
+    return lines, problems
+
+
+def check(
+    lines: Sequence[Line],
+    payments: Mapping[str, PaymentState],
+    charges: Mapping[str, ChargeState],
+) -> list[Problem]:
+    """Every reason the set cannot be applied as a whole; empty when it can.
+
+    `payments` and `charges` hold the ledger's current state of the ids the lines name
+    (an id missing from them is unknown). Each problem is reported once, in line order.
+    """
+    problems: list[Problem] = []
+    seen: set[str] = set()
+
+    def once(tag: str, reason: str) -> None:
+        if tag not in seen:
+            seen.add(tag)
+            problems.append(Problem("", reason))
+
+    payment_total: dict[str, int] = {}
+    payment_lines: dict[str, int] = {}
+    charge_total: dict[str, int] = {}
+    charge_lines: dict[str, int] = {}
+    for line in lines:
+        payment = payments.get(line.payment_key)
+        charge = charges.get(line.charge_key)
+        usable = True
+        if payment is None:
+            once(f"p:{line.payment_key}", f"payment {line.payment_key} does not exist")
+            usable = False
+        else:
+            reason = _payment_refusal(payment)
+            if reason:
+                once(f"p:{payment.key}", reason)
+                usable = False
+        if charge is None:
+            once(f"c:{line.charge_key}", f"charge {line.charge_key} does not exist")
+            usable = False
+        elif charge.payer not in SELF_PAY_PAYERS:
+            once(
+                f"c:{charge.key}",
+                f"charge {charge.key} is billed to insurance and is never allocated client payments",
+            )
+            usable = False
+        if payment is not None and charge is not None and payment.client_key != charge.client_key:
+            once(
+                f"x:{payment.key}:{charge.key}",
+                f"charge {charge.key} belongs to client {charge.client_key}, "
+                f"not to client {payment.client_key} of payment {payment.key}",
+            )
+            usable = False
+        if not usable:
+            continue
+        payment_total[line.payment_key] = payment_total.get(line.payment_key, 0) + line.amount_cents
+        payment_lines[line.payment_key] = payment_lines.get(line.payment_key, 0) + 1
+        charge_total[line.charge_key] = charge_total.get(line.charge_key, 0) + line.amount_cents
+        charge_lines[line.charge_key] = charge_lines.get(line.charge_key, 0) + 1
+
+    for key, total in charge_total.items():
+        balance = charges[key].balance_cents
+        if total > balance:
+            in_total = " in total" if charge_lines[key] > 1 else ""
+            problems.append(
+                Problem("", f"{format_cents(total)}{in_total} exceeds the {format_cents(balance)} balance of charge {key}")
+            )
+    for key, total in payment_total.items():
+        unapplied = payments[key].unapplied_cents
+        if total > unapplied:
+            in_total = " in total" if payment_lines[key] > 1 else ""
+            problems.append(
+                Problem(
+                    "",
+                    f"{format_cents(total)}{in_total} exceeds the {format_cents(unapplied)} unapplied on payment {key}",
+                )
+            )
+    return problems
+
+
+def _payment_refusal(payment: PaymentState) -> str | None:
+    if payment.status == "void":
+        return f"payment {payment.key} is void"
+    if payment.status == "pending":
+        return f"payment {payment.key} is pending; reconcile it first: payalloc payment ready {payment.key}"
+    if payment.apply_to != "specific":
+        how = "to the oldest charges by run-job" if payment.apply_to == "oldest" else "to its event by run-job"
+        return (
+            f"payment {payment.key} is applied {how}, not by hand; to allocate it yourself, "
+            f"change its mode first: payalloc payment mode {payment.key} specific"
+        )
+    return None
+
+
+def merge(lines: Sequence[Line]) -> list[Allocation]:
+    """Sum the amounts of each (payment, charge) pair: one remittance per pair, in first-seen order."""
+    totals: dict[tuple[str, str], int] = {}
+    for line in lines:
+        pair = (line.payment_key, line.charge_key)
+        totals[pair] = totals.get(pair, 0) + line.amount_cents
+    return [Allocation(p, c, cents) for (p, c), cents in totals.items()]

@@ -1,0 +1,300 @@
+"""The clerk's allocations: apply (rule 3), unapply (rule 5), reallocate.
+
+Gather (SQL) -> check (pure, payalloc.manual) -> write (SQL), all inside one BEGIN IMMEDIATE, so
+the figures checked are the figures written against even with run-job or another clerk at work.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from payalloc import manual
+from payalloc.errors import InputError, NotFound, Problem, ProblemsError
+from payalloc.ledger import audit
+from payalloc.ledger import payments as payment_ledger
+from payalloc.ledger import remittances as ledger
+from payalloc.ledger.connection import write_txn
+from payalloc.money import format_cents, parse_cents, plain_cents
+
+FILE_COLUMNS = ("payment_id", "charge_id", "amount")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One remittance a clerk created, with the figures it left behind."""
+
+    remittance_id: int
+    payment_key: str
+    charge_key: str
+    client_key: str
+    amount_cents: int
+    staff: str
+    created_at: str
+    payment_unapplied_cents: int
+    charge_balance_cents: int
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: list[Applied]
+    ignored_columns: list[str]
+
+    @property
+    def total_cents(self) -> int:
+        return sum(a.amount_cents for a in self.applied)
+
+
+@dataclass(frozen=True)
+class UnapplyResult:
+    remittance: ledger.RemittanceRow  # as it was before the reversal
+    unapplied_cents: int
+    kept_id: int | None  # the new remittance holding the rest, when only part was unapplied
+    kept_cents: int
+    payment_apply_to: str  # not 'specific': run-job will apply the money again
+
+
+@dataclass(frozen=True)
+class ReallocateResult:
+    unapplied: UnapplyResult
+    applied: list[Applied]
+
+
+# --- apply ---------------------------------------------------------------------------------------
+
+
+def apply_pairs(
+    conn: sqlite3.Connection, payment_key: str, pairs: Sequence[str], *, now: str, staff: str
+) -> ApplyResult:
+    """`payalloc apply PAYMENT_ID CHARGE_ID=AMOUNT ...`: the whole set, or nothing."""
+    raw, problems = manual.pair_lines(payment_key, pairs)
+    if not raw and not problems:
+        raise InputError("nothing to apply: give CHARGE_ID=AMOUNT pairs after the payment id, or --file")
+    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff), [])
+
+
+def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> ApplyResult:
+    """`payalloc apply --file F`: rows payment_id,charge_id,amount (header required; `-` = stdin)."""
+    raw, ignored = read_apply_file(path)
+    if not raw:
+        raise InputError(f"{path} has no allocation rows under its header")
+    return ApplyResult(_apply(conn, raw, [], now=now, staff=staff), ignored)
+
+
+def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str]]:
+    """The rows of an apply file, and the names of the columns it ignores."""
+    data = _read_bytes(path)
+    if b"\x00" in data:
+        raise InputError(f"{path} contains NUL bytes: it is not a CSV text file (UTF-16?)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path} is not UTF-8 text (byte {error.start}); save it as CSV UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputError(f"{path} is empty; it needs a header row: {','.join(FILE_COLUMNS)}")
+        names = [h.strip() for h in header]
+        missing = [c for c in FILE_COLUMNS if c not in names]
+        if missing:
+            raise InputError(
+                f"{path} has no column {', '.join(missing)} in its header (it needs {','.join(FILE_COLUMNS)})"
+            )
+        index = {c: names.index(c) for c in FILE_COLUMNS}
+        ignored = [n for n in names if n not in FILE_COLUMNS]
+        lines: list[manual.RawLine] = []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            if len(row) != len(names):
+                raise InputError(f"{path} line {reader.line_num}: {len(row)} fields, the header has {len(names)}")
+            lines.append(
+                manual.RawLine(
+                    f"line {reader.line_num}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]]
+                )
+            )
+    except csv.Error as error:
+        raise InputError(f"{path} line {reader.line_num}: not valid CSV ({error})") from None
+    return lines, ignored
+
+
+def _read_bytes(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"file {path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a CSV file") from None
+    except OSError as error:
+        raise InputError(f"cannot read {path} ({error.strerror})") from None
+
+
+def _apply(
+    conn: sqlite3.Connection, raw: list[manual.RawLine], problems: list[Problem], *, now: str, staff: str
+) -> list[Applied]:
+    lines, more = manual.parse_lines(raw)
+    problems = problems + more
+    with write_txn(conn):
+        return _check_and_write(conn, lines, problems, now=now, staff=staff, reason=None)
+
+
+def _check_and_write(
+    conn: sqlite3.Connection,
+    lines: list[manual.Line],
+    problems: list[Problem],
+    *,
+    now: str,
+    staff: str,
+    reason: str | None,
+) -> list[Applied]:
+    """Inside the caller's transaction: check the set against the ledger as it is now, then write it."""
+    payments = payment_ledger.payments_by_keys(conn, [line.payment_key for line in lines])
+    charges = ledger.charges_by_keys(conn, [line.charge_key for line in lines])
+    problems = problems + manual.check(
+        lines,
+        {k: manual.PaymentState(p.key, p.client_key, p.status, p.apply_to, p.unapplied_cents)
+         for k, p in payments.items()},
+        {k: manual.ChargeState(c.key, c.client_key, c.payer, c.balance_cents) for k, c in charges.items()},
+    )
+    if problems:
+        count = len(problems)
+        raise ProblemsError(
+            f"nothing was applied: {count} problem{'s' if count != 1 else ''} with the allocations", problems
+        )
+    applied_ids: list[tuple[int, manual.Allocation]] = []
+    for allocation in manual.merge(lines):
+        payment = payments[allocation.payment_key]
+        charge = charges[allocation.charge_key]
+        remittance_id = ledger.insert_manual(
+            conn, payment_id=payment.id, charge_id=charge.id, client_id=payment.client_id,
+            amount_cents=allocation.amount_cents, staff=staff, now=now,
+        )
+        audit.record(
+            conn, at=now, staff=staff, action="apply", client_key=payment.client_key, payment_key=payment.key,
+            charge_key=charge.key, remittance_id=remittance_id, reason=reason,
+            detail={"amount": plain_cents(allocation.amount_cents)},
+        )
+        applied_ids.append((remittance_id, allocation))
+    # The figures after the whole set: read back, the triggers computed them.
+    after_payments = payment_ledger.payments_by_keys(conn, list(payments))
+    after_charges = ledger.charges_by_keys(conn, list(charges))
+    return [
+        Applied(
+            remittance_id, a.payment_key, a.charge_key, payments[a.payment_key].client_key, a.amount_cents, staff, now,
+            after_payments[a.payment_key].unapplied_cents, after_charges[a.charge_key].balance_cents,
+        )
+        for remittance_id, a in applied_ids
+    ]
+
+
+# --- unapply and reallocate ------------------------------------------------------------------------
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise InputError("--reason must not be empty: say why, it is kept in the audit trail")
+    return reason
+
+
+def _live_remittance(conn: sqlite3.Connection, remittance_id: int) -> ledger.RemittanceRow:
+    remittance = ledger.find_remittance(conn, remittance_id)
+    if remittance is None:
+        raise NotFound(f"remittance {remittance_id} does not exist")
+    if remittance.status == "reversed":
+        raise InputError(f"remittance {remittance_id} is already reversed")
+    return remittance
+
+
+def unapply(
+    conn: sqlite3.Connection,
+    remittance_id: int,
+    *,
+    reason: str,
+    now: str,
+    staff: str,
+    amount: str | None = None,
+) -> UnapplyResult:
+    """Reverse a remittance (rule 5); with `amount` below its amount, the rest stays applied
+    as a new remittance that replaces it, in the same transaction."""
+    reason = _reason(reason)
+    amount_cents = parse_cents(amount) if amount is not None else None
+    with write_txn(conn):
+        result = _unapply(conn, remittance_id, amount_cents, reason=reason, now=now, staff=staff)
+        audit.record(
+            conn, at=now, staff=staff, action="unapply", client_key=result.remittance.client_key,
+            payment_key=result.remittance.payment_key, charge_key=result.remittance.charge_key,
+            remittance_id=remittance_id, reason=reason,
+            detail={"amount": plain_cents(result.unapplied_cents), "was_status": result.remittance.status,
+                    "kept_remittance_id": result.kept_id, "kept": plain_cents(result.kept_cents)},
+        )
+    return result
+
+
+def _unapply(
+    conn: sqlite3.Connection, remittance_id: int, amount_cents: int | None, *, reason: str, now: str, staff: str
+) -> UnapplyResult:
+    remittance = _live_remittance(conn, remittance_id)
+    if amount_cents is not None and amount_cents > remittance.amount_cents:
+        raise InputError(
+            f"{format_cents(amount_cents)} is more than the {format_cents(remittance.amount_cents)}"
+            f" of remittance {remittance_id}"
+        )
+    ledger.reverse_remittance(conn, remittance_id, staff=staff, reason=reason, now=now)
+    kept_cents = 0 if amount_cents is None else remittance.amount_cents - amount_cents
+    kept_id = None
+    if kept_cents:
+        kept_id = ledger.insert_manual(
+            conn, payment_id=remittance.payment_id, charge_id=remittance.charge_id, client_id=remittance.client_id,
+            amount_cents=kept_cents, staff=staff, now=now, replaces_id=remittance_id,
+        )
+    payment = payment_ledger.payment_by_id(conn, remittance.payment_id)
+    return UnapplyResult(remittance, remittance.amount_cents - kept_cents, kept_id, kept_cents, payment.apply_to)
+
+
+def reallocate(
+    conn: sqlite3.Connection,
+    remittance_id: int,
+    pairs: Sequence[str],
+    *,
+    reason: str,
+    now: str,
+    staff: str,
+) -> ReallocateResult:
+    """Unapply a remittance and apply its payment to other charges, in one transaction.
+
+    The new allocations are checked against the ledger as it is after the unapply. Only
+    `specific` payments: the job, not the clerk, decides where oldest and event payments go (rule 2).
+    """
+    reason = _reason(reason)
+    if not pairs:
+        raise InputError("nothing to reallocate to: give CHARGE_ID=AMOUNT pairs")
+    with write_txn(conn):
+        remittance = _live_remittance(conn, remittance_id)
+        payment = payment_ledger.payment_by_id(conn, remittance.payment_id)
+        if payment.apply_to != "specific":
+            raise InputError(
+                f"remittance {remittance_id} belongs to payment {payment.key}, which run-job applies"
+                f" ({payment.apply_to}); to allocate it by hand, change its mode first:"
+                f" payalloc payment mode {payment.key} specific"
+            )
+        raw, problems = manual.pair_lines(payment.key, pairs)
+        lines, more = manual.parse_lines(raw)
+        result = _unapply(conn, remittance_id, None, reason=reason, now=now, staff=staff)
+        applied = _check_and_write(conn, lines, problems + more, now=now, staff=staff, reason=reason)
+        audit.record(
+            conn, at=now, staff=staff, action="reallocate", client_key=payment.client_key, payment_key=payment.key,
+            charge_key=remittance.charge_key, remittance_id=remittance_id, reason=reason,
+            detail={"amount": plain_cents(remittance.amount_cents),
+                    "to": [{"remittance_id": a.remittance_id, "charge_id": a.charge_key,
+                            "amount": plain_cents(a.amount_cents)} for a in applied]},
+        )
+    return ReallocateResult(result, applied)

@@ -1,0 +1,190 @@
+"""Payments as the clerk handles them: record, reconcile (ready), void, change the apply-to mode.
+
+Each use case is one write transaction with its audit row; text from the user is checked here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+from payalloc.dates import parse_date
+from payalloc.errors import InputError, NotFound
+from payalloc.ids import parse_id
+from payalloc.ledger import audit
+from payalloc.ledger import payments as ledger
+from payalloc.ledger import remittances as remittance_ledger
+from payalloc.ledger.connection import write_txn
+from payalloc.money import parse_cents, plain_cents
+
+APPLY_TO = ("oldest", "specific", "event")
+MODES = ("oldest", "specific")  # what a clerk may switch to: attaching to an event is done at entry
+METHODS = ("cash", "check", "card", "eft", "other")
+
+
+@dataclass(frozen=True)
+class VoidResult:
+    payment_key: str
+    reversed_ids: list[int]
+    reversed_cents: int
+
+
+def record_payment(
+    conn: sqlite3.Connection,
+    *,
+    now: str,
+    staff: str,
+    client: str,
+    amount: str,
+    date: str,
+    apply_to: str,
+    event: str | None = None,
+    method: str | None = None,
+    reference: str | None = None,
+    note: str | None = None,
+    payer_name: str | None = None,
+    pending: bool = False,
+    payment_id: str | None = None,
+) -> str:
+    """Record a payment received; returns its payment_id (generated unless given)."""
+    client_key = parse_id(client, "client_id")
+    amount_cents = parse_cents(amount)
+    received_date = parse_date(date)
+    if apply_to not in APPLY_TO:
+        raise InputError(f"apply-to '{apply_to}' is not one of {', '.join(APPLY_TO)}")
+    if method is not None and method not in METHODS:
+        raise InputError(f"method '{method}' is not one of {', '.join(METHODS)}")
+    event_key = parse_id(event, "event_id") if event is not None else None
+    if apply_to == "event" and event_key is None:
+        raise InputError("a payment applied to an event needs --event EVENT_ID")
+    if apply_to != "event" and event_key is not None:
+        raise InputError(f"--event is only for --apply-to event (this payment applies to {apply_to})")
+    key = parse_id(payment_id, "payment_id") if payment_id is not None else None
+    with write_txn(conn):
+        client_row = ledger.find_client(conn, client_key)
+        if client_row is None:
+            raise NotFound(f"client {client_key} does not exist")
+        event_id = None
+        if event_key is not None:
+            event_row = ledger.find_event(conn, event_key)
+            if event_row is None:
+                raise NotFound(f"event {event_key} does not exist")
+            if event_row.client_id != client_row.id:
+                raise InputError(f"event {event_key} is not an event of client {client_key}")
+            if event_row.status == "deleted":
+                raise InputError(f"event {event_key} is deleted; choose another event or --apply-to specific")
+            event_id = event_row.id
+        if key is None:
+            key = _new_key(conn, now)
+        elif ledger.payment_key_exists(conn, key):
+            raise InputError(f"payment {key} already exists")
+        status = "pending" if pending else "ready"
+        ledger.insert_payment(
+            conn, key=key, client_id=client_row.id, received_date=received_date, amount_cents=amount_cents,
+            apply_to=apply_to, event_id=event_id, method=method, reference=_text(reference), status=status,
+            note=_text(note), payer_name=_text(payer_name),
+        )
+        audit.record(
+            conn, at=now, staff=staff, action="payment.record", client_key=client_key, payment_key=key,
+            event_key=event_key,
+            detail={"amount": plain_cents(amount_cents), "received_date": received_date, "apply_to": apply_to,
+                    "status": status},
+        )
+    return key
+
+
+def _new_key(conn: sqlite3.Connection, now: str) -> str:
+    # P-<entry date>-<6 hex>: sortable by day, and a collision is retried, never overwritten.
+    day = now[:10].replace("-", "")
+    while True:
+        key = f"P-{day}-{secrets.token_hex(3)}"
+        if not ledger.payment_key_exists(conn, key):
+            return key
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _payment(conn: sqlite3.Connection, payment_key: str) -> ledger.PaymentRow:
+    key = parse_id(payment_key, "payment_id")
+    row = ledger.find_payment(conn, key)
+    if row is None:
+        raise NotFound(f"payment {key} does not exist")
+    return row
+
+
+def mark_ready(conn: sqlite3.Connection, payment_key: str, *, now: str, staff: str) -> bool:
+    """Reconcile a pending payment. Returns False when it was already ready (nothing to do)."""
+    with write_txn(conn):
+        payment = _payment(conn, payment_key)
+        if payment.status == "void":
+            raise InputError(f"payment {payment.key} is void and cannot become ready")
+        if payment.status == "ready":
+            return False
+        ledger.set_status(conn, payment.id, "ready")
+        audit.record(conn, at=now, staff=staff, action="payment.ready", client_key=payment.client_key,
+                     payment_key=payment.key)
+    return True
+
+
+def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now: str, staff: str) -> VoidResult:
+    """Void a payment (bounced check): reverse all its remittances, then mark it void — one transaction."""
+    reason = reason.strip()
+    if not reason:
+        raise InputError("--reason must not be empty: say why the payment is voided")
+    with write_txn(conn):
+        payment = _payment(conn, payment_key)
+        if payment.status == "void":
+            raise InputError(f"payment {payment.key} is already void")
+        reversed_ids: list[int] = []
+        reversed_cents = 0
+        batch_id: int | None = None
+        for remittance in remittance_ledger.remittances_of_payment(conn, payment.id):
+            if remittance.status == "reversed":
+                continue
+            if remittance.status == "posted" and batch_id is None:
+                # One reversing batch for all of the payment's posted remittances.
+                batch_id = remittance_ledger.new_reverse_batch(conn, staff=staff, now=now)
+            remittance_ledger.reverse_remittance(
+                conn, remittance.id, staff=staff, reason=f"payment {payment.key} voided: {reason}", now=now,
+                batch_id=batch_id,
+            )
+            reversed_ids.append(remittance.id)
+            reversed_cents += remittance.amount_cents
+        ledger.set_status(conn, payment.id, "void")
+        audit.record(
+            conn, at=now, staff=staff, action="payment.void", client_key=payment.client_key,
+            payment_key=payment.key, reason=reason,
+            detail={"amount": plain_cents(payment.amount_cents), "reversed_remittances": reversed_ids,
+                    "reversed": plain_cents(reversed_cents)},
+        )
+    return VoidResult(payment.key, reversed_ids, reversed_cents)
+
+
+def change_mode(conn: sqlite3.Connection, payment_key: str, mode: str, *, now: str, staff: str) -> bool:
+    """Switch how a payment is applied (oldest: by run-job; specific: by the clerk).
+
+    Returns False when the payment already has that mode.
+    """
+    if mode not in MODES:
+        raise InputError(f"mode '{mode}' is not one of {', '.join(MODES)}")
+    with write_txn(conn):
+        payment = _payment(conn, payment_key)
+        if payment.status == "void":
+            raise InputError(f"payment {payment.key} is void; its mode cannot change")
+        if payment.apply_to == mode:
+            return False
+        ledger.set_apply_to(conn, payment.id, mode)
+        audit.record(
+            conn, at=now, staff=staff, action="payment.mode", client_key=payment.client_key,
+            payment_key=payment.key, event_key=payment.event_key,
+            detail={"from": payment.apply_to, "to": mode,
+                    "unapplied": plain_cents(payment.unapplied_cents)},
+        )
+    return True
+
