@@ -22,6 +22,12 @@ def register(app: typer.Typer) -> None:
     ledger_cmds.register(app, groups)
     from payalloc.cli import integrity; integrity.register(app, groups)  # noqa: E702, I001
 
+    from payalloc.cli import clerk, clients, payments
+
+    payments.register(app, groups)
+    clients.register(app, groups)
+    clerk.register(app, groups)
+
     for name, group in groups.items():
         if group.registered_commands:
             app.add_typer(group, name=name)

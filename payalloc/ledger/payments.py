@@ -120,6 +120,9 @@ def insert_payment(
         (key, client_id, received_date, amount_cents, apply_to, apply_to, event_id, method, reference,
          status, note, payer_name),
     )
+    if status == "ready" and apply_to != "specific":
+        # Work for the next run-job: marked here, in the insert's transaction, whatever triggers exist.
+        conn.execute("UPDATE clients SET job_pending = 1 WHERE id = ? AND job_pending = 0", (client_id,))
     return int(cur.lastrowid or 0)
 
 

@@ -1,0 +1,271 @@
+"""`payalloc unallocated|apply|unapply|reallocate|audit`: the clerk's day at the terminal (rules 3, 5, 7)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import CsvOpt, JsonOpt, ReasonOpt, one_format
+from payalloc.cli.state import STATE
+
+if TYPE_CHECKING:
+    from payalloc.services.clerk import Applied, UnapplyResult
+
+RemittanceArg = Annotated[int, typer.Argument(help="The remittance id (a number).", show_default=False)]
+PairsArg = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="CHARGE_ID=AMOUNT...", help="Charges and the amount to allocate to each.",
+                   show_default=False),
+]
+
+
+def unallocated(
+    all_: Annotated[bool, typer.Option("--all", help="Also clients whose payments are pending.")] = False,
+    needs_clerk: Annotated[
+        bool, typer.Option("--needs-clerk", help="Only clients with specific payments to allocate by hand.")
+    ] = False,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """Clients with ready money not fully allocated, most urgent first: the clerk's work list.
+
+    Example: payalloc unallocated --needs-clerk
+    """
+    one_format(json_out, csv_out)
+    from payalloc.dates import utc_now
+    from payalloc.money import format_cents
+    from payalloc.services import views
+
+    conn = STATE.connect()
+    try:
+        entries = views.unallocated(conn, now=utc_now(), include_pending=all_, needs_clerk_only=needs_clerk)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json([e.as_json() for e in entries])
+        return
+    fields = ["client_id", "name", "total_payments", "unallocated", "charges_balance", "needs_clerk", "days_waiting"]
+    if all_:
+        fields.append("pending")
+    if csv_out:
+        output.emit_csv(fields, (e.as_json() for e in entries),
+                        numeric=["total_payments", "unallocated", "charges_balance", "pending", "days_waiting"])
+        return
+    columns = [
+        output.Column("Client", "client_id"), output.Column("Name", "name"),
+        output.Column("Total payments", "total_payments", money=True),
+        output.Column("Unallocated", "unallocated", money=True),
+        output.Column("Self-pay balance", "charges_balance", money=True),
+        output.Column("Needs clerk", "needs_clerk"), output.Column("Days waiting", "days_waiting", money=True),
+    ]
+    if all_:
+        columns.append(output.Column("Pending", "pending", money=True))
+    output.table(
+        columns,
+        [{"client_id": e.client_key, "name": e.name, "total_payments": format_cents(e.total_cents),
+          "unallocated": format_cents(e.unallocated_cents), "charges_balance": format_cents(e.charges_balance_cents),
+          "needs_clerk": "yes" if e.needs_clerk else "", "pending": format_cents(e.pending_cents),
+          "days_waiting": "" if e.days_waiting is None else e.days_waiting} for e in entries],
+        footer={"client_id": "Total", "name": f"{len(entries)} client{'s' if len(entries) != 1 else ''}",
+                "total_payments": format_cents(sum(e.total_cents for e in entries)),
+                "unallocated": format_cents(sum(e.unallocated_cents for e in entries)),
+                "charges_balance": format_cents(sum(e.charges_balance_cents for e in entries)),
+                "needs_clerk": str(sum(e.needs_clerk for e in entries)),
+                "pending": format_cents(sum(e.pending_cents for e in entries))},
+        empty="no client has unallocated money",
+    )
+
+
+def _applied_json(a: Applied) -> dict[str, Any]:
+    from payalloc.money import plain_cents
+
+    return {
+        "id": a.remittance_id, "payment_id": a.payment_key, "charge_id": a.charge_key, "client_id": a.client_key,
+        "amount": plain_cents(a.amount_cents), "status": "ready", "source": "manual", "staff": a.staff,
+        "created_at": a.created_at, "payment_unapplied": plain_cents(a.payment_unapplied_cents),
+        "charge_balance": plain_cents(a.charge_balance_cents),
+    }
+
+
+def _applied_table(applied: list[Applied]) -> None:
+    from payalloc.money import format_cents
+
+    output.table(
+        [output.Column("Remittance", "id"), output.Column("Payment", "payment_id"),
+         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", money=True),
+         output.Column("Payment unapplied", "payment_unapplied", money=True),
+         output.Column("Charge balance", "charge_balance", money=True)],
+        [{"id": a.remittance_id, "payment_id": a.payment_key, "charge_id": a.charge_key,
+          "amount": format_cents(a.amount_cents), "payment_unapplied": format_cents(a.payment_unapplied_cents),
+          "charge_balance": format_cents(a.charge_balance_cents)} for a in applied],
+        title="Applied",
+    )
+
+
+def apply(
+    payment_id: Annotated[str | None, typer.Argument(help="The payment to allocate.", show_default=False)] = None,
+    pairs: PairsArg = None,
+    file: Annotated[
+        str | None, typer.Option("--file", help="CSV with payment_id,charge_id,amount rows (- = stdin).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Allocate specific payments to charges by hand: the whole set, or nothing with every reason.
+
+    Example: payalloc apply P-1042 CH-104=60.00 CH-105=27.00
+    """
+    if file is not None and (payment_id is not None or pairs):
+        raise typer.BadParameter("give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file, not both")
+    if file is None and payment_id is None:
+        raise typer.BadParameter("give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F")
+    from payalloc.dates import utc_now
+    from payalloc.money import format_cents
+    from payalloc.services import clerk
+
+    conn = STATE.connect()
+    try:
+        if file is not None:
+            result = clerk.apply_file(conn, file, now=utc_now(), staff=STATE.staff)
+        else:
+            assert payment_id is not None
+            result = clerk.apply_pairs(conn, payment_id, pairs or [], now=utc_now(), staff=STATE.staff)
+    finally:
+        conn.close()
+    if result.ignored_columns:
+        output.warn(f"ignored unknown column{'s' if len(result.ignored_columns) != 1 else ''}: "
+                    + ", ".join(result.ignored_columns))
+    if json_out:
+        output.emit_json([_applied_json(a) for a in result.applied])
+        return
+    _applied_table(result.applied)
+    count = len(result.applied)
+    output.message(f"applied {format_cents(result.total_cents)} in {count} remittance{'s' if count != 1 else ''}")
+
+
+def _unapply_message(r: UnapplyResult) -> None:
+    from payalloc.money import format_cents
+
+    rem = r.remittance
+    text = (f"reversed remittance {rem.id} ({format_cents(rem.amount_cents)} of payment {rem.payment_key}"
+            f" to charge {rem.charge_key}); {format_cents(r.unapplied_cents)} is unapplied again")
+    if r.kept_id is not None:
+        text += f"; {format_cents(r.kept_cents)} stays applied as remittance {r.kept_id}"
+    output.message(text)
+    if r.payment_apply_to != "specific":
+        output.warn(
+            f"payment {rem.payment_key} applies to {r.payment_apply_to}: the next run-job will apply this money"
+            f" again; to keep it for the clerk: payalloc payment mode {rem.payment_key} specific"
+        )
+
+
+def _unapply_json(r: UnapplyResult) -> dict[str, Any]:
+    from payalloc.money import plain_cents
+
+    return {"reversed_id": r.remittance.id, "payment_id": r.remittance.payment_key,
+            "charge_id": r.remittance.charge_key, "unapplied": plain_cents(r.unapplied_cents),
+            "kept_id": r.kept_id, "kept": plain_cents(r.kept_cents), "was_status": r.remittance.status}
+
+
+def unapply(
+    remittance_id: RemittanceArg,
+    reason: ReasonOpt,
+    amount: Annotated[
+        str | None, typer.Option("--amount", help="Unapply only this much; the rest stays applied.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reverse a remittance (or part of it): the money is unapplied again. Posted ones are reversed in the GL.
+
+    Example: payalloc unapply 17 --reason "applied to the wrong session" --amount 20.00
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import clerk
+
+    conn = STATE.connect()
+    try:
+        result = clerk.unapply(conn, remittance_id, reason=reason, amount=amount, now=utc_now(), staff=STATE.staff)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(_unapply_json(result))
+        return
+    _unapply_message(result)
+
+
+def reallocate(
+    remittance_id: RemittanceArg,
+    pairs: Annotated[
+        list[str],
+        typer.Argument(metavar="CHARGE_ID=AMOUNT...", help="Where the payment's money goes instead.",
+                       show_default=False),
+    ],
+    reason: ReasonOpt,
+    json_out: JsonOpt = False,
+) -> None:
+    """Unapply a remittance and allocate its payment to other charges, in one transaction.
+
+    Example: payalloc reallocate 17 CH-105=60.00 --reason "belongs to the 11-03 session"
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import clerk
+
+    conn = STATE.connect()
+    try:
+        result = clerk.reallocate(conn, remittance_id, pairs, reason=reason, now=utc_now(), staff=STATE.staff)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json({"unapplied": _unapply_json(result.unapplied),
+                          "applied": [_applied_json(a) for a in result.applied]})
+        return
+    _unapply_message(result.unapplied)
+    _applied_table(result.applied)
+
+
+def audit(
+    client: Annotated[str | None, typer.Option("--client", help="Only this client's actions.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only from this date, YYYY-MM-DD.")] = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """The audit trail: every manual action with staff, time (UTC), ids and reason.
+
+    Example: payalloc audit --client C-1003 --since 2026-11-01
+    """
+    one_format(json_out, csv_out)
+    from payalloc.services import views
+
+    conn = STATE.connect()
+    try:
+        rows = [views.audit_json(a) for a in views.audit_trail(conn, client=client, since=since)]
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(rows)
+        return
+    fields = ["id", "at", "staff", "action", "client_id", "payment_id", "charge_id", "event_id", "remittance_id",
+              "job_run_id", "reason", "detail"]
+    for row in rows:
+        row["detail"] = "" if row["detail"] is None else json.dumps(row["detail"], sort_keys=True)
+    if csv_out:
+        output.emit_csv(fields, rows)
+        return
+    output.table(
+        [output.Column("At", "at"), output.Column("Staff", "staff"), output.Column("Action", "action"),
+         output.Column("Client", "client_id"), output.Column("Payment", "payment_id"),
+         output.Column("Charge", "charge_id"), output.Column("Remittance", "remittance_id"),
+         output.Column("Reason", "reason"), output.Column("Detail", "detail")],
+        [{**r, "staff": r["staff"] or "run-job"} for r in rows],
+        empty="no audit entries",
+    )
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command("unallocated")(unallocated)
+    app.command("apply")(apply)
+    app.command("unapply")(unapply)
+    app.command("reallocate")(reallocate)
+    app.command("audit")(audit)

@@ -1,0 +1,86 @@
+"""`payalloc client show`: the row detail of the unallocated bucket (the Apply Payments screen)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import JsonOpt
+from payalloc.cli.state import STATE
+
+
+def show(
+    client_id: Annotated[str, typer.Argument(help="The client's id.", show_default=False)],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one client: the three figures, payments with notes, open self-pay charges oldest first,
+    insurance charges apart (never allocated), and the remittances.
+
+    Example: payalloc client show C-1003
+    """
+    from payalloc.money import format_cents
+    from payalloc.services import views
+
+    conn = STATE.connect()
+    try:
+        d = views.client_detail(conn, client_id)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(d.as_json())
+        return
+    output.fields([
+        ("Client", d.client.key), ("Name", d.client.name),
+        ("Responsible party", d.client.responsible_party or ""),
+        ("Total payments", format_cents(d.total_cents)),
+        ("Unallocated", format_cents(d.unallocated_cents)),
+        ("Self-pay balance", format_cents(d.charges_balance_cents)),
+        ("Pending", format_cents(d.pending_cents)),
+        ("Needs clerk", "yes" if d.needs_clerk else "no"),
+    ])
+    output.table(
+        [output.Column("Payment", "payment_id"), output.Column("Received", "received_date"),
+         output.Column("Method", "method"), output.Column("Reference", "reference"),
+         output.Column("Amount", "amount", money=True), output.Column("Unapplied", "unapplied", money=True),
+         output.Column("Apply to", "apply_to"), output.Column("Status", "status"), output.Column("Note", "note")],
+        [{"payment_id": p.key, "received_date": p.received_date, "method": p.method or "",
+          "reference": p.reference or "", "amount": format_cents(p.amount_cents),
+          "unapplied": format_cents(p.unapplied_cents),
+          "apply_to": p.apply_to + (f" {p.event_key}" if p.apply_to == "event" and p.event_key else ""),
+          "status": p.status, "note": p.note or ""} for p in d.payments],
+        title="Payments", empty="no payments",
+    )
+    charge_columns = [
+        output.Column("Date", "service_date"), output.Column("Charge", "charge_id"),
+        output.Column("Code", "service_code"), output.Column("Payer", "payer"),
+        output.Column("Amount", "amount", money=True), output.Column("Balance", "balance", money=True),
+    ]
+    output.table(
+        charge_columns,
+        [{"service_date": c.service_date, "charge_id": c.key, "service_code": c.service_code or "",
+          "payer": c.payer, "amount": format_cents(c.amount_cents), "balance": format_cents(c.balance_cents)}
+         for c in d.open_charges],
+        title="Open self-pay charges (oldest first)", empty="no open self-pay charges",
+    )
+    if d.insurance_charges:
+        output.table(
+            [*charge_columns[:5], output.Column("Allocatable", "allocatable")],
+            [{"service_date": c.service_date, "charge_id": c.key, "service_code": c.service_code or "",
+              "payer": c.payer, "amount": format_cents(c.amount_cents), "allocatable": "no (insurance)"}
+             for c in d.insurance_charges],
+            title="Insurance charges (not allocatable)",
+        )
+    output.table(
+        [output.Column("Remittance", "id"), output.Column("Payment", "payment_id"),
+         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", money=True),
+         output.Column("Status", "status"), output.Column("From", "origin"), output.Column("Created", "created_at")],
+        [{"id": r.id, "payment_id": r.payment_key, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents),
+          "status": r.status, "origin": views.origin(r), "created_at": r.created_at} for r in d.remittances],
+        title="Remittances", empty="no remittances",
+    )
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["client"].command("show")(show)

@@ -1,0 +1,177 @@
+"""`payalloc payment record|ready|void|mode|show`: the clerk's payments (rules 3, 5, 7)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import JsonOpt, ReasonOpt
+from payalloc.cli.state import STATE
+
+PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False)]
+
+
+class ApplyTo(StrEnum):
+    oldest = "oldest"
+    specific = "specific"
+    event = "event"
+
+
+class Mode(StrEnum):
+    oldest = "oldest"
+    specific = "specific"
+
+
+class Method(StrEnum):
+    cash = "cash"
+    check = "check"
+    card = "card"
+    eft = "eft"
+    other = "other"
+
+
+def record(
+    client: Annotated[str, typer.Option("--client", help="The client's id.", show_default=False)],
+    amount: Annotated[str, typer.Option("--amount", help="Amount received, e.g. 1,234.50.", show_default=False)],
+    date: Annotated[str, typer.Option("--date", help="Date received, YYYY-MM-DD.", show_default=False)],
+    apply_to: Annotated[
+        ApplyTo,
+        typer.Option("--apply-to", help="oldest: by run-job; specific: by the clerk; event: to --event.",
+                     show_default=False),
+    ],
+    event: Annotated[str | None, typer.Option("--event", help="The event id (with --apply-to event).")] = None,
+    method: Annotated[Method | None, typer.Option("--method", help="How it was paid.")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="Check number, card slip, ...")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note the clerk sees when allocating.")] = None,
+    payer_name: Annotated[str | None, typer.Option("--payer-name", help="Who paid, if not the client.")] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="Not reconciled yet: never allocated until ready.")] = False,
+    payment_id: Annotated[str | None, typer.Option("--id", help="The payment id (default: generated).")] = None,
+) -> None:
+    """Record a payment received and print its id.
+
+    Example: payalloc payment record --client C-1003 --amount 60.00 --date 2026-11-20 --apply-to specific --method check --reference 1042
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import payments
+
+    conn = STATE.connect()
+    try:
+        key = payments.record_payment(
+            conn, now=utc_now(), staff=STATE.staff, client=client, amount=amount, date=date,
+            apply_to=apply_to.value, event=event, method=method.value if method else None, reference=reference,
+            note=note, payer_name=payer_name, pending=pending, payment_id=payment_id,
+        )
+    finally:
+        conn.close()
+    output.line(key)
+
+
+def ready(payment_id: PaymentArg) -> None:
+    """Mark a pending payment reconciled: from now on it can be allocated.
+
+    Example: payalloc payment ready P-20261120-3f9a1c
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import payments
+
+    conn = STATE.connect()
+    try:
+        changed = payments.mark_ready(conn, payment_id, now=utc_now(), staff=STATE.staff)
+    finally:
+        conn.close()
+    output.message(f"payment {payment_id.strip()} is {'now' if changed else 'already'} ready")
+
+
+def void(payment_id: PaymentArg, reason: ReasonOpt) -> None:
+    """Void a payment (bounced check): reverse all its remittances, then mark it void.
+
+    Example: payalloc payment void P-1042 --reason "check returned NSF"
+    """
+    from payalloc.dates import utc_now
+    from payalloc.money import format_cents
+    from payalloc.services import payments
+
+    conn = STATE.connect()
+    try:
+        result = payments.void_payment(conn, payment_id, reason=reason, now=utc_now(), staff=STATE.staff)
+    finally:
+        conn.close()
+    count = len(result.reversed_ids)
+    output.message(
+        f"payment {result.payment_key} is void; reversed {count} remittance{'s' if count != 1 else ''}"
+        f" ({format_cents(result.reversed_cents)})"
+    )
+
+
+def mode(
+    payment_id: PaymentArg,
+    new_mode: Annotated[Mode, typer.Argument(metavar="MODE", help="oldest (run-job applies it) or specific "
+                                             "(the clerk applies it).", show_default=False)],
+) -> None:
+    """Change how a payment is applied: by run-job to the oldest charges, or by hand.
+
+    Example: payalloc payment mode P-1042 specific
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import payments
+
+    conn = STATE.connect()
+    try:
+        changed = payments.change_mode(conn, payment_id, new_mode.value, now=utc_now(), staff=STATE.staff)
+    finally:
+        conn.close()
+    key = payment_id.strip()
+    if changed:
+        output.message(f"payment {key} now applies to {new_mode.value}")
+    else:
+        output.message(f"payment {key} already applies to {new_mode.value}; nothing changed")
+
+
+def show(payment_id: PaymentArg, json_out: JsonOpt = False) -> None:
+    """Show one payment, its note, and each remittance with where it came from.
+
+    Example: payalloc payment show P-1042 --json
+    """
+    from payalloc.money import format_cents
+    from payalloc.services import views
+
+    conn = STATE.connect()
+    try:
+        detail = views.payment_detail(conn, payment_id)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(detail.as_json())
+        return
+    p = detail.payment
+    output.fields([
+        ("Payment", p.key), ("Client", p.client_key), ("Received", p.received_date),
+        ("Amount", format_cents(p.amount_cents)), ("Unapplied", format_cents(p.unapplied_cents)),
+        ("Apply to", p.apply_to + (f" (entered as {p.entered_apply_to})" if p.entered_apply_to != p.apply_to else "")),
+        ("Event", p.event_key or ""), ("Status", p.status), ("Method", p.method or ""),
+        ("Reference", p.reference or ""), ("Payer", p.payer_name or ""), ("Note", p.note or ""),
+    ])
+    output.table(
+        [output.Column("Remittance", "id"), output.Column("Charge", "charge_id"),
+         output.Column("Amount", "amount", money=True), output.Column("Status", "status"),
+         output.Column("From", "origin"), output.Column("Created", "created_at"),
+         output.Column("Reversed", "reversed")],
+        [{"id": r.id, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents), "status": r.status,
+          "origin": views.origin(r), "created_at": r.created_at,
+          "reversed": f"{r.reversed_at} by {r.reversed_by or 'run-job'}: {r.reversal_reason}" if r.reversed_at else ""}
+         for r in detail.remittances],
+        title="Remittances",
+        empty="no remittances",
+    )
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    group = groups["payment"]
+    group.command("record")(record)
+    group.command("ready")(ready)
+    group.command("void")(void)
+    group.command("mode")(mode)
+    group.command("show")(show)
