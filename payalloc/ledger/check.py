@@ -38,8 +38,8 @@ class CheckQueryFailed(Exception):
         self.error = error
 
 
-# The triggers that guard the rules (and keep the caches) in schema version 1. A test asserts
-# this equals the triggers of a fresh ledger, so a migration cannot drift from it silently.
+# The triggers that guard the rules and keep the caches (not the job's work markers). A test
+# asserts that a fresh ledger has exactly these guards, so a migration cannot drift silently.
 GUARD_TRIGGERS = (
     "remittances_guard_insert",
     "remittances_applied",
@@ -47,10 +47,6 @@ GUARD_TRIGGERS = (
     "remittances_reversed",
     "charges_guard_update",
     "payments_guard_update",
-    "charges_mark_client",
-    "payments_mark_client",
-    "payments_mark_client_update",
-    "events_mark_client",
     "events_guard_update",
     "remittances_no_delete",
     "payments_no_delete",
@@ -77,18 +73,23 @@ _REMITTANCE_JOINS = """
 """
 
 
-def _not_integer(table: str, column: str, key: str, id_name: str) -> str:
+def _not_integer(table: str, column: str, id_name: str, key: str) -> str:
+    """One arm of a UNION ALL: columns table_name, column_name, row_id, payment_id, charge_id,
+    remittance_id, detail (every arm must give the same columns in the same order)."""
+    ids = {"payment_id": "NULL", "charge_id": "NULL", "remittance_id": "NULL", id_name: key}
     # Identifiers here come from this module's literals only, never from input.
     return (
-        f"SELECT '{table}' AS table_name, '{column}' AS column_name, id AS row_id, {key} AS {id_name},"  # noqa: S608
-        f" typeof({column}) AS detail FROM {table} WHERE typeof({column}) <> 'integer'"
+        f"SELECT '{table}' AS table_name, '{column}' AS column_name, id AS row_id,"  # noqa: S608
+        f" {ids['payment_id']} AS payment_id, {ids['charge_id']} AS charge_id,"
+        f" {ids['remittance_id']} AS remittance_id, typeof({column}) AS detail"
+        f" FROM {table} WHERE typeof({column}) <> 'integer'"
     )
 
 
 def _bad_date(table: str, column: str, key: str, id_name: str) -> str:
     return (
         f"SELECT '{table}' AS table_name, '{column}' AS column_name, id AS row_id, {key} AS {id_name}"  # noqa: S608
-        f" FROM {table} WHERE {column} IS NOT date({column})"
+        f" FROM {table} WHERE {column} IS NOT date({column}, '+0 days')"  # normalizes 02-30 to 03-02
     )
 
 
@@ -107,17 +108,13 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "money_not_integer",
         " UNION ALL ".join([
-            _not_integer("payments", "amount_cents", "payment_key", "payment_id"),
-            _not_integer("payments", "applied_cents", "payment_key", "payment_id"),
-            _not_integer("charges", "amount_cents", "charge_key", "charge_id"),
-            _not_integer("charges", "applied_cents", "charge_key", "charge_id"),
-            "SELECT 'remittances' AS table_name, 'amount_cents' AS column_name, id AS row_id,"
-            " id AS remittance_id, typeof(amount_cents) AS detail FROM remittances"
-            " WHERE typeof(amount_cents) <> 'integer'",
-            "SELECT 'journal_lines', 'debit_cents', id, remittance_id, typeof(debit_cents)"
-            " FROM journal_lines WHERE typeof(debit_cents) <> 'integer'",
-            "SELECT 'journal_lines', 'credit_cents', id, remittance_id, typeof(credit_cents)"
-            " FROM journal_lines WHERE typeof(credit_cents) <> 'integer'",
+            _not_integer("payments", "amount_cents", "payment_id", "payment_key"),
+            _not_integer("payments", "applied_cents", "payment_id", "payment_key"),
+            _not_integer("charges", "amount_cents", "charge_id", "charge_key"),
+            _not_integer("charges", "applied_cents", "charge_id", "charge_key"),
+            _not_integer("remittances", "amount_cents", "remittance_id", "id"),
+            _not_integer("journal_lines", "debit_cents", "remittance_id", "remittance_id"),
+            _not_integer("journal_lines", "credit_cents", "remittance_id", "remittance_id"),
         ]),
     ),
     Check(
