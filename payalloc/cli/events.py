@@ -1,0 +1,158 @@
+"""`payalloc event add|list|done|delete`: appointments and the payments attached to them (rule 4)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import CsvOpt, JsonOpt, one_format
+from payalloc.cli.state import STATE
+from payalloc.errors import InputError
+
+EventArg = Annotated[str, typer.Argument(help="The event id.", show_default=False)]
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def add(
+    client: Annotated[str, typer.Option("--client", help="The client's id.", show_default=False)],
+    date: Annotated[str, typer.Option("--date", help="Scheduled date, YYYY-MM-DD.", show_default=False)],
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="The event id (default: generated, EV-000123).")
+    ] = None,
+) -> None:
+    """Schedule an event for a client and print its id.
+
+    Example: payalloc event add --client C-1003 --date 2026-12-01 --id E-77
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import events
+
+    conn = STATE.connect()
+    try:
+        key = events.add_event(conn, utc_now(), STATE.staff, client_key=client, date=date, event_key=event_id)
+    finally:
+        conn.close()
+    output.line(key)
+
+
+def list_events(
+    client: Annotated[str | None, typer.Option("--client", help="Only this client's events.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="scheduled, done or deleted.")] = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """List events by date, with the payments still attached to them.
+
+    Example: payalloc event list --client C-1003 --status scheduled
+    """
+    one_format(json_out, csv_out)
+    from payalloc.money import format_cents, plain_cents
+    from payalloc.services import events
+
+    conn = STATE.connect()
+    try:
+        rows = events.list_events(conn, client_key=client, status=status)
+    finally:
+        conn.close()
+    fields = ["event_id", "client_id", "scheduled_date", "status", "charges", "attached_payments",
+              "attached_unapplied"]
+    if json_out or csv_out:
+        data = [
+            {**{k: r[k] for k in fields[:-1]}, "attached_unapplied": plain_cents(r["attached_unapplied_cents"])}
+            for r in rows
+        ]
+        if json_out:
+            output.emit_json(data)
+        else:
+            output.emit_csv(fields, data, numeric=["attached_unapplied"])
+        return
+    output.table(
+        [output.Column("Event", "event_id"), output.Column("Client", "client_id"),
+         output.Column("Date", "scheduled_date"), output.Column("Status", "status"),
+         output.Column("Charges", "charges", money=True),
+         output.Column("Attached payments", "attached_payments", money=True),
+         output.Column("Unapplied", "attached_unapplied", money=True)],
+        [{**r, "attached_unapplied": format_cents(r["attached_unapplied_cents"])} for r in rows],
+        empty="no events",
+    )
+
+
+def done(event_id: EventArg) -> None:
+    """Mark an event done. At the next run-job its attached payments are applied to its charges,
+    and what is left of them becomes apply-to specific, for the clerk.
+
+    Example: payalloc event done E-77
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import events
+
+    conn = STATE.connect()
+    try:
+        change = events.mark_done(conn, utc_now(), STATE.staff, event_id)
+    finally:
+        conn.close()
+    if not change.changed:
+        output.message(f"event {change.event_id} was already done; nothing changed")
+        return
+    msg = f"event {change.event_id} is done"
+    if change.attached:
+        n = len(change.attached)
+        msg += (f"; {n} attached payment{'s' if n != 1 else ''} will be applied to its charges at the next"
+                " run-job, and what is left becomes apply-to specific")
+    output.message(msg)
+
+
+def delete(
+    event_id: EventArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: attached payments become apply-to specific.")
+    ] = False,
+) -> None:
+    """Delete an event (its status becomes deleted; nothing is removed). Payments still attached
+    become apply-to specific; with payments attached this asks for confirmation, or needs --yes.
+
+    Example: payalloc event delete E-77 --yes
+    """
+    from payalloc.dates import utc_now
+    from payalloc.money import format_cents, parse_cents
+    from payalloc.services import events
+
+    conn = STATE.connect()
+    try:
+        confirmed = yes
+        if not yes and _stdin_is_terminal():
+            attached = events.attached_payments(conn, event_id)
+            if attached:
+                for p in attached:
+                    unapplied = format_cents(parse_cents(p["unapplied"]))
+                    output.warn(
+                        f"payment {p['payment_id']} ({p['status']}, {unapplied} unapplied)"
+                        f" is attached to event {event_id.strip()}"
+                    )
+                if not typer.confirm("Delete the event and make these payments apply to specific charges?"):
+                    raise InputError(f"event {event_id.strip()} was not deleted; nothing was changed")
+                confirmed = True
+        change = events.delete_event(conn, utc_now(), STATE.staff, event_id, confirmed=confirmed)
+    finally:
+        conn.close()
+    if not change.changed:
+        output.message(f"event {change.event_id} was already deleted; nothing changed")
+        return
+    msg = f"event {change.event_id} is deleted"
+    if change.converted:
+        msg += f"; payments now apply-to specific: {', '.join(change.converted)}"
+    output.message(msg)
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    group = groups["event"]
+    group.command("add")(add)
+    group.command("list")(list_events)
+    group.command("done")(done)
+    group.command("delete")(delete)

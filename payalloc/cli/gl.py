@@ -1,0 +1,115 @@
+"""`payalloc gl map|show|export`: the general-ledger mappings and the posted journal (rule 6)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import CsvOpt, JsonOpt, one_format
+from payalloc.cli.state import STATE
+
+
+def map_account(
+    key: Annotated[str, typer.Argument(help="unapplied_default or self_pay_ar.", show_default=False)],
+    account: Annotated[str, typer.Argument(help="The account in your general ledger.", show_default=False)],
+) -> None:
+    """Set the account of a GL mapping. Posting needs both unapplied_default (the liability for
+    unapplied client payments) and self_pay_ar (the self-pay receivable).
+
+    Example: payalloc gl map self_pay_ar 1210-self-pay-receivable
+    """
+    from payalloc.dates import utc_now
+    from payalloc.services import gl
+
+    conn = STATE.connect()
+    try:
+        previous = gl.map_account(conn, utc_now(), STATE.staff, key, account)
+        status = gl.show(conn)
+    finally:
+        conn.close()
+    was = "" if previous is None else f" (was {previous})"
+    output.message(f"GL mapping {key} is account {account.strip()}{was}")
+    if status["posting_ready"]:
+        output.message("posting is ready: run-job posts ready remittances")
+    else:
+        output.message(f"posting still needs: {', '.join(status['missing'])}")
+
+
+def show(json_out: JsonOpt = False) -> None:
+    """Show the GL mappings, whether posting is ready, and the journal's totals.
+
+    Example: payalloc gl show --json
+    """
+    from payalloc.money import format_cents, parse_cents
+    from payalloc.services import gl
+
+    conn = STATE.connect()
+    try:
+        status = gl.show(conn)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(status)
+        return
+    output.table(
+        [output.Column("Mapping", "key"), output.Column("Account", "account"),
+         output.Column("Updated", "updated_at"), output.Column("By", "updated_by")],
+        [{**m, "account": m["account"] or "(not configured)"} for m in status["mappings"]],
+        title="GL mappings",
+    )
+
+    def money(text: str) -> str:
+        return "0.00" if text == "0.00" else format_cents(parse_cents(text))
+
+    output.fields([
+        ("Posting", "ready" if status["posting_ready"] else "not ready: missing " + ", ".join(status["missing"])),
+        ("Ready remittances", f"{status['ready_remittances']:,} ({money(status['ready_amount'])})"),
+        ("Journal lines", f"{status['journal_lines']:,}"),
+        ("Journal debit", money(status["journal_debit"])),
+        ("Journal credit", money(status["journal_credit"])),
+        ("Balanced", "yes" if status["balanced"] else "NO"),
+    ])
+
+
+def export(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only batches created on or after this date (YYYY-MM-DD).")
+    ] = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """Export the posted journal (posting and reversing lines) for the accounting system.
+
+    Example: payalloc gl export --since 2026-11-01 --csv > journal.csv
+    """
+    one_format(json_out, csv_out)
+    from payalloc.services import gl
+
+    conn = STATE.connect()
+    try:
+        rows = gl.export(conn, since)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(rows)
+    elif csv_out:
+        output.emit_csv(list(gl.EXPORT_FIELDS), rows, numeric=["debit", "credit"])
+    else:
+        output.table(
+            [output.Column("Line", "line_id"), output.Column("Batch", "batch_id"),
+             output.Column("Created", "batch_created_at"), output.Column("Entry", "entry"),
+             output.Column("Remittance", "remittance_id"), output.Column("Payment", "payment_id"),
+             output.Column("Charge", "charge_id"), output.Column("Client", "client_id"),
+             output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
+             output.Column("Credit", "credit", money=True)],
+            rows, title="Posted journal", empty="the journal is empty",
+        )
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    group = groups["gl"]
+    group.command("map")(map_account)
+    group.command("show")(show)
+    group.command("export")(export)

@@ -1,0 +1,151 @@
+"""`payalloc run-job` (the APPLY_CLIENT_PAYMENTS job) and `payalloc jobs` (its runs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import DryRunOpt, JsonOpt
+from payalloc.cli.state import STATE
+from payalloc.errors import InputError
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (for cron).")]
+
+
+def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Apply event payments (rule 4), then oldest payments (rule 2), then post ready remittances
+    to the general ledger (rule 6). Safe to re-run; a second run while one runs exits 4.
+
+    Example: payalloc --db practice.db run-job -q
+    """
+    if json_out and quiet:
+        raise InputError("choose one of --json and --quiet")
+    from payalloc.dates import utc_now
+    from payalloc.services import job
+
+    conn = STATE.connect()
+    try:
+        result = job.run_job(conn, STATE.db, utc_now(), dry_run=dry_run)
+    finally:
+        conn.close()
+    for warning in result.warnings:
+        output.warn(warning)
+    data: dict[str, Any] = {
+        "run_id": result.run_id,
+        "dry_run": result.dry_run,
+        **result.counts(),
+        "posting_ready": not result.missing_mappings,
+        "missing_mappings": result.missing_mappings,
+        "interrupted_runs": result.interrupted_runs,
+        "warnings": result.warnings,
+    }
+    if dry_run:
+        data["remittances"] = result.planned_remittances
+        data["conversions"] = result.planned_conversions
+    if json_out:
+        output.emit_json(data)
+        return
+    if quiet:
+        return
+    if dry_run:
+        _show_plan(result)
+    output.line(_summary(result))
+
+
+def _summary(result: Any) -> str:
+    applied = (
+        f"{result.remittances_created:,} remittance{'s' if result.remittances_created != 1 else ''}"
+        f" ({_money(result.amount_applied_cents)}) for {result.clients:,}"
+        f" client{'s' if result.clients != 1 else ''}"
+    )
+    n = result.event_payments_converted
+    converted = f"{n:,} event payment{'s' if n != 1 else ''}"
+    if result.missing_mappings:
+        missing = result.missing_mappings
+        posted = f"posting skipped (GL mapping{'s' if len(missing) > 1 else ''} {' and '.join(missing)} missing)"
+    else:
+        posted = f"{result.remittances_posted:,} posted"
+    if result.dry_run:
+        posted = "nothing posted" if result.missing_mappings else f"would post {result.remittances_posted:,}"
+        return f"dry run (nothing written): would create {applied}; {converted} to specific; {posted}"
+    return f"run {result.run_id}: {applied}; {converted} to specific; {posted}"
+
+
+def _money(cents: int) -> str:
+    from payalloc.money import format_cents
+
+    return format_cents(cents)
+
+
+def _show_plan(result: Any) -> None:
+    output.table(
+        [output.Column("Payment", "payment_id"), output.Column("Charge", "charge_id"),
+         output.Column("Client", "client_id"), output.Column("Amount", "amount", money=True),
+         output.Column("Rule", "rule")],
+        result.planned_remittances,
+        title="Remittances the run would create",
+        empty="no remittances to create",
+    )
+    if result.planned_conversions:
+        output.table(
+            [output.Column("Payment", "payment_id"), output.Column("Client", "client_id"),
+             output.Column("Event", "event_id"), output.Column("Event status", "event_status"),
+             output.Column("Unapplied", "unapplied", money=True)],
+            result.planned_conversions, title="Event payments that would become specific",
+        )
+
+
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")]
+
+
+def jobs(json_out: JsonOpt = False, limit: LimitOpt = 20) -> None:
+    """List the recorded runs of run-job, newest first.
+
+    Example: payalloc --db practice.db jobs --limit 5
+    """
+    from payalloc.services import job
+
+    conn = STATE.connect()
+    try:
+        runs = job.list_runs(conn, limit)
+    finally:
+        conn.close()
+    if json_out:
+        output.emit_json(runs)
+        return
+    rows = []
+    for run in runs:
+        counts = run["counts"]
+        rows.append({
+            **run,
+            "remittances": counts.get("remittances_created", ""),
+            "amount": _table_money(counts.get("amount_applied")),
+            "converted": counts.get("event_payments_converted", ""),
+            "posted": counts.get("remittances_posted", ""),
+            "error": run["error"] or "",
+        })
+    output.table(
+        [output.Column("Run", "run_id"), output.Column("Started", "started_at"),
+         output.Column("Status", "status"), output.Column("Remittances", "remittances", money=True),
+         output.Column("Amount", "amount", money=True), output.Column("To specific", "converted", money=True),
+         output.Column("Posted", "posted", money=True), output.Column("Error", "error")],
+        rows, title="run-job runs", empty="run-job has not run on this ledger yet",
+    )
+
+
+def _table_money(plain: object) -> str:
+    """"1234.50" (as kept in job_runs.counts) -> "1,234.50"."""
+    if not isinstance(plain, str) or not plain:
+        return ""
+    whole, _, frac = plain.partition(".")
+    try:
+        return _money(int(whole) * 100 + int(frac.ljust(2, "0")[:2]))
+    except ValueError:
+        return plain
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command("run-job")(run_job)
+    app.command("jobs")(jobs)

@@ -1,0 +1,230 @@
+"""SQL of the APPLY_CLIENT_PAYMENTS job: its work list, its reads, its writes, its run records.
+
+Sets of clients or rows are passed as one JSON array (`json_each`), so a statement's text never
+depends on the data and SQLite looks each id up in an index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from payalloc.allocation import Allocation, Conversion, OpenCharge, OpenPayment
+from payalloc.gl import JournalLine
+
+# --- job runs -----------------------------------------------------------------------------
+
+def interrupt_stale_runs(conn: sqlite3.Connection, now: str) -> int:
+    """Runs left 'running' by a process that died. Only call while holding the job lock."""
+    cur = conn.execute(
+        "UPDATE job_runs SET status = 'interrupted', finished_at = ?,"
+        " error = coalesce(error, 'the process ended before the run finished')"
+        " WHERE status = 'running'",
+        (now,),
+    )
+    return cur.rowcount
+
+
+def insert_run(conn: sqlite3.Connection, now: str, pid: int) -> int:
+    cur = conn.execute(
+        "INSERT INTO job_runs (started_at, status, pid) VALUES (?, 'running', ?)", (now, pid)
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def update_run_counts(conn: sqlite3.Connection, run_id: int, counts: dict[str, Any]) -> None:
+    conn.execute("UPDATE job_runs SET counts = ? WHERE id = ?", (json.dumps(counts, sort_keys=True), run_id))
+
+
+def finish_run(
+    conn: sqlite3.Connection,
+    run_id: int,
+    *,
+    finished_at: str,
+    status: str,
+    counts: dict[str, Any],
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        "UPDATE job_runs SET finished_at = ?, status = ?, counts = ?, error = ? WHERE id = ?",
+        (finished_at, status, json.dumps(counts, sort_keys=True), error, run_id),
+    )
+
+
+def list_runs(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT id, started_at, finished_at, status, pid, counts, error FROM job_runs"
+        " ORDER BY id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    out = []
+    for run_id, started, finished, status, pid, counts, error in rows:
+        try:
+            parsed = json.loads(counts)
+        except ValueError:
+            parsed = {}
+        out.append({
+            "run_id": run_id, "started_at": started, "finished_at": finished, "status": status,
+            "pid": pid, "counts": parsed if isinstance(parsed, dict) else {}, "error": error,
+        })
+    return out
+
+
+# --- phases 1 and 2: the work list and one chunk --------------------------------------------
+
+def pending_clients(conn: sqlite3.Connection, after_id: int, limit: int) -> list[int]:
+    """The next clients marked job_pending, by id (the partial index clients_job_pending)."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM clients WHERE job_pending = 1 AND id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        )
+    ]
+
+
+def open_payments(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[OpenPayment]:
+    """Ready oldest/event payments with money unapplied (the partial index payments_open)."""
+    rows = conn.execute(
+        "SELECT p.id, p.client_id, p.received_date, p.amount_cents - p.applied_cents, p.apply_to,"
+        " p.event_id, e.status"
+        " FROM payments p LEFT JOIN events e ON e.id = p.event_id"
+        " WHERE p.client_id IN (SELECT value FROM json_each(?))"
+        " AND p.status = 'ready' AND p.applied_cents < p.amount_cents AND p.apply_to IN ('oldest', 'event')",
+        (json.dumps(list(client_ids)),),
+    ).fetchall()
+    return [
+        OpenPayment(pid, cid, received, unapplied, apply_to,
+                    event_id if apply_to == "event" else None, status if apply_to == "event" else None)
+        for pid, cid, received, unapplied, apply_to, event_id, status in rows
+    ]
+
+
+def open_charges(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[OpenCharge]:
+    """Self-pay charges (self_pay, patient_resp) with a balance left."""
+    rows = conn.execute(
+        "SELECT id, client_id, service_date, amount_cents - applied_cents, event_id FROM charges"
+        " WHERE client_id IN (SELECT value FROM json_each(?))"
+        " AND payer <> 'insurance' AND applied_cents < amount_cents",
+        (json.dumps(list(client_ids)),),
+    ).fetchall()
+    return [OpenCharge(*row) for row in rows]
+
+
+def insert_remittances(
+    conn: sqlite3.Connection, allocations: Sequence[Allocation], run_id: int, now: str
+) -> None:
+    conn.executemany(
+        "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule,"
+        " job_run_id, created_at) VALUES (?, ?, ?, ?, 'job', ?, ?, ?)",
+        [(a.payment_id, a.charge_id, a.client_id, a.amount_cents, a.rule, run_id, now) for a in allocations],
+    )
+
+
+def convert_to_specific(
+    conn: sqlite3.Connection, conversions: Sequence[Conversion], run_id: int, now: str
+) -> None:
+    """Event payments become specific, each with its audit row (staff NULL: the job)."""
+    if not conversions:
+        return
+    keys = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT p.id, p.payment_key, c.client_key, e.event_key FROM payments p"
+            " JOIN clients c ON c.id = p.client_id JOIN events e ON e.id = p.event_id"
+            " WHERE p.id IN (SELECT value FROM json_each(?))",
+            (json.dumps([c.payment_id for c in conversions]),),
+        )
+    }
+    cur = conn.executemany(
+        "UPDATE payments SET apply_to = 'specific' WHERE id = ? AND apply_to = 'event'",
+        [(c.payment_id,) for c in conversions],
+    )
+    assert cur.rowcount == len(conversions), "an event payment changed under the job's transaction"
+    audit_rows = []
+    for c in conversions:
+        payment_key, client_key, event_key = keys[c.payment_id]
+        what = "is done" if c.event_status == "done" else "was deleted"
+        audit_rows.append((
+            now, "payment_apply_to_specific", client_key, payment_key, event_key, run_id,
+            f"event {event_key} {what} and the payment is not fully applied",
+            json.dumps({"from": "event", "to": "specific", "unapplied": c.unapplied_cents,
+                        "event_status": c.event_status}, sort_keys=True),
+        ))
+    conn.executemany(
+        "INSERT INTO audit (at, staff, action, client_key, payment_key, event_key, job_run_id, reason,"
+        " detail) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?)",
+        audit_rows,
+    )
+
+
+def clear_pending(conn: sqlite3.Connection, client_ids: Sequence[int]) -> None:
+    conn.execute(
+        "UPDATE clients SET job_pending = 0 WHERE id IN (SELECT value FROM json_each(?)) AND job_pending = 1",
+        (json.dumps(list(client_ids)),),
+    )
+
+
+# --- phase 3: remittance processing ---------------------------------------------------------
+
+def ready_remittances(conn: sqlite3.Connection, after_id: int, limit: int) -> list[tuple[int, int]]:
+    """(id, amount_cents) of ready remittances by id (the partial index remittances_ready)."""
+    return [
+        (row[0], row[1])
+        for row in conn.execute(
+            "SELECT id, amount_cents FROM remittances WHERE status = 'ready' AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+    ]
+
+
+def count_ready_remittances(conn: sqlite3.Connection) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(amount_cents), 0) FROM remittances WHERE status = 'ready'"
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def post_remittances(
+    conn: sqlite3.Connection,
+    remittance_ids: Sequence[int],
+    lines: Sequence[JournalLine],
+    run_id: int | None,
+    now: str,
+) -> int:
+    """One posting batch: its journal lines, and the remittances marked posted. Returns the batch id."""
+    cur = conn.execute(
+        "INSERT INTO posting_batches (kind, job_run_id, staff, created_at) VALUES ('post', ?, NULL, ?)",
+        (run_id, now),
+    )
+    batch_id = cur.lastrowid
+    assert batch_id is not None
+    conn.executemany(
+        "INSERT INTO journal_lines (batch_id, remittance_id, entry, account, debit_cents, credit_cents)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(batch_id, ln.remittance_id, ln.entry, ln.account, ln.debit_cents, ln.credit_cents) for ln in lines],
+    )
+    cur = conn.executemany(
+        "UPDATE remittances SET status = 'posted', posted_batch_id = ? WHERE id = ? AND status = 'ready'",
+        [(batch_id, rid) for rid in remittance_ids],
+    )
+    assert cur.rowcount == len(remittance_ids), "a ready remittance changed under the job's transaction"
+    return batch_id
+
+
+# --- external keys, to show a plan to people ------------------------------------------------
+
+_KEY_QUERIES = {
+    "payment": "SELECT id, payment_key FROM payments WHERE id IN (SELECT value FROM json_each(?))",
+    "charge": "SELECT id, charge_key FROM charges WHERE id IN (SELECT value FROM json_each(?))",
+    "client": "SELECT id, client_key FROM clients WHERE id IN (SELECT value FROM json_each(?))",
+    "event": "SELECT id, event_key FROM events WHERE id IN (SELECT value FROM json_each(?))",
+}
+
+
+def external_keys(conn: sqlite3.Connection, kind: str, ids: Sequence[int]) -> dict[int, str]:
+    """Internal id -> external id (client_id, payment_id, ...) for a set of rows of one kind."""
+    query = _KEY_QUERIES[kind]  # an allowlist: no SQL text comes from input
+    return {row[0]: row[1] for row in conn.execute(query, (json.dumps(sorted(set(ids))),))}

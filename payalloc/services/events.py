@@ -1,0 +1,151 @@
+"""Events (appointments) and rule 4's lifecycle: done, deleted.
+
+`event done` only changes the event: the trigger marks the client, and the next run-job applies
+the attached payments to the event's charges and makes what is left `specific` (as the
+practice-management system does). `event delete` makes the attached payments `specific` at once,
+in the same transaction, once the clerk has confirmed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from payalloc.dates import parse_date
+from payalloc.errors import InputError, NotFound
+from payalloc.ids import parse_id
+from payalloc.ledger import audit
+from payalloc.ledger import events as sql
+from payalloc.ledger.connection import read_txn, write_txn
+from payalloc.money import format_cents, plain_cents
+
+
+@dataclass(frozen=True)
+class EventChange:
+    event_id: str
+    client_id: str
+    previous_status: str
+    status: str
+    changed: bool
+    attached: list[dict[str, Any]] = field(default_factory=list)  # payments attached at the time
+    converted: list[str] = field(default_factory=list)  # payments made specific
+
+
+def _event(conn: sqlite3.Connection, event_key: str) -> sql.EventRow:
+    key = parse_id(event_key, "event id")
+    row = sql.find(conn, key)
+    if row is None:
+        raise NotFound(f"event {key} is not in the ledger")
+    return row
+
+
+def add_event(
+    conn: sqlite3.Connection,
+    now: str,
+    staff: str,
+    *,
+    client_key: str,
+    date: str,
+    event_key: str | None = None,
+) -> str:
+    """Schedule an event for a client; returns its id (generated as EV-000123 when not given)."""
+    client = parse_id(client_key, "client id")
+    scheduled = parse_date(date)
+    key = None if event_key is None else parse_id(event_key, "event id")
+    with write_txn(conn):
+        cid = sql.client_id(conn, client)
+        if cid is None:
+            raise NotFound(f"client {client} is not in the ledger")
+        if key is None:
+            n = sql.next_id(conn)
+            while sql.key_exists(conn, f"EV-{n:06d}"):
+                n += 1
+            key = f"EV-{n:06d}"
+        elif sql.key_exists(conn, key):
+            raise InputError(f"event {key} already exists")
+        sql.insert(conn, key, cid, scheduled)
+        audit.record(conn, at=now, staff=staff, action="event_add", client_key=client, event_key=key,
+                     detail={"scheduled_date": scheduled})
+    return key
+
+
+def list_events(
+    conn: sqlite3.Connection, *, client_key: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    if status is not None and status not in sql.EVENT_STATUSES:
+        raise InputError(f"status '{status}' is not one of {', '.join(sql.EVENT_STATUSES)}")
+    with read_txn(conn):
+        cid = None
+        if client_key is not None:
+            client = parse_id(client_key, "client id")
+            cid = sql.client_id(conn, client)
+            if cid is None:
+                raise NotFound(f"client {client} is not in the ledger")
+        return sql.listing(conn, cid, status)
+
+
+def _public(attached: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"payment_id": p["payment_id"], "status": p["status"], "amount": plain_cents(p["amount_cents"]),
+         "unapplied": plain_cents(p["unapplied_cents"])}
+        for p in attached
+    ]
+
+
+def attached_payments(conn: sqlite3.Connection, event_key: str) -> list[dict[str, Any]]:
+    """Payments still attached to the event (apply-to event, not void, money unapplied)."""
+    with read_txn(conn):
+        return _public(sql.attached_payments(conn, _event(conn, event_key).id))
+
+
+def mark_done(conn: sqlite3.Connection, now: str, staff: str, event_key: str) -> EventChange:
+    with write_txn(conn):
+        event = _event(conn, event_key)
+        attached = _public(sql.attached_payments(conn, event.id))
+        if event.status == "done":
+            return EventChange(event.event_key, event.client_key, "done", "done", False, attached)
+        if event.status == "deleted":
+            raise InputError(f"event {event.event_key} is deleted; a deleted event cannot be done")
+        sql.set_status(conn, event.id, "done")
+        audit.record(conn, at=now, staff=staff, action="event_done", client_key=event.client_key,
+                     event_key=event.event_key, detail={"from": event.status, "to": "done"})
+    return EventChange(event.event_key, event.client_key, event.status, "done", True, attached)
+
+
+def delete_event(
+    conn: sqlite3.Connection, now: str, staff: str, event_key: str, *, confirmed: bool
+) -> EventChange:
+    """Mark the event deleted; attached payments become specific. With payments attached this
+    needs `confirmed` (the clerk saw the warning, or passed --yes)."""
+    with write_txn(conn):
+        event = _event(conn, event_key)
+        if event.status == "deleted":
+            return EventChange(event.event_key, event.client_key, "deleted", "deleted", False)
+        attached = sql.attached_payments(conn, event.id)
+        if attached and not confirmed:
+            total = sum(p["unapplied_cents"] for p in attached)
+            raise InputError(
+                f"event {event.event_key} has {_payments(len(attached))} attached with {format_cents(total)}"
+                f" unapplied ({', '.join(p['payment_id'] for p in attached)}); nothing was changed:"
+                " confirm with --yes to delete it and make them apply to specific charges"
+            )
+        sql.set_status(conn, event.id, "deleted")
+        audit.record(conn, at=now, staff=staff, action="event_delete", client_key=event.client_key,
+                     event_key=event.event_key, reason="event deleted",
+                     detail={"from": event.status, "attached_payments": len(attached)})
+        sql.make_specific(conn, [p["id"] for p in attached])
+        for p in attached:
+            audit.record(
+                conn, at=now, staff=staff, action="payment_apply_to_specific", client_key=event.client_key,
+                payment_key=p["payment_id"], event_key=event.event_key,
+                reason=f"event {event.event_key} was deleted and the payment is not fully applied",
+                detail={"from": "event", "to": "specific", "unapplied": p["unapplied_cents"],
+                        "event_status": "deleted"},
+            )
+    return EventChange(event.event_key, event.client_key, event.status, "deleted", True, _public(attached),
+                       [p["payment_id"] for p in attached])
+
+
+def _payments(n: int) -> str:
+    return f"{n} payment{'s' if n != 1 else ''}"

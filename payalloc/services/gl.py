@@ -1,0 +1,77 @@
+"""General ledger: the account mappings posting needs (rule 6) and the posted journal."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from payalloc.dates import parse_date
+from payalloc.errors import InputError
+from payalloc.gl import REQUIRED_MAPPINGS, missing_mappings
+from payalloc.ids import parse_id
+from payalloc.ledger import audit
+from payalloc.ledger import gl as sql
+from payalloc.ledger import job as job_sql
+from payalloc.ledger.connection import read_txn, write_txn
+from payalloc.money import plain_cents
+
+DESCRIPTIONS = {
+    "unapplied_default": "liability for unapplied client payments (debited when a remittance posts)",
+    "self_pay_ar": "self-pay receivable (credited when a remittance posts)",
+}
+
+
+def map_account(conn: sqlite3.Connection, now: str, staff: str, key: str, account: str) -> str | None:
+    """Set the account of a GL mapping; returns the previous account, if any."""
+    if key not in REQUIRED_MAPPINGS:
+        raise InputError(f"GL mapping key '{key}' is not one of {', '.join(REQUIRED_MAPPINGS)}")
+    account = parse_id(account, "account")
+    with write_txn(conn):
+        previous = sql.upsert_mapping(conn, key, account, now, staff)
+        if previous != account:
+            audit.record(conn, at=now, staff=staff, action="gl_map", reason=None,
+                         detail={"key": key, "account": account, "previous": previous})
+    return previous
+
+
+def show(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The mappings, whether posting is ready, what waits to be posted, and the journal's totals."""
+    with read_txn(conn):
+        rows = {row["key"]: row for row in sql.mapping_rows(conn)}
+        missing = missing_mappings({k: r["account"] for k, r in rows.items()})
+        ready, ready_cents = job_sql.count_ready_remittances(conn)
+        lines, debit, credit = sql.journal_totals(conn)
+    return {
+        "mappings": [
+            {"key": key, "account": rows[key]["account"] if key in rows else None,
+             "updated_at": rows[key]["updated_at"] if key in rows else None,
+             "updated_by": rows[key]["updated_by"] if key in rows else None,
+             "description": DESCRIPTIONS[key]}
+            for key in REQUIRED_MAPPINGS
+        ],
+        "posting_ready": not missing,
+        "missing": missing,
+        "ready_remittances": ready,
+        "ready_amount": plain_cents(ready_cents),
+        "journal_lines": lines,
+        "journal_debit": plain_cents(debit),
+        "journal_credit": plain_cents(credit),
+        "balanced": debit == credit,
+    }
+
+
+EXPORT_FIELDS = (
+    "line_id", "batch_id", "batch_created_at", "entry", "remittance_id", "payment_id", "charge_id",
+    "client_id", "account", "debit", "credit",
+)
+
+
+def export(conn: sqlite3.Connection, since: str | None = None) -> list[dict[str, Any]]:
+    """The posted journal (posting and reversing lines), amounts as "1234.50" strings."""
+    day = None if since is None else parse_date(since)
+    with read_txn(conn):
+        rows = sql.journal(conn, day)
+    for row in rows:
+        row["debit"] = plain_cents(row.pop("debit_cents"))
+        row["credit"] = plain_cents(row.pop("credit_cents"))
+    return rows

@@ -1,0 +1,256 @@
+"""The APPLY_CLIENT_PAYMENTS job: rule 4 (event payments), rule 2 (oldest payments), then
+remittance processing (rule 6).
+
+Crash safety. The work list is the clients marked `job_pending` (set by triggers whenever
+something may give the job work). Clients are taken in id order, a chunk at a time; each chunk
+is one BEGIN IMMEDIATE transaction that reads the chunk's open payments and charges, plans,
+inserts the remittances, converts event payments, and clears `job_pending` for exactly those
+clients. A chunk is therefore complete or absent: after a kill -9 the clients of the lost chunk
+are still pending and the next run does them, with the same plan. Posting works the same way
+over the ready remittances (the partial index `remittances_ready`). Between chunks the ledger is
+free, so a clerk's `apply` waits at most one chunk (well under a second).
+
+Overlap. The whole real run holds a kernel lock (flock) beside the ledger: a second run-job
+exits 4 at once; the lock is released when the holder dies, and the next run marks the dead
+run's record `interrupted`.
+
+Dry run. Plans from one read snapshot with the same code, writes nothing, takes no lock and
+records no run.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from payalloc import allocation
+from payalloc.dates import utc_now
+from payalloc.gl import missing_mappings, posting_lines
+from payalloc.ledger import gl as gl_sql
+from payalloc.ledger import job as sql
+from payalloc.ledger.connection import job_lock, read_txn, write_txn
+from payalloc.money import plain_cents
+
+CLIENTS_PER_CHUNK = 1000
+REMITTANCES_PER_CHUNK = 5000
+
+@dataclass
+class JobResult:
+    run_id: int | None = None
+    dry_run: bool = False
+    clients_checked: int = 0  # clients on the work list that were processed
+    clients: int = 0  # clients that received at least one remittance
+    remittances_created: int = 0
+    amount_applied_cents: int = 0
+    event_payments_converted: int = 0
+    remittances_posted: int = 0
+    amount_posted_cents: int = 0
+    posting_batches: int = 0
+    missing_mappings: list[str] = field(default_factory=list)
+    interrupted_runs: int = 0  # stale runs found 'running' and marked interrupted
+    warnings: list[str] = field(default_factory=list)
+    # dry run only: what would be created, by external ids
+    planned_remittances: list[dict[str, Any]] = field(default_factory=list)
+    planned_conversions: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        """The counts kept in job_runs.counts and printed by `run-job --json`."""
+        return {
+            "clients_checked": self.clients_checked,
+            "clients": self.clients,
+            "remittances_created": self.remittances_created,
+            "amount_applied": plain_cents(self.amount_applied_cents),
+            "event_payments_converted": self.event_payments_converted,
+            "remittances_posted": self.remittances_posted,
+            "amount_posted": plain_cents(self.amount_posted_cents),
+            "posting_batches": self.posting_batches,
+        }
+
+    def add(self, other: JobResult) -> None:
+        for name in ("clients_checked", "clients", "remittances_created", "amount_applied_cents",
+                     "event_payments_converted", "remittances_posted", "amount_posted_cents",
+                     "posting_batches"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def missing_mapping_warning(missing: list[str], ready: int) -> str:
+    what = f"{ready:,} remittance{'s' if ready != 1 else ''} stay ready"
+    if len(missing) == 1:
+        return (f"{what}: GL mapping {missing[0]} is not configured "
+                f"(payalloc gl map {missing[0]} ACCOUNT)")
+    return (f"{what}: GL mappings {' and '.join(missing)} are not configured "
+            "(payalloc gl map KEY ACCOUNT)")
+
+
+def run_job(
+    conn: sqlite3.Connection,
+    ledger_path: Path,
+    now: str,
+    *,
+    dry_run: bool = False,
+    clients_per_chunk: int = CLIENTS_PER_CHUNK,
+    remittances_per_chunk: int = REMITTANCES_PER_CHUNK,
+    clock: Callable[[], str] = utc_now,
+) -> JobResult:
+    """Run the job once (or plan it, with dry_run). Raises LedgerBusy if another run holds the ledger."""
+    assert clients_per_chunk > 0 and remittances_per_chunk > 0
+    if dry_run:
+        return _dry_run(conn, clients_per_chunk, remittances_per_chunk)
+    with job_lock(ledger_path):
+        with write_txn(conn):
+            interrupted = sql.interrupt_stale_runs(conn, now)
+            run_id = sql.insert_run(conn, now, os.getpid())
+        result = JobResult(run_id=run_id, interrupted_runs=interrupted)
+        try:
+            _apply_payments(conn, result, run_id, now, clients_per_chunk)
+            _post_remittances(conn, result, run_id, now, remittances_per_chunk)
+        except BaseException as error:
+            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            _record_end(conn, run_id, clock(), status, result, f"{type(error).__name__}: {error}")
+            raise
+        _record_end(conn, run_id, clock(), "done", result, None)
+        return result
+
+
+def _record_end(
+    conn: sqlite3.Connection, run_id: int, at: str, status: str, result: JobResult, error: str | None
+) -> None:
+    try:
+        with write_txn(conn):
+            sql.finish_run(conn, run_id, finished_at=at, status=status, counts=result.counts(), error=error)
+    except Exception:
+        if status == "done":
+            raise
+        # Recording a failure must not hide the failure itself; the next run marks it interrupted.
+
+
+def _plan_chunk(conn: sqlite3.Connection, client_ids: list[int]) -> allocation.Plan:
+    """Read everything the chunk needs (fetched in full before any write), then plan it."""
+    payments = sql.open_payments(conn, client_ids)
+    with_money = sorted({p.client_id for p in payments})
+    charges = sql.open_charges(conn, with_money) if with_money else []
+    return allocation.plan_job(payments, charges)
+
+
+def _chunk_counts(client_ids: list[int], plan: allocation.Plan) -> JobResult:
+    return JobResult(
+        clients_checked=len(client_ids),
+        clients=len(plan.clients),
+        remittances_created=len(plan.allocations),
+        amount_applied_cents=plan.amount_cents,
+        event_payments_converted=len(plan.conversions),
+    )
+
+
+def _apply_payments(
+    conn: sqlite3.Connection, result: JobResult, run_id: int, now: str, chunk: int
+) -> None:
+    """Phases 1 and 2, one chunk of pending clients per transaction."""
+    after = 0
+    while True:
+        with write_txn(conn):
+            client_ids = sql.pending_clients(conn, after, chunk)
+            if not client_ids:
+                break
+            plan = _plan_chunk(conn, client_ids)
+            sql.insert_remittances(conn, plan.allocations, run_id, now)
+            sql.convert_to_specific(conn, plan.conversions, run_id, now)
+            sql.clear_pending(conn, client_ids)
+            delta = _chunk_counts(client_ids, plan)
+            totals = JobResult()
+            totals.add(result)
+            totals.add(delta)
+            sql.update_run_counts(conn, run_id, totals.counts())
+        result.add(delta)  # only once the chunk is committed
+        after = client_ids[-1]
+
+
+def _post_remittances(
+    conn: sqlite3.Connection, result: JobResult, run_id: int, now: str, chunk: int
+) -> None:
+    """Phase 3 (rule 6): post every ready remittance, manual ones too, if the mappings exist."""
+    with read_txn(conn):
+        missing = missing_mappings(gl_sql.mappings(conn))
+        ready, _ = sql.count_ready_remittances(conn)
+    if missing:
+        result.missing_mappings = missing
+        if ready:
+            result.warnings.append(missing_mapping_warning(missing, ready))
+        return
+    after = 0
+    while True:
+        with write_txn(conn):
+            mappings = gl_sql.mappings(conn)  # read in the transaction that uses them
+            if missing_mappings(mappings):
+                break
+            rows = sql.ready_remittances(conn, after, chunk)
+            if not rows:
+                break
+            lines = [line for rid, cents in rows for line in posting_lines(rid, cents, mappings)]
+            sql.post_remittances(conn, [rid for rid, _ in rows], lines, run_id, now)
+            delta = JobResult(
+                remittances_posted=len(rows), amount_posted_cents=sum(c for _, c in rows), posting_batches=1
+            )
+            totals = JobResult()
+            totals.add(result)
+            totals.add(delta)
+            sql.update_run_counts(conn, run_id, totals.counts())
+        result.add(delta)
+        after = rows[-1][0]
+
+
+def _dry_run(conn: sqlite3.Connection, chunk: int, posting_chunk: int) -> JobResult:
+    result = JobResult(dry_run=True)
+    with read_txn(conn):
+        after = 0
+        while True:
+            client_ids = sql.pending_clients(conn, after, chunk)
+            if not client_ids:
+                break
+            plan = _plan_chunk(conn, client_ids)
+            result.add(_chunk_counts(client_ids, plan))
+            _describe(conn, plan, result)
+            after = client_ids[-1]
+        missing = missing_mappings(gl_sql.mappings(conn))
+        ready, ready_cents = sql.count_ready_remittances(conn)
+    result.missing_mappings = missing
+    if missing:
+        if ready + result.remittances_created:
+            result.warnings.append(missing_mapping_warning(missing, ready + result.remittances_created))
+    else:
+        result.remittances_posted = ready + result.remittances_created
+        result.amount_posted_cents = ready_cents + result.amount_applied_cents
+        result.posting_batches = -(-result.remittances_posted // posting_chunk)
+    return result
+
+
+def _describe(conn: sqlite3.Connection, plan: allocation.Plan, result: JobResult) -> None:
+    """The plan by external ids, for people and scripts."""
+    payments = sql.external_keys(
+        conn, "payment", [a.payment_id for a in plan.allocations] + [c.payment_id for c in plan.conversions]
+    )
+    charges = sql.external_keys(conn, "charge", [a.charge_id for a in plan.allocations])
+    clients = sql.external_keys(
+        conn, "client", [a.client_id for a in plan.allocations] + [c.client_id for c in plan.conversions]
+    )
+    events = sql.external_keys(conn, "event", [c.event_id for c in plan.conversions])
+    result.planned_remittances.extend(
+        {"payment_id": payments[a.payment_id], "charge_id": charges[a.charge_id],
+         "client_id": clients[a.client_id], "amount": plain_cents(a.amount_cents), "rule": a.rule}
+        for a in plan.allocations
+    )
+    result.planned_conversions.extend(
+        {"payment_id": payments[c.payment_id], "client_id": clients[c.client_id],
+         "event_id": events[c.event_id], "event_status": c.event_status,
+         "unapplied": plain_cents(c.unapplied_cents)}
+        for c in plan.conversions
+    )
+
+
+def list_runs(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    with read_txn(conn):
+        return sql.list_runs(conn, limit)
