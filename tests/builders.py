@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from payalloc.ledger.clients import mark_for_job
 from payalloc.ledger.connection import write_txn
 
 
@@ -53,6 +54,8 @@ def add_charge(
             (key, _id(conn, "clients", "client_key", client), date, amount_cents, payer, code,
              _id(conn, "events", "event_key", event)),
         )
+        if payer != "insurance":
+            mark_for_job(conn, [_id(conn, "clients", "client_key", client) or 0])
     return int(cur.lastrowid or 0)
 
 
@@ -75,4 +78,6 @@ def add_payment(
             (key, _id(conn, "clients", "client_key", client), date, amount_cents, apply_to, apply_to,
              _id(conn, "events", "event_key", event), method, status, note),
         )
+        if status == "ready" and apply_to != "specific":
+            mark_for_job(conn, [_id(conn, "clients", "client_key", client) or 0])
     return int(cur.lastrowid or 0)

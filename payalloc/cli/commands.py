@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
 
     ledger_cmds.register(app, groups)
     from payalloc.cli import integrity; integrity.register(app, groups)  # noqa: E702, I001
+    from payalloc.cli import imports
+
+    imports.register(app, groups)
     from payalloc.cli import events, gl, job
 
     job.register(app, groups)

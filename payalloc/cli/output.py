@@ -151,7 +151,7 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> None:
 
 def progress(total: int, description: str) -> Any:
     """A progress bar on stderr when it is a terminal; otherwise a silent stand-in."""
-    if not stderr_is_terminal():
+    if total <= 0 or not stderr_is_terminal():
         return _NoProgress()
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -1,0 +1,81 @@
+"""`payalloc import KIND FILE`: CSV exports from the EHR, billing system and bank."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import DryRunOpt, JsonOpt
+from payalloc.cli.state import STATE
+from payalloc.dates import utc_now
+from payalloc.errors import InputError
+
+
+class Kind(StrEnum):
+    clients = "clients"
+    events = "events"
+    charges = "charges"
+    payments = "payments"
+
+
+def import_file(
+    kind: Annotated[Kind, typer.Argument(help="What the file holds.")],
+    file: Annotated[str, typer.Argument(help="CSV file (UTF-8, header row), or - for standard input.")],
+    dry_run: DryRunOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import a CSV file: all of it, or nothing if any row is invalid.
+
+    Re-importing is safe: identical rows count as unchanged. Clients and events may be
+    updated (name, responsible party, event scheduled -> done); a known charge or payment
+    with different content is refused.
+
+    Example: payalloc import charges exports/charges-2026-11.csv --dry-run
+    """
+    from payalloc.services.imports import import_csv
+
+    conn = STATE.connect()
+    raw, name, size = _open(file)
+    try:
+        with output.progress(size or 0, f"importing {kind.value}") as bar:
+            summary = import_csv(
+                conn, kind.value, raw, name, now=utc_now(), staff=STATE.staff, dry_run=dry_run,
+                on_progress=bar.advance_to,
+            )
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+    for warning in summary.warnings:
+        output.warn(warning)
+    if json_out:
+        output.emit_json(summary.as_dict())
+        return
+    verb = "would import" if dry_run else "imported"
+    output.line(
+        f"{name}: {verb} {summary.inserted} new, {summary.updated} updated, {summary.unchanged} unchanged "
+        f"{kind.value}" + (" (dry run: nothing written)" if dry_run else "")
+    )
+
+
+def _open(file: str) -> tuple[IO[bytes], str, int | None]:
+    if file == "-":
+        return sys.stdin.buffer, "stdin", None
+    path = Path(file)
+    if not path.exists():
+        raise InputError(f"file {file} does not exist")
+    if path.is_dir():
+        raise InputError(f"{file} is a directory, not a CSV file")
+    try:
+        raw = path.open("rb")
+    except OSError as error:
+        raise InputError(f"cannot read {file}: {error.strerror}") from None
+    return raw, file, path.stat().st_size if path.is_file() else None
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command("import")(import_file)

@@ -1,0 +1,363 @@
+"""Import a CSV export (clients, events, charges, payments) into the ledger: whole file or nothing.
+
+Rows are validated and written batch by batch inside ONE write transaction; any problem
+anywhere rolls the whole file back. Re-importing is safe: identical rows count as unchanged,
+clients and events may be updated, a charge or payment with a known id and different content
+is a conflict.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from payalloc.csv_import import ChargeRow, ClientRow, CsvFile, EventRow, PaymentRow
+from payalloc.errors import Problem, ProblemsError
+from payalloc.ledger import audit
+from payalloc.ledger import imports as sql
+from payalloc.ledger.clients import mark_for_job
+from payalloc.ledger.connection import write_txn
+from payalloc.money import format_cents
+
+MAX_PROBLEMS_KEPT = 1000  # all are counted; these many are kept to show
+
+
+@dataclass
+class ImportSummary:
+    kind: str
+    file: str
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "file": self.file, "inserted": self.inserted, "updated": self.updated,
+            "unchanged": self.unchanged, "dry_run": self.dry_run, "warnings": self.warnings,
+        }
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.kept: list[Problem] = []
+        self.total = 0
+
+    def add(self, where: str, reason: str) -> None:
+        self.total += 1
+        if len(self.kept) < MAX_PROBLEMS_KEPT:
+            self.kept.append(Problem(where, reason))
+
+    def extend(self, problems: Sequence[Problem]) -> None:
+        for p in problems:
+            self.add(p.where, p.reason)
+
+    def mark(self) -> tuple[int, int]:
+        return self.total, len(self.kept)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        self.total, kept = mark
+        del self.kept[kept:]
+
+
+class _Importer:
+    """Per kind: resolve references, compare with the ledger, insert or update."""
+
+    kind = ""
+    key_column = ""
+
+    def __init__(self, conn: sqlite3.Connection, name: str, summary: ImportSummary, problems: _Problems) -> None:
+        self.conn, self.name, self.summary, self.problems = conn, name, summary, problems
+        self.start_max = sql.max_id(conn, self.kind)
+        # An empty table cannot hold rows from before: skip the lookups, and let the UNIQUE
+        # index catch an id repeated in the file (then that batch is redone with lookups).
+        self.lookup = self.start_max > 0
+        self.clients: dict[str, int] = {}
+        self.events: dict[str, tuple[int, int, str]] = {}
+
+    def where(self, line: int, column: str) -> str:
+        return f"{self.name}: line {line}, column {column}"
+
+    # -- references ---------------------------------------------------------------------
+    def _load_refs(self, rows: Sequence[tuple[int, Any]]) -> None:
+        if self.kind == "clients":
+            return
+        clients = self.clients
+        wanted = {r.client_key for _, r in rows if r.client_key not in clients}
+        if wanted:
+            clients.update(sql.client_ids(self.conn, wanted))
+        if self.kind in ("charges", "payments"):
+            events = self.events
+            wanted = {r.event_key for _, r in rows if r.event_key is not None and r.event_key not in events}
+            if wanted:
+                events.update(sql.events_by_key(self.conn, wanted))
+
+    def client_id(self, line: int, client_key: str) -> int | None:
+        client = self.clients.get(client_key)
+        if client is None:
+            self.problems.add(self.where(line, "client_id"), f"client_id {client_key} is not in the ledger")
+        return client
+
+    def event_of_client(self, line: int, event_key: str | None, client: int | None) -> tuple[int, str] | None:
+        """(event id, status) of an event that must belong to the row's client."""
+        if event_key is None:
+            return None
+        event = self.events.get(event_key)
+        if event is None:
+            self.problems.add(self.where(line, "event_id"), f"event_id {event_key} is not in the ledger")
+            return None
+        if client is not None and event[1] != client:
+            self.problems.add(self.where(line, "event_id"), f"event_id {event_key} belongs to another client")
+            return None
+        return event[0], event[2]
+
+    # -- per kind -------------------------------------------------------------------------
+    def resolve(self, line: int, row: Any) -> tuple[Any, ...] | None:
+        """The row as it is inserted, with ids for references; None after a problem."""
+        raise NotImplementedError
+
+    def compare(self, line: int, row: Any, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+        """A row whose id the ledger has: count it unchanged or updated, or report the conflict."""
+        raise NotImplementedError
+
+    def accept_new(self, line: int, row: Any) -> bool:
+        """Last check of a row that is new to the ledger."""
+        return True
+
+    def job_clients(self, new: Sequence[tuple[Any, ...]]) -> Iterable[int]:
+        """Clients to whom the inserted rows may give job work."""
+        return ()
+
+    def finish(self) -> None:
+        """Apply the updates collected by compare()."""
+
+    # -------------------------------------------------------------------------------------
+    def load(self, rows: Sequence[tuple[int, Any]]) -> None:
+        mark = self.problems.mark()
+        self._load_refs(rows)
+        seen: dict[str, int] = {}
+        resolved: list[tuple[int, Any, tuple[Any, ...]]] = []
+        for line, row in rows:
+            key = row[0]
+            if key in seen:
+                self.problems.add(self.where(line, self.key_column),
+                                  f"{self.key_column} {key} appears twice in this file (first on line {seen[key]})")
+                continue
+            seen[key] = line
+            values = self.resolve(line, row)
+            if values is not None:
+                resolved.append((line, row, values))
+        new: list[tuple[Any, ...]] = []
+        if self.lookup:
+            found = sql.existing(self.conn, self.kind, seen)
+            for line, row, values in resolved:
+                old = found.get(row[0])
+                if old is None:
+                    if self.accept_new(line, row):
+                        new.append(values)
+                elif old[0] > self.start_max:
+                    self.problems.add(self.where(line, self.key_column),
+                                      f"{self.key_column} {row[0]} appears twice in this file")
+                else:
+                    self.compare(line, row, values, old)
+            sql.insert(self.conn, self.kind, new)
+        else:
+            new = [values for line, row, values in resolved if self.accept_new(line, row)]
+            sql.savepoint(self.conn)
+            try:
+                sql.insert(self.conn, self.kind, new)
+            except sqlite3.IntegrityError:
+                sql.rollback_to_savepoint(self.conn)
+                self.problems.undo(mark)
+                self.lookup = True
+                self.load(rows)
+                return
+            sql.release(self.conn)
+        mark_for_job(self.conn, self.job_clients(new))
+        self.summary.inserted += len(new)
+
+    def conflict(self, line: int, row: Any, column: str, detail: str = "") -> None:
+        self.problems.add(
+            self.where(line, column),
+            f"{self.key_column} {row[0]} is already in the ledger with a different {column}{detail}; "
+            f"{self.kind} cannot be changed by import",
+        )
+
+
+class _Clients(_Importer):
+    kind, key_column = "clients", "client_id"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.updates: list[tuple[str, str | None, int]] = []
+
+    def resolve(self, line: int, row: ClientRow) -> tuple[Any, ...]:
+        return (row.client_key, row.name, row.responsible_party)
+
+    def compare(self, line: int, row: ClientRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+        if (row.name, row.responsible_party) == (old[1], old[2]):
+            self.summary.unchanged += 1
+        else:
+            self.updates.append((row.name, row.responsible_party, old[0]))
+            self.summary.updated += 1
+
+    def finish(self) -> None:
+        sql.update_clients(self.conn, self.updates)
+
+
+class _Events(_Importer):
+    kind, key_column = "events", "event_id"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.done: list[int] = []
+        self.ignored = 0
+
+    def resolve(self, line: int, row: EventRow) -> tuple[Any, ...] | None:
+        client = self.client_id(line, row.client_key)
+        return None if client is None else (row.event_key, client, row.scheduled_date, row.status)
+
+    def compare(self, line: int, row: EventRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+        _, client, date, status = old
+        if client != values[1]:
+            self.conflict(line, row, "client_id")
+        elif date != row.scheduled_date:
+            self.conflict(line, row, "scheduled_date", f" (ledger {date}, file {row.scheduled_date})")
+        elif status == row.status:
+            self.summary.unchanged += 1
+        elif status == "scheduled" and row.status == "done":
+            self.done.append(old[0])
+            self.summary.updated += 1
+        else:  # the ledger is further along (done, or deleted by a clerk): an older export
+            self.ignored += 1
+            self.summary.unchanged += 1
+
+    def finish(self) -> None:
+        sql.mark_events_done(self.conn, self.done)
+        if self.ignored:
+            self.summary.warnings.append(
+                f"{self.name}: {self.ignored} event status(es) older than the ledger's were left as they are")
+
+
+class _Charges(_Importer):
+    kind, key_column = "charges", "charge_id"
+    FIELDS = ("client_id", "service_date", "amount", "payer", "service_code", "description", "event_id")
+
+    def resolve(self, line: int, row: ChargeRow) -> tuple[Any, ...] | None:
+        client = self.client_id(line, row.client_key)
+        event = self.event_of_client(line, row.event_key, client)
+        if client is None or (row.event_key is not None and event is None):
+            return None
+        return (row.charge_key, client, row.service_date, row.amount_cents, row.payer, row.service_code,
+                row.description, event[0] if event else None)
+
+    def job_clients(self, new: Sequence[tuple[Any, ...]]) -> Iterable[int]:
+        return (values[1] for values in new if values[4] != "insurance")
+
+    def compare(self, line: int, row: ChargeRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+        for name, new_value, old_value in zip(self.FIELDS, values[1:], old[1:], strict=True):
+            if new_value != old_value:
+                detail = ""
+                if name == "amount":
+                    detail = f" (ledger {format_cents(old_value)}, file {format_cents(new_value)})"
+                elif name in ("service_date", "payer"):
+                    detail = f" (ledger {old_value}, file {new_value})"
+                self.conflict(line, row, name, detail)
+                return
+        self.summary.unchanged += 1
+
+
+class _Payments(_Importer):
+    kind, key_column = "payments", "payment_id"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.ready: list[int] = []
+
+    def resolve(self, line: int, row: PaymentRow) -> tuple[Any, ...] | None:
+        client = self.client_id(line, row.client_key)
+        event = self.event_of_client(line, row.event_key, client)
+        if client is None or (row.event_key is not None and event is None):
+            return None
+        event_id = event[0] if event else None
+        return (row.payment_key, client, row.received_date, row.amount_cents, row.apply_to, row.apply_to,
+                event_id, row.method, row.reference, row.status, row.note, row.payer_name)
+
+    def accept_new(self, line: int, row: PaymentRow) -> bool:
+        event = self.events.get(row.event_key or "")
+        if event is not None and event[2] == "deleted":
+            self.problems.add(self.where(line, "event_id"), f"event_id {row.event_key} is deleted")
+            return False
+        return True
+
+    def job_clients(self, new: Sequence[tuple[Any, ...]]) -> Iterable[int]:
+        return (values[1] for values in new if values[9] == "ready" and values[4] != "specific")
+
+    def compare(self, line: int, row: PaymentRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+        _, client, date, amount, entered_apply_to, event_id, method, reference, note, payer_name, status = old
+        checks = (
+            ("client_id", values[1], client, ""),
+            ("received_date", row.received_date, date, f" (ledger {date}, file {row.received_date})"),
+            ("amount", row.amount_cents, amount, f" (ledger {format_cents(amount)}, file {format_cents(row.amount_cents)})"),
+            ("apply_to", row.apply_to, entered_apply_to, f" (ledger {entered_apply_to}, file {row.apply_to})"),
+            ("event_id", values[6], event_id, ""),
+            ("method", row.method, method, ""),
+            ("reference", row.reference, reference, ""),
+            ("note", row.note, note, ""),
+            ("payer_name", row.payer_name, payer_name, ""),
+        )
+        for name, new_value, old_value, detail in checks:
+            if new_value != old_value:
+                self.conflict(line, row, name, detail)
+                return
+        if status == "pending" and row.status == "ready":  # reconciled since: the bank says so
+            self.ready.append(old[0])
+            self.summary.updated += 1
+        else:
+            self.summary.unchanged += 1
+
+    def finish(self) -> None:
+        sql.mark_payments_ready(self.conn, self.ready)
+
+
+_IMPORTERS: dict[str, type[_Importer]] = {
+    "clients": _Clients, "events": _Events, "charges": _Charges, "payments": _Payments,
+}
+
+
+def import_csv(
+    conn: sqlite3.Connection,
+    kind: str,
+    raw: IO[bytes],
+    name: str,
+    *,
+    now: str,
+    staff: str,
+    dry_run: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import one file. Raises InputError (header, encoding) or ProblemsError (rows); writes nothing then."""
+    csv_file = CsvFile(raw, name, kind)
+    summary = ImportSummary(kind, name, dry_run=dry_run, warnings=list(csv_file.warnings))
+    problems = _Problems()
+    with write_txn(conn, dry_run=dry_run):
+        importer = _IMPORTERS[kind](conn, name, summary, problems)
+        for batch in csv_file.batches():
+            problems.extend(batch.problems)
+            importer.load(batch.rows)
+            if on_progress is not None:
+                on_progress(csv_file.bytes.done)
+        if problems.total:
+            s = "s" if problems.total != 1 else ""
+            raise ProblemsError(f"{name}: {problems.total} problem{s}; nothing was imported", problems.kept,
+                                problems.total)
+        if summary.inserted + summary.updated + summary.unchanged == 0:
+            summary.warnings.append(f"{name}: the file has a header but no rows")
+        importer.finish()
+        audit.record(conn, at=now, staff=staff, action=f"import_{kind}",
+                     detail={"file": name, "inserted": summary.inserted, "updated": summary.updated,
+                             "unchanged": summary.unchanged})
+    return summary
