@@ -1,0 +1,339 @@
+"""The clerk's allocations through the service layer: apply (rule 3), unapply and reallocate (rule 5)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from payalloc.errors import InputError, NotFound, ProblemsError
+from payalloc.ledger.connection import write_txn
+from payalloc.ledger.remittances import reverse_remittance
+from payalloc.services import clerk
+from tests.builders import add_charge, add_client, add_payment
+from tests.test_payments import NOW, post
+
+Dump = Callable[[], list[str]]
+
+
+@pytest.fixture
+def ledger(conn: sqlite3.Connection) -> sqlite3.Connection:
+    add_client(conn, "C-1")
+    add_client(conn, "C-2")
+    add_charge(conn, "X", "C-1", "2026-11-01", 18700)
+    add_charge(conn, "Z", "C-1", "2026-11-02", 5000)
+    add_charge(conn, "PR", "C-1", "2026-11-03", 3000, payer="patient_resp")
+    add_charge(conn, "INS", "C-1", "2026-11-03", 9000, payer="insurance")
+    add_charge(conn, "B", "C-2", "2026-11-01", 4000)
+    add_payment(conn, "Y", "C-1", "2026-11-20", 6000, apply_to="specific", note="Jan sessions")
+    add_payment(conn, "Y2", "C-1", "2026-11-21", 10000, apply_to="specific")
+    add_payment(conn, "OLD", "C-1", "2026-11-20", 6000, apply_to="oldest")
+    add_payment(conn, "PEND", "C-1", "2026-11-20", 6000, apply_to="specific", status="pending")
+    add_payment(conn, "VOID", "C-1", "2026-11-20", 6000, apply_to="specific", status="void")
+    return conn
+
+
+def figures(conn: sqlite3.Connection) -> dict[str, int]:
+    """Every payment's unapplied amount and every charge's balance, by external id."""
+    out = {k: a - b for k, a, b in conn.execute("SELECT payment_key, amount_cents, applied_cents FROM payments")}
+    out |= {k: a - b for k, a, b in conn.execute("SELECT charge_key, amount_cents, applied_cents FROM charges")}
+    return out
+
+
+def live(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "SELECT p.payment_key, c.charge_key, r.amount_cents, r.status, r.source, r.staff FROM remittances r"
+        " JOIN payments p ON p.id = r.payment_id JOIN charges c ON c.id = r.charge_id"
+        " WHERE r.status <> 'reversed' ORDER BY r.id"
+    ).fetchall()
+
+
+def apply(conn: sqlite3.Connection, payment: str, *pairs: str) -> clerk.ApplyResult:
+    return clerk.apply_pairs(conn, payment, list(pairs), now=NOW, staff="clerk1")
+
+
+def refused(conn: sqlite3.Connection, dump: Dump, payment: str, *pairs: str) -> list[str]:
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        apply(conn, payment, *pairs)
+    assert dump() == before
+    assert info.value.exit_code == 3
+    return [str(p) for p in info.value.problems]
+
+
+# --- apply -----------------------------------------------------------------------------------------
+
+
+def test_the_seed_example_is_refused_with_both_reasons(ledger: sqlite3.Connection, dump: Dump) -> None:
+    assert refused(ledger, dump, "Y", "X=200.00", "Z=20.00") == [
+        "200.00 exceeds the 187.00 balance of charge X",
+        "220.00 in total exceeds the 60.00 unapplied on payment Y",
+    ]
+
+
+def test_apply_creates_ready_manual_remittances_with_staff(ledger: sqlite3.Connection) -> None:
+    result = apply(ledger, "Y", "X=40", "PR=$20.00")
+    assert [(a.charge_key, a.amount_cents, a.payment_unapplied_cents, a.charge_balance_cents)
+            for a in result.applied] == [("X", 4000, 0, 14700), ("PR", 2000, 0, 1000)]
+    assert live(ledger) == [("Y", "X", 4000, "ready", "manual", "clerk1"), ("Y", "PR", 2000, "ready", "manual", "clerk1")]
+    f = figures(ledger)
+    assert (f["Y"], f["X"], f["PR"]) == (0, 14700, 1000)
+    audit = ledger.execute("SELECT action, staff, at, payment_key, charge_key, remittance_id FROM audit").fetchall()
+    assert audit == [("apply", "clerk1", NOW, "Y", "X", result.applied[0].remittance_id),
+                     ("apply", "clerk1", NOW, "Y", "PR", result.applied[1].remittance_id)]
+
+
+def test_amounts_to_the_same_charge_become_one_remittance(ledger: sqlite3.Connection) -> None:
+    result = apply(ledger, "Y", "X=10", "X=15.50", "Z=5")
+    assert [(a.charge_key, a.amount_cents) for a in result.applied] == [("X", 2550), ("Z", 500)]
+    assert len(live(ledger)) == 2
+
+
+def test_apply_exactly_the_whole_payment_and_balance(ledger: sqlite3.Connection) -> None:
+    apply(ledger, "Y", "Z=50", "PR=10")
+    assert figures(ledger)["Y"] == 0 and figures(ledger)["Z"] == 0
+
+
+@pytest.mark.parametrize(
+    ("payment", "pairs", "reasons"),
+    [
+        ("PEND", ["X=1"], ["payment PEND is pending; reconcile it first: payalloc payment ready PEND"]),
+        ("VOID", ["X=1"], ["payment VOID is void"]),
+        ("OLD", ["X=1"], ["payment OLD is applied to the oldest charges by run-job, not by hand; to allocate it"
+                          " yourself, change its mode first: payalloc payment mode OLD specific"]),
+        ("Y", ["INS=1"], ["charge INS is billed to insurance and is never allocated client payments"]),
+        ("Y", ["B=1"], ["charge B belongs to client C-2, not to client C-1 of payment Y"]),
+        ("P-404", ["X=1"], ["payment P-404 does not exist"]),
+        ("Y", ["CH-404=1"], ["charge CH-404 does not exist"]),
+        ("Y", ["X=1.005", "X"], ["argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)",
+                                 "argument 1 (X=1.005): '1.005' is not an amount like 1,234.50"]),
+        ("Y", ["X=0"], ["argument 1 (X=0): amount must be greater than 0.00"]),
+        ("Y", ["Z=60.01"], ["60.01 exceeds the 50.00 balance of charge Z",
+                            "60.01 exceeds the 60.00 unapplied on payment Y"]),
+    ],
+)
+def test_each_refusal_names_the_ids_and_writes_nothing(
+    ledger: sqlite3.Connection, dump: Dump, payment: str, pairs: list[str], reasons: list[str]
+) -> None:
+    assert refused(ledger, dump, payment, *pairs) == reasons
+
+
+def test_one_bad_line_refuses_the_whole_set(ledger: sqlite3.Connection, dump: Dump) -> None:
+    assert refused(ledger, dump, "Y", "X=10", "INS=5", "Z=10") == [
+        "charge INS is billed to insurance and is never allocated client payments"
+    ]
+
+
+def test_an_empty_set_is_refused(ledger: sqlite3.Connection) -> None:
+    with pytest.raises(InputError, match="nothing to apply"):
+        apply(ledger, "Y")
+
+
+def test_apply_checks_against_what_is_already_applied(ledger: sqlite3.Connection, dump: Dump) -> None:
+    apply(ledger, "Y", "Z=45")
+    assert refused(ledger, dump, "Y", "Z=10") == ["10.00 exceeds the 5.00 balance of charge Z"]
+    assert refused(ledger, dump, "Y", "X=16") == ["16.00 exceeds the 15.00 unapplied on payment Y"]
+
+
+def write(tmp_path: Path, text: str, name: str = "alloc.csv") -> str:
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    return str(path)
+
+
+def test_apply_file_several_payments_at_once(ledger: sqlite3.Connection, tmp_path: Path) -> None:
+    path = write(tmp_path, "\ufeffamount,payment_id,charge_id,memo\n40.00,Y,X,a\n\n20,Y,Z,b\n100,Y2,X,c\n")
+    result = clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
+    assert result.ignored_columns == ["memo"]
+    assert result.total_cents == 16000
+    f = figures(ledger)
+    assert (f["Y"], f["Y2"], f["X"], f["Z"]) == (0, 0, 4700, 3000)
+
+
+def test_apply_file_reports_every_problem_with_its_line(
+    ledger: sqlite3.Connection, dump: Dump, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "payment_id,charge_id,amount\nY,X,200.00\nY,Z,20.00\nY2,INS,1\nY2,Z,abc\n")
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
+    assert [str(p) for p in info.value.problems] == [
+        "line 5: 'abc' is not an amount like 1,234.50",
+        "charge INS is billed to insurance and is never allocated client payments",
+        "200.00 exceeds the 187.00 balance of charge X",
+        "220.00 in total exceeds the 60.00 unapplied on payment Y",
+    ]
+    assert info.value.summary == "nothing was applied: 4 problems with the allocations"
+    assert dump() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty; it needs a header row: payment_id,charge_id,amount"),
+        (b"payment,charge,amount\nY,X,1\n", "has no column payment_id, charge_id in its header"),
+        (b"payment_id,charge_id,amount\n", "has no allocation rows"),
+        (b"payment_id,charge_id,amount\nY,X\n", "line 2: 2 fields, the header has 3"),
+        (b'payment_id,charge_id,amount\nY,"X,1\n', "not valid CSV"),
+        ("payment_id,charge_id,amount\n".encode("utf-16"), "NUL bytes"),
+        (b"payment_id,charge_id,amount\nY,X\xe9,1\n", "is not UTF-8 text"),
+    ],
+)
+def test_apply_file_refuses_a_bad_file(
+    ledger: sqlite3.Connection, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        clerk.apply_file(ledger, str(path), now=NOW, staff="clerk1")
+
+
+def test_apply_file_missing(ledger: sqlite3.Connection, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        clerk.apply_file(ledger, str(tmp_path / "nope.csv"), now=NOW, staff="clerk1")
+
+
+# --- unapply ---------------------------------------------------------------------------------------
+
+
+def rid(result: clerk.ApplyResult, i: int = 0) -> int:
+    return result.applied[i].remittance_id
+
+
+def test_unapply_reverses_and_unapplies_the_money(ledger: sqlite3.Connection) -> None:
+    r = rid(apply(ledger, "Y", "X=40"))
+    result = clerk.unapply(ledger, r, reason="wrong session", now="2026-11-24T09:00:00Z", staff="clerk2")
+    assert (result.unapplied_cents, result.kept_id) == (4000, None)
+    assert ledger.execute(
+        "SELECT status, reversed_at, reversed_by, reversal_reason FROM remittances WHERE id = ?", (r,)
+    ).fetchone() == ("reversed", "2026-11-24T09:00:00Z", "clerk2", "wrong session")
+    assert (figures(ledger)["Y"], figures(ledger)["X"]) == (6000, 18700)
+    assert ledger.execute("SELECT action, staff, remittance_id, reason FROM audit ORDER BY id DESC").fetchone() == (
+        "unapply", "clerk2", r, "wrong session")
+    # Un-applied money can be allocated again.
+    apply(ledger, "Y", "Z=50")
+
+
+def test_partial_unapply_keeps_the_rest_in_a_new_remittance(ledger: sqlite3.Connection) -> None:
+    r = rid(apply(ledger, "Y", "X=40"))
+    result = clerk.unapply(ledger, r, reason="too much", amount="15", now=NOW, staff="clerk2")
+    assert (result.unapplied_cents, result.kept_cents) == (1500, 2500)
+    assert ledger.execute(
+        "SELECT amount_cents, status, source, staff, replaces_id FROM remittances WHERE id = ?", (result.kept_id,)
+    ).fetchone() == (2500, "ready", "manual", "clerk2", r)
+    assert (figures(ledger)["Y"], figures(ledger)["X"]) == (3500, 16200)
+
+
+def test_unapply_of_the_whole_amount_keeps_nothing(ledger: sqlite3.Connection) -> None:
+    r = rid(apply(ledger, "Y", "X=40"))
+    assert clerk.unapply(ledger, r, reason="x", amount="40.00", now=NOW, staff="c").kept_id is None
+
+
+def test_unapply_posted_writes_reversing_lines_from_the_posted_accounts(ledger: sqlite3.Connection) -> None:
+    r = rid(apply(ledger, "Y", "X=40"))
+    post(ledger, r)
+    result = clerk.unapply(ledger, r, reason="wrong", amount="10", now=NOW, staff="clerk2")
+    assert ledger.execute(
+        "SELECT b.kind, b.staff, j.entry, j.account, j.debit_cents, j.credit_cents FROM journal_lines j"
+        " JOIN posting_batches b ON b.id = j.batch_id WHERE j.entry = 'reverse' ORDER BY j.id"
+    ).fetchall() == [("reverse", "clerk2", "reverse", "2400-unapplied", 0, 4000),
+                     ("reverse", "clerk2", "reverse", "1210-ar", 4000, 0)]
+    # The kept 30.00 is a new ready remittance, to be posted by the next remittance processing.
+    assert ledger.execute("SELECT status, amount_cents FROM remittances WHERE id = ?",
+                          (result.kept_id,)).fetchone() == ("ready", 3000)
+
+
+def test_unapply_refusals(ledger: sqlite3.Connection, dump: Dump) -> None:
+    r = rid(apply(ledger, "Y", "X=40"))
+    clerk.unapply(ledger, r, reason="once", now=NOW, staff="c")
+    r2 = rid(apply(ledger, "Y", "Z=10"))
+    before = dump()
+    with pytest.raises(InputError, match=f"remittance {r} is already reversed"):
+        clerk.unapply(ledger, r, reason="twice", now=NOW, staff="c")
+    with pytest.raises(NotFound, match="remittance 999 does not exist"):
+        clerk.unapply(ledger, 999, reason="x", now=NOW, staff="c")
+    with pytest.raises(InputError, match=f"20.00 is more than the 10.00 of remittance {r2}"):
+        clerk.unapply(ledger, r2, reason="x", amount="20", now=NOW, staff="c")
+    with pytest.raises(InputError, match="--reason must not be empty"):
+        clerk.unapply(ledger, r2, reason=" ", now=NOW, staff="c")
+    with pytest.raises(InputError, match="not an amount"):
+        clerk.unapply(ledger, r2, reason="x", amount="ten", now=NOW, staff="c")
+    assert dump() == before
+
+
+def test_unapply_a_job_remittance_warns_the_job_will_reapply(ledger: sqlite3.Connection) -> None:
+    with write_txn(ledger):
+        run = ledger.execute("INSERT INTO job_runs (started_at, status) VALUES (?, 'done')", (NOW,)).lastrowid
+        ledger.execute(
+            "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule, job_run_id,"
+            " created_at) SELECT p.id, c.id, p.client_id, 6000, 'job', 'oldest', ?, ? FROM payments p, charges c"
+            " WHERE p.payment_key = 'OLD' AND c.charge_key = 'X'", (run, NOW))
+    r = ledger.execute("SELECT max(id) FROM remittances").fetchone()[0]
+    assert clerk.unapply(ledger, r, reason="x", now=NOW, staff="c").payment_apply_to == "oldest"
+
+
+def test_shared_reverse_remittance_refuses_twice(ledger: sqlite3.Connection) -> None:
+    r = rid(apply(ledger, "Y", "X=40"))
+    with write_txn(ledger):
+        before = reverse_remittance(ledger, r, staff=None, reason="job: event deleted", now=NOW)
+        assert before.status == "ready"
+        with pytest.raises(InputError, match="already reversed"):
+            reverse_remittance(ledger, r, staff=None, reason="again", now=NOW)
+
+
+# --- reallocate ------------------------------------------------------------------------------------
+
+
+def test_reallocate_moves_the_money_in_one_transaction(ledger: sqlite3.Connection) -> None:
+    r = rid(apply(ledger, "Y", "X=60"))
+    result = clerk.reallocate(ledger, r, ["Z=50", "X=10"], reason="belongs to the 11-02 session", now=NOW,
+                              staff="clerk2")
+    assert result.unapplied.remittance.id == r
+    assert [(a.charge_key, a.amount_cents) for a in result.applied] == [("Z", 5000), ("X", 1000)]
+    f = figures(ledger)
+    assert (f["Y"], f["X"], f["Z"]) == (0, 17700, 0)
+    actions = [a for (a,) in ledger.execute("SELECT action FROM audit ORDER BY id")]
+    assert actions == ["apply", "apply", "apply", "reallocate"]
+
+
+def test_reallocate_is_checked_after_the_unapply(ledger: sqlite3.Connection) -> None:
+    # Y is fully applied to X; moving all 60.00 of it to Z only fits because the unapply freed it.
+    r = rid(apply(ledger, "Y", "X=60"))
+    clerk.reallocate(ledger, r, ["Z=50"], reason="x", now=NOW, staff="c")
+    assert figures(ledger)["Y"] == 1000
+
+
+def test_reallocate_refused_keeps_the_original(ledger: sqlite3.Connection, dump: Dump) -> None:
+    r = rid(apply(ledger, "Y", "X=60"))
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        clerk.reallocate(ledger, r, ["Z=50", "PR=20"], reason="x", now=NOW, staff="c")
+    assert [str(p) for p in info.value.problems] == ["70.00 in total exceeds the 60.00 unapplied on payment Y"]
+    with pytest.raises(ProblemsError, match="nothing was applied"):
+        clerk.reallocate(ledger, r, ["INS=10"], reason="x", now=NOW, staff="c")
+    assert dump() == before
+
+
+def test_reallocate_refuses_payments_the_job_applies(ledger: sqlite3.Connection, dump: Dump) -> None:
+    r = rid(apply(ledger, "Y", "X=60"))
+    with write_txn(ledger):
+        ledger.execute("UPDATE payments SET apply_to = 'oldest' WHERE payment_key = 'Y'")
+    before = dump()
+    with pytest.raises(InputError, match="change its mode first: payalloc payment mode Y specific"):
+        clerk.reallocate(ledger, r, ["Z=10"], reason="x", now=NOW, staff="c")
+    assert dump() == before
+
+
+def test_reallocate_other_refusals(ledger: sqlite3.Connection, dump: Dump) -> None:
+    r = rid(apply(ledger, "Y", "X=60"))
+    clerk.unapply(ledger, r, reason="x", now=NOW, staff="c")
+    before = dump()
+    with pytest.raises(InputError, match="already reversed"):
+        clerk.reallocate(ledger, r, ["Z=10"], reason="x", now=NOW, staff="c")
+    with pytest.raises(InputError, match="nothing to reallocate to"):
+        clerk.reallocate(ledger, r, [], reason="x", now=NOW, staff="c")
+    with pytest.raises(InputError, match="--reason must not be empty"):
+        clerk.reallocate(ledger, r, ["Z=1"], reason="", now=NOW, staff="c")
+    assert dump() == before
