@@ -225,7 +225,14 @@ CHECKS: tuple[Check, ...] = (
         UNION ALL
         SELECT {_REMITTANCE_IDS}, 'no audit row names it'
           FROM remittances r {_REMITTANCE_JOINS}
-         WHERE r.status = 'reversed' AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.remittance_id = r.id)
+         WHERE r.status = 'reversed' AND r.id NOT IN (
+               -- unapply and reallocate name the remittance; a void names its payment and lists
+               -- the remittances it reversed. One set, built once (no per-row scan of the audit).
+               SELECT remittance_id FROM audit WHERE remittance_id IS NOT NULL
+               UNION ALL
+               SELECT j.value
+                 FROM (SELECT detail FROM audit WHERE action = 'payment.void' AND json_valid(detail)) v,
+                      json_each(v.detail, '$.reversed_remittances') j)
         UNION ALL
         SELECT {_REMITTANCE_IDS}, 'posted but no reversing journal lines'
           FROM remittances r {_REMITTANCE_JOINS}
