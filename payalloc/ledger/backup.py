@@ -14,6 +14,10 @@ from pathlib import Path
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
+class CopyFailed(Exception):
+    """The copy could not be written (disk full, I/O error); the partial file is discarded."""
+
+
 def partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}.partial")
 
@@ -29,17 +33,20 @@ def copy_into(conn: sqlite3.Connection, target: Path) -> int:
     One step reads one snapshot: in WAL mode writers go on meanwhile, and what they commit
     after the snapshot is simply not in the copy. Returns the number of pages copied.
     """
-    dst = sqlite3.connect(target, isolation_level=None)
     try:
-        conn.backup(dst, pages=-1)
-        pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
-    finally:
-        dst.close()
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        dst = sqlite3.connect(target, isolation_level=None)
+        try:
+            conn.backup(dst, pages=-1)
+            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            dst.close()
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except (sqlite3.Error, OSError) as error:
+        raise CopyFailed(getattr(error, "strerror", None) or str(error)) from None
     return pages
 
 

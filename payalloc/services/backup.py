@@ -53,6 +53,8 @@ def backup(ledger: Path, dest: Path, *, force: bool = False) -> BackupResult:
     try:
         try:
             pages = files.copy_into(conn, partial)
+        except files.CopyFailed as failed:
+            raise InputError(f"cannot write the backup {dest}: {failed}; nothing was written") from None
         finally:
             conn.close()
         copy = open_ledger(partial)
