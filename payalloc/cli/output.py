@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,10 @@ def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     console = _consoles.get(key)
     if console is None or console.file is not stream:
-        console = Console(file=stream, highlight=False, soft_wrap=False)
+        # Not a terminal (a pipe, cron mail, make run in CI): Rich would squeeze tables into
+        # 80 columns; use a width that fits them unless COLUMNS says otherwise.
+        width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+        console = Console(file=stream, highlight=False, soft_wrap=False, width=width)
         _consoles[key] = console
     return console
 
@@ -61,6 +65,15 @@ def error(text: str) -> None:
 def line(text: str) -> None:
     """A plain line of data on stdout."""
     sys.stdout.write(safe(text) + "\n")
+
+
+def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, Any]:
+    """A row whose *_cents ints become formatted amounts under the name without _cents."""
+    return {
+        (key.removesuffix("_cents") if key.endswith("_cents") else key):
+        (fmt(value) if key.endswith("_cents") and isinstance(value, int) else value)
+        for key, value in row.items()
+    }
 
 
 def emit_json(data: Any) -> None:

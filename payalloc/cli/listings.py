@@ -1,0 +1,112 @@
+"""`client list`, `payment list`, `remittances list`: table, --json or --csv."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from payalloc.cli import output
+from payalloc.cli.common import CsvOpt, JsonOpt, one_format
+from payalloc.cli.output import Column
+from payalloc.cli.state import STATE
+from payalloc.money import format_cents, plain_cents
+
+
+class RemittanceStatus(StrEnum):
+    ready = "ready"
+    posted = "posted"
+    reversed = "reversed"
+
+
+class PaymentStatus(StrEnum):
+    ready = "ready"
+    pending = "pending"
+    void = "void"
+
+
+class ApplyTo(StrEnum):
+    oldest = "oldest"
+    specific = "specific"
+    event = "event"
+
+
+ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this client (client_id).")]
+
+
+def _emit(rows: list[dict[str, Any]], columns: list[Column], json_out: bool, csv_out: bool, *,
+          title: str, empty: str) -> None:
+    """Rows carry money as *_cents ints: plain "1234.50" strings for machines, 1,234.50 for people."""
+    one_format(json_out, csv_out)
+    if json_out or csv_out:
+        machine = [output.money_fields(row, plain_cents) for row in rows]
+        if json_out:
+            output.emit_json(machine)
+        else:
+            fields = list(machine[0]) if machine else [c.key for c in columns]
+            output.emit_csv(fields, machine, numeric=[c.key for c in columns if c.money])
+    else:
+        output.table(columns, [output.money_fields(row, format_cents) for row in rows], title=title, empty=empty)
+
+
+def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
+    """List clients.
+
+    Example: payalloc client list --csv > clients.csv
+    """
+    from payalloc.services.listings import list_clients
+
+    rows = list_clients(STATE.connect())
+    columns = [Column("client", "client_id"), Column("name", "name"), Column("responsible party", "responsible_party"),
+               Column("payments", "payments"), Column("charges", "charges")]
+    _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} clients", empty="no clients in the ledger")
+
+
+def payment_list(
+    client: ClientOpt = None,
+    status: Annotated[PaymentStatus | None, typer.Option("--status", help="Only payments with this status.")] = None,
+    apply_to: Annotated[ApplyTo | None, typer.Option("--apply-to", help="Only payments with this apply-to.")] = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """List payments, oldest received first, with what is still unapplied.
+
+    Example: payalloc payment list --client C-1003 --status ready --json
+    """
+    from payalloc.services.listings import list_payments
+
+    rows = list_payments(STATE.connect(), client=client, status=status and status.value,
+                         apply_to=apply_to and apply_to.value)
+    columns = [Column("payment", "payment_id"), Column("client", "client_id"), Column("received", "received_date"),
+               Column("amount", "amount", money=True), Column("unapplied", "unapplied", money=True),
+               Column("apply to", "apply_to"), Column("event", "event_id"), Column("status", "status"),
+               Column("method", "method"), Column("reference", "reference")]
+    _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} payments", empty="no payments match")
+
+
+def remittances_list(
+    status: Annotated[RemittanceStatus | None, typer.Option("--status", help="Only this status.")] = None,
+    client: ClientOpt = None,
+    payment: Annotated[str | None, typer.Option("--payment", help="Only this payment (payment_id).")] = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+) -> None:
+    """List remittances (allocations of a payment to a charge).
+
+    Example: payalloc remittances list --status ready --json
+    """
+    from payalloc.services.listings import list_remittances
+
+    rows = list_remittances(STATE.connect(), client=client, payment=payment, status=status and status.value)
+    columns = [Column("id", "id"), Column("payment", "payment_id"), Column("charge", "charge_id"),
+               Column("client", "client_id"), Column("amount", "amount", money=True), Column("status", "status"),
+               Column("source", "source"), Column("rule", "rule"), Column("staff", "staff"),
+               Column("created (UTC)", "created_at")]
+    _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} remittances", empty="no remittances match")
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["client"].command("list")(client_list)
+    groups["payment"].command("list")(payment_list)
+    groups["remittances"].command("list")(remittances_list)

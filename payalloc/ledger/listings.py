@@ -1,0 +1,69 @@
+"""SQL of the plain listings. Filters are chosen from constant fragments, never built from user text."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from payalloc.errors import NotFound
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def client_id(conn: sqlite3.Connection, client_key: str) -> int:
+    row = conn.execute("SELECT id FROM clients WHERE client_key = ?", (client_key,)).fetchone()
+    if row is None:
+        raise NotFound(f"client {client_key} is not in the ledger")
+    return int(row[0])
+
+
+def payment_id(conn: sqlite3.Connection, payment_key: str) -> int:
+    row = conn.execute("SELECT id FROM payments WHERE payment_key = ?", (payment_key,)).fetchone()
+    if row is None:
+        raise NotFound(f"payment {payment_key} is not in the ledger")
+    return int(row[0])
+
+
+def clients(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return _rows(conn.execute(
+        "SELECT c.client_key AS client_id, c.name, c.responsible_party,"
+        " (SELECT count(*) FROM payments p WHERE p.client_id = c.id AND p.status <> 'void') AS payments,"
+        " (SELECT count(*) FROM charges ch WHERE ch.client_id = c.id) AS charges"
+        " FROM clients c ORDER BY c.client_key"
+    ))
+
+
+_PAYMENTS = (
+    "SELECT p.payment_key AS payment_id, c.client_key AS client_id, p.received_date, p.amount_cents,"
+    " p.amount_cents - p.applied_cents AS unapplied_cents, p.apply_to, p.status, e.event_key AS event_id,"
+    " p.method, p.reference, p.note, p.payer_name"
+    " FROM payments p JOIN clients c ON c.id = p.client_id LEFT JOIN events e ON e.id = p.event_id"
+)
+_PAYMENT_FILTERS = {"client": "p.client_id = :client", "status": "p.status = :status", "apply_to": "p.apply_to = :apply_to"}
+
+
+def payments(conn: sqlite3.Connection, *, client: int | None, status: str | None, apply_to: str | None) -> list[dict[str, Any]]:
+    params = {"client": client, "status": status, "apply_to": apply_to}
+    where = [_PAYMENT_FILTERS[k] for k, v in params.items() if v is not None]
+    sql = _PAYMENTS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY p.received_date, p.id"
+    return _rows(conn.execute(sql, params))
+
+
+_REMITTANCES = (
+    "SELECT r.id, p.payment_key AS payment_id, ch.charge_key AS charge_id, c.client_key AS client_id,"
+    " r.amount_cents, r.status, r.source, r.rule, r.staff, r.job_run_id, r.created_at, r.reversed_at,"
+    " r.reversed_by, r.reversal_reason, r.replaces_id"
+    " FROM remittances r JOIN payments p ON p.id = r.payment_id JOIN charges ch ON ch.id = r.charge_id"
+    " JOIN clients c ON c.id = r.client_id"
+)
+_REMITTANCE_FILTERS = {"client": "r.client_id = :client", "payment": "r.payment_id = :payment", "status": "r.status = :status"}
+
+
+def remittances(conn: sqlite3.Connection, *, client: int | None, payment: int | None, status: str | None) -> list[dict[str, Any]]:
+    params = {"client": client, "payment": payment, "status": status}
+    where = [_REMITTANCE_FILTERS[k] for k, v in params.items() if v is not None]
+    sql = _REMITTANCES + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY r.id"
+    return _rows(conn.execute(sql, params))
