@@ -92,7 +92,7 @@ def test_a_clerks_morning(seeded: Cli, dump: Dump) -> None:
     # And give 10.00 back for the clerk to place later.
     z = json.loads(ok(cli("payment", "show", key, "--json")).stdout)["remittances"]
     live = [r for r in z if r["status"] == "ready" and r["charge_id"] == "X"]
-    assert live[0]["origin"] == "applied by supervisor"
+    assert live[0]["origin"] == "supervisor"
     unapplied = json.loads(ok(cli("unapply", str(live[0]["id"]), "--reason", "ask client", "--json")).stdout)
     assert unapplied["unapplied"] == "10.00"
     checked(cli)

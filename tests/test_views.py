@@ -136,9 +136,9 @@ def test_payment_show_says_where_each_remittance_came_from(ledger: sqlite3.Conne
     assert (data["payment_id"], data["note"], data["apply_to"], data["entered_apply_to"]) == (
         "P1", "for October", "oldest", "specific")
     assert [(x["id"], x["status"], x["origin"], x["reversal_reason"]) for x in data["remittances"]] == [
-        (r, "reversed", "applied by clerk1", "half"),
-        (kept, "ready", f"applied by clerk2 (rest of remittance {r})", None),
-        (kept + 1, "ready", f"job run {run} (rule oldest)", None),
+        (r, "reversed", "clerk1", "half"),
+        (kept, "ready", f"clerk2, rest of #{r}", None),
+        (kept + 1, "ready", f"job run {run} (oldest)", None),
     ]
     with pytest.raises(NotFound, match="payment P-404 does not exist"):
         views.payment_detail(ledger, "P-404")

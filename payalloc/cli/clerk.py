@@ -54,12 +54,13 @@ def unallocated(
         output.emit_csv(fields, (e.as_json() for e in entries),
                         numeric=["total_payments", "unallocated", "charges_balance", "pending", "days_waiting"])
         return
+    # Short headers and an unwrapped id column: on an 80-column terminal the name wraps, the id never does.
     columns = [
-        output.Column("Client", "client_id"), output.Column("Name", "name"),
-        output.Column("Total payments", "total_payments", money=True),
+        output.Column("Client", "client_id", money=True), output.Column("Name", "name"),
+        output.Column("Payments", "total_payments", money=True),
         output.Column("Unallocated", "unallocated", money=True),
-        output.Column("Self-pay balance", "charges_balance", money=True),
-        output.Column("Needs clerk", "needs_clerk"), output.Column("Days waiting", "days_waiting", money=True),
+        output.Column("Self-pay", "charges_balance", money=True),
+        output.Column("Clerk", "needs_clerk"), output.Column("Days", "days_waiting", money=True),
     ]
     if all_:
         columns.append(output.Column("Pending", "pending", money=True))

@@ -40,18 +40,28 @@ def show(
         ("Pending", format_cents(d.pending_cents)),
         ("Needs clerk", "yes" if d.needs_clerk else "no"),
     ])
+    # Ids never wrap (money=True keeps a column whole). Method, reference and note get their own
+    # table so that the figures stay readable on an 80-column terminal.
     output.table(
-        [output.Column("Payment", "payment_id"), output.Column("Received", "received_date"),
-         output.Column("Method", "method"), output.Column("Reference", "reference"),
+        [output.Column("Payment", "payment_id", money=True), output.Column("Received", "received_date"),
          output.Column("Amount", "amount", money=True), output.Column("Unapplied", "unapplied", money=True),
-         output.Column("Apply to", "apply_to"), output.Column("Status", "status"), output.Column("Note", "note")],
-        [{"payment_id": p.key, "received_date": p.received_date, "method": p.method or "",
-          "reference": p.reference or "", "amount": format_cents(p.amount_cents),
+         output.Column("Apply to", "apply_to"), output.Column("Status", "status")],
+        [{"payment_id": p.key, "received_date": p.received_date, "amount": format_cents(p.amount_cents),
           "unapplied": format_cents(p.unapplied_cents),
           "apply_to": p.apply_to + (f" {p.event_key}" if p.apply_to == "event" and p.event_key else ""),
-          "status": p.status, "note": p.note or ""} for p in d.payments],
+          "status": p.status} for p in d.payments],
         title="Payments", empty="no payments",
     )
+    described = [p for p in d.payments if p.note or p.method or p.reference or p.payer_name]
+    if described:
+        output.table(
+            [output.Column("Payment", "payment_id", money=True), output.Column("Method", "method"),
+             output.Column("Reference", "reference"), output.Column("Payer", "payer_name"),
+             output.Column("Note", "note")],
+            [{"payment_id": p.key, "method": p.method or "", "reference": p.reference or "",
+              "payer_name": p.payer_name or "", "note": p.note or ""} for p in described],
+            title="Payment notes",
+        )
     charge_columns = [
         output.Column("Date", "service_date"), output.Column("Charge", "charge_id"),
         output.Column("Code", "service_code"), output.Column("Payer", "payer"),
@@ -73,11 +83,11 @@ def show(
             title="Insurance charges (not allocatable)",
         )
     output.table(
-        [output.Column("Remittance", "id"), output.Column("Payment", "payment_id"),
+        [output.Column("Id", "id"), output.Column("Payment", "payment_id"),
          output.Column("Charge", "charge_id"), output.Column("Amount", "amount", money=True),
          output.Column("Status", "status"), output.Column("From", "origin"), output.Column("Created", "created_at")],
         [{"id": r.id, "payment_id": r.payment_key, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents),
-          "status": r.status, "origin": views.origin(r), "created_at": r.created_at} for r in d.remittances],
+          "status": r.status, "origin": views.origin(r), "created_at": r.created_at[:10]} for r in d.remittances],
         title="Remittances", empty="no remittances",
     )
 

@@ -163,9 +163,8 @@ def payment_detail(conn: sqlite3.Connection, payment_key: str) -> PaymentDetail:
 def origin(r: RemittanceRow) -> str:
     """Where a remittance came from: the staff who applied it, or the job run and its rule."""
     if r.source == "job":
-        return f"job run {r.job_run_id} (rule {r.rule})"
-    text = f"applied by {r.staff}"
-    return text + f" (rest of remittance {r.replaces_id})" if r.replaces_id is not None else text
+        return f"job run {r.job_run_id} ({r.rule})"
+    return f"{r.staff}, rest of #{r.replaces_id}" if r.replaces_id is not None else str(r.staff)
 
 
 # --- the audit trail -----------------------------------------------------------------------------
