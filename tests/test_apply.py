@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payalloc.errors import InputError, NotFound, ProblemsError
-from payalloc.ledger.connection import write_txn
+from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
 from payalloc.ledger.remittances import reverse_remittance
 from payalloc.services import clerk
 from tests.builders import add_charge, add_client, add_payment
@@ -337,3 +341,64 @@ def test_reallocate_other_refusals(ledger: sqlite3.Connection, dump: Dump) -> No
     with pytest.raises(InputError, match="--reason must not be empty"):
         clerk.reallocate(ledger, r, ["Z=1"], reason="", now=NOW, staff="c")
     assert dump() == before
+
+
+# --- property: whatever the clerk does, every figure stays consistent (rules 1 and 5) -----------------
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("apply"), st.sampled_from(["Y", "Y2"]),
+                  st.lists(st.tuples(st.sampled_from(["X", "Z", "PR"]), st.integers(1, 9000)), min_size=1,
+                           max_size=3)),
+        st.tuples(st.just("unapply"), st.integers(0, 20), st.one_of(st.none(), st.integers(1, 9000))),
+        st.tuples(st.just("reallocate"), st.integers(0, 20),
+                  st.lists(st.tuples(st.sampled_from(["X", "Z", "PR"]), st.integers(1, 9000)), min_size=1,
+                           max_size=2)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=25)
+@given(ops=OPS)
+def test_any_sequence_of_clerk_actions_keeps_the_ledger_consistent(ops: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "l.db"
+        init_ledger(path)
+        conn = open_ledger(path)
+        try:
+            add_client(conn, "C-1")
+            add_charge(conn, "X", "C-1", "2026-11-01", 18700)
+            add_charge(conn, "Z", "C-1", "2026-11-02", 5000)
+            add_charge(conn, "PR", "C-1", "2026-11-03", 3000, payer="patient_resp")
+            add_payment(conn, "Y", "C-1", "2026-11-20", 6000, apply_to="specific")
+            add_payment(conn, "Y2", "C-1", "2026-11-21", 10000, apply_to="specific")
+            for op in ops:
+                before = figures(conn)
+                try:
+                    if op[0] == "apply":
+                        apply(conn, op[1], *(f"{c}={a / 100:.2f}" for c, a in op[2]))
+                    elif op[0] == "unapply":
+                        amount = None if op[2] is None else f"{op[2] / 100:.2f}"
+                        clerk.unapply(conn, op[1], reason="r", amount=amount, now=NOW, staff="c")
+                    else:
+                        clerk.reallocate(conn, op[1], [f"{c}={a / 100:.2f}" for c, a in op[2]], reason="r",
+                                         now=NOW, staff="c")
+                except InputError:
+                    assert figures(conn) == before  # refused: nothing changed
+                f = figures(conn)
+                assert all(v >= 0 for v in f.values())
+                # The caches equal the sums of the live remittances, for payments and charges alike.
+                assert conn.execute(
+                    "SELECT count(*) FROM payments p WHERE applied_cents <> (SELECT coalesce(sum(amount_cents), 0)"
+                    " FROM remittances r WHERE r.payment_id = p.id AND r.status <> 'reversed')"
+                ).fetchone()[0] == 0
+                assert conn.execute(
+                    "SELECT count(*) FROM charges c WHERE applied_cents <> (SELECT coalesce(sum(amount_cents), 0)"
+                    " FROM remittances r WHERE r.charge_id = c.id AND r.status <> 'reversed')"
+                ).fetchone()[0] == 0
+                # Money is conserved: what the payments lost, the charges lost.
+                assert (f["Y"] + f["Y2"]) - (before["Y"] + before["Y2"]) == (
+                    f["X"] + f["Z"] + f["PR"]) - (before["X"] + before["Z"] + before["PR"])
+        finally:
+            conn.close()
