@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,11 +24,9 @@ class _ErrorBoundary(TyperGroup):
     """Renders every error in one place: one sentence on stderr, the spec's exit status,
     no traceback (PHI may sit in locals) unless --debug."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
         except PayallocError as err:
             if STATE.debug:
                 raise
@@ -48,7 +45,9 @@ class _ErrorBoundary(TyperGroup):
         except KeyboardInterrupt:
             raise
         except Exception as err:
-            if STATE.debug:
+            # Typer's own control flow (help, usage errors, Exit) passes through; it lives in
+            # typer._click, a vendored Click, so match on the module rather than on classes.
+            if STATE.debug or type(err).__module__.startswith("typer"):
                 raise
             from payalloc.cli import output
 

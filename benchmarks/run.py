@@ -1,0 +1,167 @@
+"""`make bench`: whole-process timings of payalloc against plain stdlib baselines, same run.
+
+Generates ledgers with ../shared/bench/gen_ledger.py (20,000 and 100,000 clients), then times:
+import of the four files, run-job, an idle re-run, unallocated, client show, payment show,
+apply, and `payalloc --version`; peak memory of the large import. Medians of several runs,
+and ratios to the baseline measured in the same run (the machine is shared and noisy).
+Writes BENCHMARKS.md.
+
+    python benchmarks/run.py [--quick]     # --quick: 20,000 clients only, fewer repeats
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GEN = ROOT.parent / "shared" / "bench" / "gen_ledger.py"
+WORK = ROOT / "build" / "bench"
+BIN = Path(sys.executable).parent
+PAYALLOC = str(BIN / "payalloc")
+PY = sys.executable
+KINDS = ("clients", "events", "charges", "payments")
+QUICK = "--quick" in sys.argv
+REPEAT = 3 if QUICK else 5
+
+
+def sh(*args: str, env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Run a command; return (seconds, peak RSS in KB of that process)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"benchmark step failed ({proc.returncode}): {' '.join(args)}\n{err}")
+    return elapsed, usage.ru_maxrss
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def generate(clients: int) -> Path:
+    out = WORK / f"gen{clients}"
+    if not (out / "payments.csv").exists():
+        subprocess.run([PY, str(GEN), str(out), "--clients", str(clients)], check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def payalloc_import(db: Path, data: Path) -> tuple[float, int]:
+    fresh(db)
+    sh(PAYALLOC, "--db", str(db), "init")
+    total, peak = 0.0, 0
+    for kind in KINDS:
+        seconds, rss = sh(PAYALLOC, "--db", str(db), "import", kind, str(data / f"{kind}.csv"))
+        total += seconds
+        peak = max(peak, rss)
+    return total, peak
+
+
+def baseline_import(db: Path, data: Path) -> float:
+    fresh(db)
+    return sh(PY, str(ROOT / "benchmarks" / "baseline_import.py"), str(db), str(data))[0]
+
+
+def pick(db: Path) -> dict[str, str]:
+    """Ids for the clerk commands: a client with a specific payment and an open self-pay charge."""
+    conn = sqlite3.connect(db)
+    row = conn.execute(
+        "SELECT c.client_key, p.payment_key, ch.charge_key FROM payments p JOIN clients c ON c.id = p.client_id"
+        " JOIN charges ch ON ch.client_id = p.client_id AND ch.payer <> 'insurance'"
+        " AND ch.applied_cents + 100 < ch.amount_cents"
+        " WHERE p.apply_to = 'specific' AND p.status = 'ready' AND p.applied_cents + 100 < p.amount_cents"
+        " ORDER BY p.id DESC LIMIT 1"
+    ).fetchone()
+    conn.close()
+    return {"client": row[0], "payment": row[1], "charge": row[2]}
+
+
+def report(lines: list[str]) -> None:
+    text = "\n".join(lines) + "\n"
+    print(text)
+    (ROOT / "BENCHMARKS.md").write_text(text)
+
+
+def main() -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    sizes = [20_000] if QUICK else [20_000, 100_000]
+    env = {**os.environ, "PAYALLOC_STAFF": "bench"}
+    lines = [
+        "# Benchmarks", "",
+        f"`make bench` on {os.cpu_count()} cores, Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}; "
+        f"medians of {REPEAT} whole-process runs; ratio = payalloc / baseline measured in the same run "
+        "(below 1.00 means payalloc is faster).", "",
+        "| measure | clients | payalloc (s) | baseline (s) | ratio |", "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    clerk: dict[int, dict[str, float]] = {}
+    peak_kb: dict[int, int] = {}
+    for clients in sizes:
+        data = generate(clients)
+        db, base_db = WORK / f"ledger{clients}.db", WORK / f"baseline{clients}.db"
+        reps = REPEAT if clients == 20_000 else 1
+        imp, bimp = [], []
+        for _ in range(reps):
+            seconds, peak = payalloc_import(db, data)
+            imp.append(seconds)
+            peak_kb[clients] = max(peak_kb.get(clients, 0), peak)
+            bimp.append(baseline_import(base_db, data))
+        lines.append(f"| import 4 files | {clients:,} | {median(imp):.2f} | {median(bimp):.2f} | "
+                     f"{median(imp) / median(bimp):.2f} |")
+        # run-job: first run on a copy of the imported ledger, then an idle re-run
+        job, bjob, idle, bidle = [], [], [], []
+        shutil.copy(db, WORK / "pristine.db")
+        sh(PY, str(ROOT / "benchmarks" / "baseline_job.py"), str(base_db), "--setup")
+        shutil.copy(base_db, WORK / "base_pristine.db")
+        for _ in range(reps):
+            fresh(db)
+            shutil.copy(WORK / "pristine.db", db)
+            job.append(sh(PAYALLOC, "--db", str(db), "run-job", env=env)[0])
+            idle.append(sh(PAYALLOC, "--db", str(db), "run-job", env=env)[0])
+            fresh(base_db)
+            shutil.copy(WORK / "base_pristine.db", base_db)
+            bjob.append(sh(PY, str(ROOT / "benchmarks" / "baseline_job.py"), str(base_db))[0])
+            bidle.append(sh(PY, str(ROOT / "benchmarks" / "baseline_job.py"), str(base_db))[0])
+        lines.append(f"| run-job | {clients:,} | {median(job):.2f} | {median(bjob):.2f} | "
+                     f"{median(job) / median(bjob):.2f} |")
+        lines.append(f"| run-job, idle re-run | {clients:,} | {median(idle):.3f} | {median(bidle):.3f} | "
+                     f"{median(idle) / median(bidle):.2f} |")
+        ids = pick(db)
+        times: dict[str, float] = {}
+        for name, args in {
+            "client show": ["client", "show", ids["client"]],
+            "payment show": ["payment", "show", ids["payment"]],
+            "apply": ["apply", ids["payment"], f"{ids['charge']}=0.01"],
+            "unallocated --json": ["unallocated", "--json"],
+            "--version": ["--version"],
+        }.items():
+            times[name] = median([sh(PAYALLOC, "--db", str(db), *args, env=env)[0] for _ in range(REPEAT)])
+        clerk[clients] = times
+    lines += ["", "| command (whole process) | " + " | ".join(f"{c:,} clients (s)" for c in sizes)
+              + (" | ratio 100k / 20k |" if len(sizes) > 1 else " |"),
+              "| --- | " + " | ".join("---:" for _ in sizes) + (" | ---: |" if len(sizes) > 1 else " |")]
+    for name in clerk[sizes[0]]:
+        row = f"| {name} | " + " | ".join(f"{clerk[c][name]:.3f}" for c in sizes)
+        if len(sizes) > 1:
+            row += f" | {clerk[sizes[1]][name] / clerk[sizes[0]][name]:.2f}"
+        lines.append(row + " |")
+    lines += ["", "Peak memory of one import process: " + ", ".join(
+        f"{peak_kb[c] / 1024:.0f} MB at {c:,} clients" for c in sizes) + " (limit 150 MB at 100,000 clients)."]
+    report(lines)
+
+
+if __name__ == "__main__":
+    main()
