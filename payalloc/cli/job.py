@@ -79,22 +79,32 @@ def _money(cents: int) -> str:
     return format_cents(cents)
 
 
+PLAN_ROWS_SHOWN = 200
+
+
 def _show_plan(result: Any) -> None:
+    planned = result.planned_remittances
     output.table(
         [output.Column("Payment", "payment_id"), output.Column("Charge", "charge_id"),
          output.Column("Client", "client_id"), output.Column("Amount", "amount", money=True),
          output.Column("Rule", "rule")],
-        result.planned_remittances,
+        [{**r, "amount": _table_money(r["amount"])} for r in planned[:PLAN_ROWS_SHOWN]],
         title="Remittances the run would create",
         empty="no remittances to create",
     )
+    if len(planned) > PLAN_ROWS_SHOWN:
+        output.message(f"... and {len(planned) - PLAN_ROWS_SHOWN:,} more (run-job --dry-run --json lists them all)")
     if result.planned_conversions:
         output.table(
             [output.Column("Payment", "payment_id"), output.Column("Client", "client_id"),
              output.Column("Event", "event_id"), output.Column("Event status", "event_status"),
              output.Column("Unapplied", "unapplied", money=True)],
-            result.planned_conversions, title="Event payments that would become specific",
+            [{**r, "unapplied": _table_money(r["unapplied"])} for r in result.planned_conversions[:PLAN_ROWS_SHOWN]],
+            title="Event payments that would become specific",
         )
+        hidden = len(result.planned_conversions) - PLAN_ROWS_SHOWN
+        if hidden > 0:
+            output.message(f"... and {hidden:,} more (run-job --dry-run --json lists them all)")
 
 
 LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")]

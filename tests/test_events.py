@@ -1,0 +1,178 @@
+"""Events and rule 4's lifecycle through the CLI: add, list, done, delete with attached payments."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from payalloc.cli import events as events_cli
+from payalloc.services import events as event_service
+from tests.builders import add_charge, add_client, add_event, add_payment
+from tests.conftest import Cli
+
+NOW = "2026-11-23T02:00:00Z"
+
+
+def apply_to(conn: sqlite3.Connection, payment: str) -> str:
+    return str(conn.execute("SELECT apply_to FROM payments WHERE payment_key = ?", (payment,)).fetchone()[0])
+
+
+def status(conn: sqlite3.Connection, event: str) -> str:
+    return str(conn.execute("SELECT status FROM events WHERE event_key = ?", (event,)).fetchone()[0])
+
+
+def audit(conn: sqlite3.Connection, action: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT staff, client_key, payment_key, event_key, reason FROM audit WHERE action = ? ORDER BY id", (action,)
+    ).fetchall()
+
+
+def test_event_add_prints_the_id_and_is_audited(cli: Cli, conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    given = cli("event", "add", "--client", "C1", "--date", "2026-12-01", "--id", " E-77 ")
+    assert given.exit_code == 0 and given.stdout == "E-77\n"
+    generated = cli("event", "add", "--client", "C1", "--date", "2026-12-02")
+    assert generated.exit_code == 0 and generated.stdout == "EV-000002\n"
+    rows = conn.execute("SELECT event_key, scheduled_date, status FROM events ORDER BY id").fetchall()
+    assert rows == [("E-77", "2026-12-01", "scheduled"), ("EV-000002", "2026-12-02", "scheduled")]
+    assert audit(conn, "event_add") == [("clerk1", "C1", None, "E-77", None), ("clerk1", "C1", None, "EV-000002", None)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--client", "C9", "--date", "2026-12-01"], "client C9 is not in the ledger"),
+        (["--client", "C1", "--date", "12/01/2026"], "YYYY-MM-DD"),
+        (["--client", "C1", "--date", "2026-12-01", "--id", "E1"], "event E1 already exists"),
+    ],
+)
+def test_event_add_refusals(
+    cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]], args: list[str], message: str
+) -> None:
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    before = dump()
+    result = cli("event", "add", *args)
+    assert result.exit_code == 3 and message in result.stderr
+    assert dump() == before
+
+
+def test_event_list_json_csv_and_filters(cli: Cli, conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_client(conn, "C2")
+    add_event(conn, "E1", "C1", "2026-01-10")
+    add_event(conn, "E2", "C2", "2026-01-05", status="done")
+    add_charge(conn, "CH1", "C1", "2026-01-10", 5000, event="E1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 12050, apply_to="event", event="E1", status="pending")
+    data = json.loads(cli("event", "list", "--json").stdout)
+    assert data == [
+        {"event_id": "E2", "client_id": "C2", "scheduled_date": "2026-01-05", "status": "done", "charges": 0,
+         "attached_payments": 0, "attached_unapplied": "0.00"},
+        {"event_id": "E1", "client_id": "C1", "scheduled_date": "2026-01-10", "status": "scheduled", "charges": 1,
+         "attached_payments": 1, "attached_unapplied": "120.50"},
+    ]
+    assert [e["event_id"] for e in json.loads(cli("event", "list", "--client", "C1", "--json").stdout)] == ["E1"]
+    assert [e["event_id"] for e in json.loads(cli("event", "list", "--status", "done", "--json").stdout)] == ["E2"]
+    rows = list(csv.DictReader(io.StringIO(cli("event", "list", "--csv").stdout)))
+    assert rows[1]["attached_unapplied"] == "120.50" and rows[1]["event_id"] == "E1"
+    table = cli("event", "list")
+    assert table.exit_code == 0 and "120.50" in table.stdout
+    bad = cli("event", "list", "--status", "gone")
+    assert bad.exit_code == 3 and "scheduled, done, deleted" in bad.stderr
+
+
+def test_event_done_then_run_job_makes_the_rest_specific(cli: Cli, conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-10", 3000, event="E1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    done = cli("event", "done", "E1")
+    assert done.exit_code == 0 and "1 attached payment will be applied" in done.stderr
+    assert status(conn, "E1") == "done" and apply_to(conn, "P1") == "event"  # the job converts, not the command
+    assert audit(conn, "event_done") == [("clerk1", "C1", None, "E1", None)]
+    again = cli("event", "done", "E1")
+    assert again.exit_code == 0 and "already done" in again.stderr
+    assert len(audit(conn, "event_done")) == 1
+
+    assert cli("run-job", "-q").exit_code == 0
+    assert apply_to(conn, "P1") == "specific"
+    assert conn.execute("SELECT applied_cents FROM payments").fetchone()[0] == 3000
+
+
+def test_delete_with_attached_payment_without_terminal_needs_yes(
+    cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]]
+) -> None:
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    before = dump()
+    refused = cli("event", "delete", "E1")
+    assert refused.exit_code == 3
+    assert "--yes" in refused.stderr and "P1" in refused.stderr and "50.00" in refused.stderr
+    assert dump() == before
+
+    deleted = cli("event", "delete", "E1", "--yes")
+    assert deleted.exit_code == 0 and "P1" in deleted.stderr
+    assert status(conn, "E1") == "deleted" and apply_to(conn, "P1") == "specific"
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1  # nothing is removed
+    assert audit(conn, "event_delete") == [("clerk1", "C1", None, "E1", "event deleted")]
+    assert audit(conn, "payment_apply_to_specific") == [
+        ("clerk1", "C1", "P1", "E1", "event E1 was deleted and the payment is not fully applied")
+    ]
+    again = cli("event", "delete", "E1", "--yes")
+    assert again.exit_code == 0 and "already deleted" in again.stderr
+    done = cli("event", "done", "E1")
+    assert done.exit_code == 3 and "deleted" in done.stderr
+
+
+def test_delete_on_a_terminal_asks_for_confirmation(
+    cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1", status="pending")
+    before = dump()
+    declined = cli("event", "delete", "E1", input="n\n")
+    assert declined.exit_code == 3 and "payment P1 (pending, 50.00 unapplied) is attached" in declined.stderr
+    assert "not deleted" in declined.stderr and dump() == before
+    confirmed = cli("event", "delete", "E1", input="y\n")
+    assert confirmed.exit_code == 0
+    assert status(conn, "E1") == "deleted" and apply_to(conn, "P1") == "specific"
+
+
+def test_delete_without_attached_money_needs_no_confirmation(cli: Cli, conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-10", 5000, event="E1")
+    add_payment(conn, "P-FULL", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    add_payment(conn, "P-VOID", "C1", "2026-01-01", 5000, apply_to="event", event="E1", status="pending")
+    assert cli("run-job", "-q").exit_code == 0  # P-FULL is fully applied: done, no longer attached
+    with conn:
+        conn.execute("UPDATE payments SET status = 'void' WHERE payment_key = 'P-VOID'")
+    result = cli("event", "delete", "E1")
+    assert result.exit_code == 0
+    assert apply_to(conn, "P-FULL") == "event" and apply_to(conn, "P-VOID") == "event"
+
+
+def test_unknown_event_is_refused(cli: Cli) -> None:
+    for args in (["done", "E404"], ["delete", "E404", "--yes"]):
+        result = cli("event", *args)
+        assert result.exit_code == 3 and "event E404 is not in the ledger" in result.stderr
+
+
+def test_service_refuses_unconfirmed_delete(conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    assert [p["payment_id"] for p in event_service.attached_payments(conn, "E1")] == ["P1"]
+    with pytest.raises(event_service.InputError, match="confirm with --yes"):
+        event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=False)
+    change = event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=True)
+    assert change.converted == ["P1"] and change.previous_status == "scheduled"

@@ -1,0 +1,99 @@
+"""GL mappings and the posted journal: gl map, gl show, gl export (with reversing lines)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+
+from payalloc.ledger.connection import write_txn
+from payalloc.ledger.remittances import reverse_remittance
+from tests.builders import add_charge, add_client, add_payment
+from tests.conftest import Cli
+
+
+def small_ledger(conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-05", 123450)
+    add_payment(conn, "P1", "C1", "2026-01-10", 100000)
+
+
+def test_map_validates_upserts_and_audits(cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]]) -> None:
+    before = dump()
+    bad = cli("gl", "map", "cash", "1000")
+    assert bad.exit_code == 3 and "unapplied_default, self_pay_ar" in bad.stderr
+    assert cli("gl", "map", "self_pay_ar", "").exit_code == 3
+    assert dump() == before
+
+    first = cli("gl", "map", "self_pay_ar", "1210")
+    assert first.exit_code == 0 and "posting still needs: unapplied_default" in first.stderr
+    second = cli("gl", "map", "self_pay_ar", "1215")
+    assert second.exit_code == 0 and "(was 1210)" in second.stderr
+    ready = cli("gl", "map", "unapplied_default", "2150")
+    assert "posting is ready" in ready.stderr
+    assert dict(conn.execute("SELECT key, account FROM gl_mappings").fetchall()) == {
+        "self_pay_ar": "1215", "unapplied_default": "2150"
+    }
+    details = [json.loads(d) for (d,) in conn.execute("SELECT detail FROM audit WHERE action = 'gl_map' ORDER BY id")]
+    assert details == [
+        {"key": "self_pay_ar", "account": "1210", "previous": None},
+        {"key": "self_pay_ar", "account": "1215", "previous": "1210"},
+        {"key": "unapplied_default", "account": "2150", "previous": None},
+    ]
+
+
+def test_show_says_whether_posting_is_ready(cli: Cli, conn: sqlite3.Connection) -> None:
+    small_ledger(conn)
+    assert cli("run-job", "-q").exit_code == 0
+    shown = json.loads(cli("gl", "show", "--json").stdout)
+    assert shown["posting_ready"] is False and shown["missing"] == ["unapplied_default", "self_pay_ar"]
+    assert shown["ready_remittances"] == 1 and shown["ready_amount"] == "1000.00"
+    cli("gl", "map", "unapplied_default", "2150")
+    cli("gl", "map", "self_pay_ar", "1210")
+    assert cli("run-job", "-q").exit_code == 0
+    shown = json.loads(cli("gl", "show", "--json").stdout)
+    assert shown["posting_ready"] is True and shown["missing"] == []
+    assert [(m["key"], m["account"], m["updated_by"]) for m in shown["mappings"]] == [
+        ("unapplied_default", "2150", "clerk1"), ("self_pay_ar", "1210", "clerk1"),
+    ]
+    assert (shown["journal_lines"], shown["journal_debit"], shown["journal_credit"], shown["balanced"]) == (
+        2, "1000.00", "1000.00", True,
+    )
+    table = cli("gl", "show")
+    assert table.exit_code == 0 and "2150" in table.stdout and "1,000.00" in table.stdout
+
+
+def test_export_includes_reversing_lines_and_balances_to_zero(cli: Cli, conn: sqlite3.Connection) -> None:
+    small_ledger(conn)
+    cli("gl", "map", "unapplied_default", "=HYPERLINK(\"x\")")  # an account a spreadsheet would run
+    cli("gl", "map", "self_pay_ar", "1210")
+    assert cli("run-job", "-q").exit_code == 0
+    with write_txn(conn):
+        reverse_remittance(conn, 1, staff="clerk1", reason="wrong client", now="2026-12-01T10:00:00Z")
+
+    lines = json.loads(cli("gl", "export", "--json").stdout)
+    assert [(x["entry"], x["account"], x["debit"], x["credit"]) for x in lines] == [
+        ("post", '=HYPERLINK("x")', "1000.00", "0.00"),
+        ("post", "1210", "0.00", "1000.00"),
+        ("reverse", '=HYPERLINK("x")', "0.00", "1000.00"),
+        ("reverse", "1210", "1000.00", "0.00"),
+    ]
+    assert {(x["payment_id"], x["charge_id"], x["client_id"], x["remittance_id"]) for x in lines} == {
+        ("P1", "CH1", "C1", 1)
+    }
+    total = sum(int(x["debit"].replace(".", "")) - int(x["credit"].replace(".", "")) for x in lines)
+    assert total == 0
+    assert [x["entry"] for x in json.loads(cli("gl", "export", "--since", "2026-12-01", "--json").stdout)] == [
+        "reverse", "reverse",
+    ]
+
+    rows = list(csv.DictReader(io.StringIO(cli("gl", "export", "--csv").stdout)))
+    assert list(rows[0]) == ["line_id", "batch_id", "batch_created_at", "entry", "remittance_id", "payment_id",
+                             "charge_id", "client_id", "account", "debit", "credit"]
+    assert rows[0]["account"] == "'=HYPERLINK(\"x\")" and rows[0]["debit"] == "1000.00"
+    assert cli("gl", "export").exit_code == 0
+    bad = cli("gl", "export", "--since", "2026-13-01")
+    assert bad.exit_code == 3 and "YYYY-MM-DD" in bad.stderr
+    assert cli("gl", "export", "--json", "--csv").exit_code == 3

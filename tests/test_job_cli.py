@@ -1,0 +1,205 @@
+"""`payalloc run-job` and `payalloc jobs` end to end, and the fault tests with real processes:
+kill -9 at any moment then a re-run gives exactly the uninterrupted result; overlap exits 4."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payalloc.ledger.connection import init_ledger, job_lock, open_ledger
+from payalloc.services.job import run_job
+from tests.builders import add_charge, add_client, add_event, add_payment
+from tests.conftest import Cli
+
+ROOT = Path(__file__).resolve().parent.parent
+GEN = ROOT.parent / "shared" / "bench" / "gen_ledger.py"
+
+
+def small(conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_client(conn, "C2")
+    add_event(conn, "E1", "C2", status="done")
+    add_charge(conn, "CH1", "C1", "2026-01-05", 100000)
+    add_charge(conn, "CH2", "C1", "2026-01-06", 50000)
+    add_charge(conn, "CH3", "C2", "2026-01-06", 2000, event="E1")
+    add_payment(conn, "P1", "C1", "2026-01-10", 123450)
+    add_payment(conn, "P2", "C2", "2026-01-10", 5000, apply_to="event", event="E1")
+
+
+def test_summary_line_quiet_and_json(cli: Cli, conn: sqlite3.Connection) -> None:
+    small(conn)
+    first = cli("run-job")
+    assert first.exit_code == 0
+    assert first.stdout == (
+        "run 1: 3 remittances (1,254.50) for 2 clients; 1 event payment to specific;"
+        " posting skipped (GL mappings unapplied_default and self_pay_ar missing)\n"
+    )
+    assert "warning: 3 remittances stay ready: GL mappings unapplied_default and self_pay_ar" in first.stderr
+    cli("gl", "map", "unapplied_default", "2150")
+    cli("gl", "map", "self_pay_ar", "1210")
+    quiet = cli("run-job", "-q")
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
+    data = json.loads(cli("run-job", "--json").stdout)
+    assert data == {
+        "run_id": 3, "dry_run": False, "clients_checked": 0, "clients": 0, "remittances_created": 0,
+        "amount_applied": "0.00", "event_payments_converted": 0, "remittances_posted": 0, "amount_posted": "0.00",
+        "posting_batches": 0, "posting_ready": True, "missing_mappings": [], "interrupted_runs": 0, "warnings": [],
+    }
+    runs = json.loads(cli("jobs", "--json").stdout)
+    assert [r["run_id"] for r in runs] == [3, 2, 1] and {r["status"] for r in runs} == {"done"}
+    assert runs[1]["counts"]["remittances_posted"] == 3 and runs[2]["counts"]["amount_applied"] == "1254.50"
+    assert [r["run_id"] for r in json.loads(cli("jobs", "--json", "--limit", "1").stdout)] == [3]
+    table = cli("jobs")
+    assert table.exit_code == 0 and "1,254.50" in table.stdout
+    assert cli("run-job", "--json", "-q").exit_code == 3
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]]
+) -> None:
+    small(conn)
+    before = dump()
+    text = cli("run-job", "--dry-run")
+    assert text.exit_code == 0 and "P1" in text.stdout and "1,000.00" in text.stdout
+    assert text.stdout.splitlines()[-1].startswith("dry run (nothing written): would create 3 remittances (1,254.50)")
+    data = json.loads(cli("run-job", "--dry-run", "--json").stdout)
+    assert data["dry_run"] is True and data["run_id"] is None and data["remittances_created"] == 3
+    assert data["remittances"][-1] == {
+        "payment_id": "P2", "charge_id": "CH3", "client_id": "C2", "amount": "20.00", "rule": "event"
+    }
+    assert data["conversions"] == [
+        {"payment_id": "P2", "client_id": "C2", "event_id": "E1", "event_status": "done", "unapplied": "30.00"}
+    ]
+    assert dump() == before
+    assert json.loads(cli("jobs", "--json").stdout) == []
+
+
+def test_overlapping_run_exits_4_at_once(cli: Cli, conn: sqlite3.Connection, ledger_path: Path) -> None:
+    small(conn)
+    with job_lock(ledger_path):
+        busy = cli("run-job")
+    assert busy.exit_code == 4 and "another run-job is running" in busy.stderr and busy.stdout == ""
+    assert conn.execute("SELECT count(*) FROM job_runs").fetchone()[0] == 0
+    assert cli("run-job", "-q").exit_code == 0
+
+
+def test_missing_ledger_is_refused(tmp_path: Path) -> None:
+    result = Cli(tmp_path / "nope.db")("run-job")
+    assert result.exit_code == 3 and "does not exist" in result.stderr
+    assert not (tmp_path / "nope.db").exists()
+
+
+# --- real processes ----------------------------------------------------------------------------
+
+def payalloc(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "payalloc", "--db", str(db), *args],
+        capture_output=True, text=True, env={**os.environ, "PAYALLOC_STAFF": "cron", **(env or {})},
+        timeout=300, check=False,
+    )
+
+
+def copy(src: Path, dst: Path) -> Path:
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    a.close()
+    b.close()
+    return dst
+
+
+def snapshot(db: Path) -> dict[str, Any]:
+    """Everything the job decides, without the run ids, batch ids and clock."""
+    c = sqlite3.connect(db)
+    try:
+        return {
+            "remittances": c.execute(
+                "SELECT id, payment_id, charge_id, client_id, amount_cents, status, source, rule, staff"
+                " FROM remittances ORDER BY id").fetchall(),
+            "journal": c.execute(
+                "SELECT remittance_id, entry, account, debit_cents, credit_cents FROM journal_lines"
+                " ORDER BY remittance_id, entry, account").fetchall(),
+            "payments": c.execute("SELECT id, apply_to, applied_cents FROM payments ORDER BY id").fetchall(),
+            "charges": c.execute("SELECT id, applied_cents FROM charges ORDER BY id").fetchall(),
+            "pending": c.execute("SELECT id FROM clients WHERE job_pending = 1").fetchall(),
+            "conversions": c.execute(
+                "SELECT payment_key, event_key, reason, staff FROM audit WHERE action = 'payment_apply_to_specific'"
+                " ORDER BY payment_key").fetchall(),
+        }
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated ledger of 2,500 clients (three chunks of clients), imported, GL mapped."""
+    if not GEN.exists():
+        pytest.skip(f"{GEN} is not available")
+    tmp = tmp_path_factory.mktemp("generated")
+    subprocess.run([sys.executable, str(GEN), str(tmp / "csv"), "--clients", "2500", "--seed", "7"],
+                   check=True, capture_output=True)
+    db = tmp / "base.db"
+    assert payalloc(db, "init").returncode == 0
+    for kind in ("clients", "events", "charges", "payments"):
+        done = payalloc(db, "import", kind, str(tmp / "csv" / f"{kind}.csv"))
+        assert done.returncode == 0, done.stderr
+    assert payalloc(db, "gl", "map", "unapplied_default", "2150").returncode == 0
+    assert payalloc(db, "gl", "map", "self_pay_ar", "1210").returncode == 0
+    return db
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_moment_then_rerun_equals_uninterrupted_run(generated: Path, tmp_path: Path) -> None:
+    reference = copy(generated, tmp_path / "reference.db")
+    done = payalloc(reference, "run-job", "--json")
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert counts["remittances_created"] > 5000 and counts["remittances_posted"] == counts["remittances_created"]
+    expected = snapshot(reference)
+
+    # How many SQL statements an uninterrupted run executes (the kill hook counts the same way).
+    counted = copy(generated, tmp_path / "counted.db")
+    conn = open_ledger(counted)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    run_job(conn, counted, "2026-11-23T02:00:00Z")
+    conn.close()
+    total = len(statements)
+
+    created, posted = len(expected["remittances"]), sum(r[5] == "posted" for r in expected["remittances"])
+    partial: list[tuple[int, int]] = []
+    for fraction in (0.002, 0.2, 0.45, 0.7, 0.97):
+        db = copy(generated, tmp_path / f"killed-{fraction}.db")
+        killed = payalloc(db, "run-job", env={"PAYALLOC_TEST_HOOKS": "kill",
+                                              "PAYALLOC_TEST_KILL_AT": str(max(3, int(total * fraction)))})
+        assert killed.returncode == -9, killed.stderr
+        with sqlite3.connect(db) as c:
+            partial.append(c.execute(
+                "SELECT count(*), coalesce(sum(status = 'posted'), 0) FROM remittances").fetchone())
+        c.close()
+        rerun = payalloc(db, "run-job", "--json")
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["interrupted_runs"] == 1
+        assert snapshot(db) == expected, f"killed at {fraction:.0%} of the run"
+        statuses = sqlite3.connect(db).execute("SELECT status FROM job_runs ORDER BY id").fetchall()
+        assert statuses == [("interrupted",), ("done",)]
+    # The kills landed before, between and after chunks of both phases, not only at the ends.
+    assert any(0 < n < created for n, _ in partial), partial
+    assert any(n == created and 0 < p < posted for n, p in partial), partial
+
+
+@pytest.mark.slow
+def test_second_process_exits_4_while_the_first_holds_the_ledger(generated: Path, tmp_path: Path) -> None:
+    db = copy(generated, tmp_path / "busy.db")
+    init_ledger(db)  # idempotent: also proves init leaves a ledger alone
+    with job_lock(db):
+        busy = payalloc(db, "run-job")
+    assert busy.returncode == 4 and "another run-job is running" in busy.stderr
+    assert payalloc(db, "run-job", "-q").returncode == 0
