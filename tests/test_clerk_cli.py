@@ -201,10 +201,6 @@ def test_audit_since_and_csv(seeded: Cli, conn: sqlite3.Connection) -> None:
     assert cli("audit", "--since", "yesterday").exit_code == 3
 
 
-@pytest.mark.xfail(
-    reason="cli/__init__.py's error boundary catches click's exceptions, but typer 0.28 raises its vendored "
-    "typer._click ones: usage errors exit 1 as 'internal error' instead of 2", strict=False,
-)
 def test_usage_errors_exit_2(seeded: Cli) -> None:
     assert seeded("apply").exit_code == 2
     assert seeded("apply", "Y", "X=1", "--file", "f.csv").exit_code == 2

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from payalloc.ledger.clients import mark_for_job
+
 
 @dataclass(frozen=True)
 class ClientRef:
@@ -121,8 +123,7 @@ def insert_payment(
          status, note, payer_name),
     )
     if status == "ready" and apply_to != "specific":
-        # Work for the next run-job: marked here, in the insert's transaction, whatever triggers exist.
-        conn.execute("UPDATE clients SET job_pending = 1 WHERE id = ? AND job_pending = 0", (client_id,))
+        mark_for_job(conn, [client_id])  # work for the next run-job, in the insert's transaction
     return int(cur.lastrowid or 0)
 
 
