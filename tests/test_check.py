@@ -356,6 +356,11 @@ def guard_dropped(path: Path) -> None:
     drop(c, "remittances_no_delete")
 
 
+def dropped_table(path: Path) -> None:
+    c = raw(path)
+    c.execute("DROP TABLE journal_lines")  # takes its two guard triggers with it
+
+
 def garbled_page(path: Path) -> None:
     c = raw(path)
     root = c.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'audit_at'").fetchone()[0]
@@ -408,6 +413,7 @@ CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
     (event_other_client, "event_client_mismatch", {"payment_id": "P6", "event_id": "E2"}, {G}),
     (bad_date, "date_invalid", {"charge_id": "CH3", "column_name": "service_date"}, {G}),
     (guard_dropped, "guard_trigger_missing", {"detail": "remittances_no_delete"}, set()),
+    (dropped_table, "table_not_strict", {"table_name": "journal_lines"}, {G, "check_query_failed"}),
     (garbled_page, "integrity_check_failed", {}, {"check_query_failed"}),
 ]
 
