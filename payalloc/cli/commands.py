@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
     from payalloc.cli import imports
 
     imports.register(app, groups)
+    from payalloc.cli import listings
+
+    listings.register(app, groups)
     from payalloc.cli import events, gl, job
 
     job.register(app, groups)
