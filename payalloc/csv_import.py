@@ -6,6 +6,7 @@ with the file. Refuses what is not UTF-8 CSV text with one clear sentence.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Callable, Iterator
@@ -141,8 +142,8 @@ class _Row:
         value = self.text(column, required=True, limit=40)
         if value is None:
             return 0
-        try:
-            return parse_cents(value)
+        try:  # the cell as it is: money.py decides which padding it trims (not a no-break space)
+            return parse_cents(self.cells[self.index[column]])
         except MoneyError as error:
             self.problems.append((column, str(error)))
             return 0
@@ -152,7 +153,7 @@ class _Row:
         if value is None:
             return ""
         try:
-            return parse_date(value)
+            return parse_date(self.cells[self.index[column]])
         except DateError as error:
             self.problems.append((column, str(error)))
             return ""
@@ -318,13 +319,16 @@ def _fast_parser(kind: str, index: dict[str, int]) -> Callable[[list[str]], Any]
 
 class _Bytes(io.RawIOBase):
     """The raw file, counted (for the progress bar) and refused at the first NUL byte:
-    Python 3.11's csv module would accept NULs, and they mean a binary file."""
+    Python 3.11's csv module would accept NULs, and they mean a binary file. Bytes that are
+    not UTF-8 are refused here too, where their line is known (the text layer decodes ahead)."""
 
     def __init__(self, raw: IO[bytes], name: str) -> None:
         self.raw = raw
         self.name_for_errors = name
         self.done = 0
         self.first = True
+        self.lines = 0  # newlines passed on so far
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
 
     def readable(self) -> bool:
         return True
@@ -335,8 +339,17 @@ class _Bytes(io.RawIOBase):
             self.first = False
             if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 raise InputError(f"{self.name_for_errors} is UTF-16 text; save it as UTF-8 CSV")
-        if b"\x00" in data:
-            raise InputError(f"{self.name_for_errors} contains NUL bytes: it is not CSV text")
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            line = self.lines + data.count(b"\n", 0, nul) + 1
+            raise InputError(f"{self.name_for_errors}: line {line} contains NUL bytes: it is not CSV text")
+        try:
+            self.utf8.decode(data, final=not data)
+        except UnicodeDecodeError as error:
+            line = self.lines + error.object.count(b"\n", 0, error.start) + 1
+            raise InputError(f"{self.name_for_errors}: line {line} is not UTF-8 text "
+                             "(saved as Windows-1252 or Latin-1?); save the file as UTF-8 CSV") from None
+        self.lines += data.count(b"\n")
         n = len(data)
         buffer[:n] = data
         self.done += n
@@ -368,7 +381,7 @@ class CsvFile:
         self.parse = PARSERS[kind]
         self.fast = _fast_parser(kind, self.index)
 
-    def _next(self) -> list[str] | None:
+    def _next(self, start: int = 1) -> list[str] | None:
         try:
             return next(self.reader)
         except StopIteration:
@@ -379,6 +392,9 @@ class CsvFile:
                 "(saved as Windows-1252 or Latin-1?); save the file as UTF-8 CSV"
             ) from None
         except csv.Error as error:
+            if self.reader.line_num > start and "end of data" in str(error):
+                raise InputError(f"{self.name}: line {start}: a quoted field that starts here is never closed "
+                                 f"(malformed CSV: {error})") from None
             raise InputError(f"{self.name}: line {self.reader.line_num}: malformed CSV ({error})") from None
 
     def _header(self) -> dict[str, int]:
@@ -410,7 +426,7 @@ class CsvFile:
         append = batch.rows.append
         while True:
             start = reader.line_num + 1
-            cells = self._next()
+            cells = self._next(start)
             if cells is None:
                 break
             if not cells:  # an empty line

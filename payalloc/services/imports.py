@@ -75,6 +75,9 @@ class _Importer:
         # An empty table cannot hold rows from before: skip the lookups, and let the UNIQUE
         # index catch an id repeated in the file (then that batch is redone with lookups).
         self.lookup = self.start_max > 0
+        # Rows from before that this file already named (by id): a later batch naming one
+        # again is a duplicate too. One byte per ledger row, not a set of keys.
+        self.named = bytearray(self.start_max + 1)
         self.clients: dict[str, int] = {}
         self.events: dict[str, tuple[int, int, str]] = {}
 
@@ -158,10 +161,11 @@ class _Importer:
                 if old is None:
                     if self.accept_new(line, row):
                         new.append(values)
-                elif old[0] > self.start_max:
+                elif old[0] > self.start_max or self.named[old[0]]:
                     self.problems.add(self.where(line, self.key_column),
                                       f"{self.key_column} {row[0]} appears twice in this file")
                 else:
+                    self.named[old[0]] = 1
                     self.compare(line, row, values, old)
             sql.insert(self.conn, self.kind, new)
         else:
