@@ -75,3 +75,19 @@ def test_triggers_refuse_over_allocation_and_deletes(conn: sqlite3.Connection) -
         conn.execute("DELETE FROM remittances")
     with pytest.raises(sqlite3.IntegrityError, match="immutable"), write_txn(conn):
         conn.execute("UPDATE charges SET amount_cents = 1")
+
+
+def test_init_adopts_an_empty_file_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "touched.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    created, applied = init_ledger(path)
+    assert not created and applied == ["0001_initial"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_init_warns_about_a_ledger_readable_by_others(cli, ledger_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ledger_path.chmod(0o644)
+    result = cli("init")
+    assert result.exit_code == 0
+    assert "readable by others" in result.stderr

@@ -87,7 +87,8 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         created = True
     except FileExistsError:
-        pass
+        if path.stat().st_size == 0:  # e.g. after `touch`: adopt it, owner-only like a new one
+            os.chmod(path, 0o600)
     conn = _connect(path, "rw")
     try:
         app_id, version = _identity(conn, path)
