@@ -31,7 +31,7 @@ def test_connection_settings(conn: sqlite3.Connection) -> None:
 
 def test_missing_ledger_is_refused_not_created(tmp_path: Path) -> None:
     path = tmp_path / "typo.db"
-    with pytest.raises(LedgerMissing, match="typo.db does not exist"):
+    with pytest.raises(LedgerMissing, match=r"typo\.db does not exist"):
         open_ledger(path)
     assert not path.exists()
 
