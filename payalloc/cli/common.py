@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from payalloc.errors import InputError
+
+
+class ApplyTo(StrEnum):
+    """How a payment is applied (spec: apply-to)."""
+
+    oldest = "oldest"
+    specific = "specific"
+    event = "event"
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts (amounts are strings).")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV (spreadsheet formulas neutralized).")]

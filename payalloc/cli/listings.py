@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, one_format
+from payalloc.cli.common import ApplyTo, CsvOpt, JsonOpt, one_format
 from payalloc.cli.output import Column
 from payalloc.cli.state import STATE
 from payalloc.money import format_cents, plain_cents
@@ -25,11 +25,6 @@ class PaymentStatus(StrEnum):
     pending = "pending"
     void = "void"
 
-
-class ApplyTo(StrEnum):
-    oldest = "oldest"
-    specific = "specific"
-    event = "event"
 
 
 ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this client (client_id).")]

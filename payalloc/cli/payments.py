@@ -8,16 +8,11 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import JsonOpt, ReasonOpt
+from payalloc.cli.common import ApplyTo, JsonOpt, ReasonOpt
 from payalloc.cli.state import STATE
 
 PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False)]
 
-
-class ApplyTo(StrEnum):
-    oldest = "oldest"
-    specific = "specific"
-    event = "event"
 
 
 class Mode(StrEnum):
