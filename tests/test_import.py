@@ -1,0 +1,613 @@
+"""CSV import (spec "CSV import formats"): the sample files, header handling, file order, references,
+whole file or nothing, every problem located, re-import semantics, in-file duplicates (fast and slow
+paths, across batches), --dry-run, --json, stdin, and the fast row parser against the slow one."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payalloc.csv_import import BATCH_ROWS, LAYOUTS, PARSERS, _fast_parser, _Row, _Slow
+from payalloc.errors import InputError, ProblemsError
+from payalloc.ledger.connection import init_ledger, open_ledger
+from payalloc.services.imports import ImportSummary, import_csv
+from tests.builders import add_charge, add_client
+from tests.conftest import SAMPLE, Cli
+
+NOW = "2026-11-23T02:00:00Z"
+KIND_ORDER = ("clients", "events", "charges", "payments")
+SAMPLE_COUNTS = {"clients": 12, "events": 5, "charges": 60, "payments": 25}
+BIG = BATCH_ROWS + 1000  # rows: enough to cross a batch boundary
+
+
+def imp(conn: sqlite3.Connection, kind: str, data: str | bytes, *, name: str = "in.csv",
+        dry_run: bool = False) -> ImportSummary:
+    raw = data.encode() if isinstance(data, str) else data
+    return import_csv(conn, kind, io.BytesIO(raw), name, now=NOW, staff="tester", dry_run=dry_run)
+
+
+def load_samples(conn: sqlite3.Connection, kinds: tuple[str, ...] = KIND_ORDER) -> None:
+    for kind in kinds:
+        imp(conn, kind, (SAMPLE / f"{kind}.csv").read_bytes(), name=f"{kind}.csv")
+
+
+def data_only(lines: list[str]) -> list[str]:
+    """A dump without the audit trail (an import, even of nothing new, is an audited action)."""
+    return [line for line in lines if not line.startswith('INSERT INTO "audit"')]
+
+
+def problems_of(error: ProblemsError) -> list[str]:
+    return [str(p) for p in error.problems]
+
+
+def keys(conn: sqlite3.Connection, table: str, key: str) -> list[str]:
+    return [r[0] for r in conn.execute(f"SELECT {key} FROM {table} ORDER BY id")]
+
+
+def charges_file(n: int, *, client: str = "C-1001", prefix: str = "BX", amount: str = "10.00") -> list[str]:
+    return ["charge_id,client_id,service_date,amount,payer"] + [
+        f"{prefix}{i:05d},{client},2026-01-{1 + i % 28:02d},{amount},self_pay" for i in range(n)
+    ]
+
+
+def write(tmp_path: Path, name: str, lines: list[str] | str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(lines, bytes):
+        path.write_bytes(lines)
+    else:
+        path.write_text(lines if isinstance(lines, str) else "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- the sample files -----------------------------------------------------------------------------
+
+
+def test_sample_files_import_then_reimport_changes_nothing(cli: Cli, dump: Callable[[], list[str]]) -> None:
+    for kind in KIND_ORDER:
+        result = cli("import", kind, str(SAMPLE / f"{kind}.csv"), "--json")
+        assert result.exit_code == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert (summary["inserted"], summary["updated"], summary["unchanged"]) == (SAMPLE_COUNTS[kind], 0, 0)
+        assert summary["warnings"] == []
+    before = dump()
+    for kind in KIND_ORDER:
+        result = cli("import", kind, str(SAMPLE / f"{kind}.csv"))
+        assert result.exit_code == 0, result.stderr
+        assert f"imported 0 new, 0 updated, {SAMPLE_COUNTS[kind]} unchanged {kind}" in result.stdout
+    after = dump()
+    assert data_only(after) == data_only(before)
+    assert len(after) == len(before) + 4  # one audit row per import, nothing else
+    assert cli("check").exit_code == 0
+
+
+def test_sample_values_are_stored_exactly(conn: sqlite3.Connection) -> None:
+    load_samples(conn)
+    # "$200" in the file is 200.00; a quoted note with commas and quotes survives.
+    assert conn.execute("SELECT amount_cents FROM payments WHERE payment_key = 'P-3002'").fetchone() == (20000,)
+    assert conn.execute("SELECT note FROM payments WHERE payment_key = 'P-3004'").fetchone() == (
+        "Apply to the evaluation only, per client",)
+    assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3012'").fetchone() == ("pending",)
+    assert conn.execute("SELECT typeof(amount_cents) FROM charges GROUP BY 1").fetchall() == [("integer",)]
+    ev = conn.execute("SELECT e.event_key FROM payments p JOIN events e ON e.id = p.event_id"
+                      " WHERE p.payment_key = 'P-3006'").fetchone()
+    assert ev == ("E-501",)
+
+
+# --- header ---------------------------------------------------------------------------------------
+
+
+def test_header_in_any_column_order_gives_the_same_ledger(tmp_path: Path) -> None:
+    rows = list((SAMPLE / "charges.csv").read_text().splitlines())
+    parsed = [next(iter(__import__("csv").reader([line]))) for line in rows]
+    order = list(range(len(parsed[0])))
+    random.Random(7).shuffle(order)
+    assert order != sorted(order)
+    out = io.StringIO()
+    w = __import__("csv").writer(out, lineterminator="\n")
+    for cells in parsed:
+        w.writerow([cells[i] for i in order])
+    contents = []
+    for name, data in (("a.db", (SAMPLE / "charges.csv").read_bytes()), ("b.db", out.getvalue().encode())):
+        init_ledger(tmp_path / name)
+        c = open_ledger(tmp_path / name)
+        load_samples(c, ("clients", "events"))
+        assert imp(c, "charges", data).inserted == 60
+        contents.append(c.execute("SELECT * FROM charges ORDER BY id").fetchall())
+        c.close()
+    assert contents[0] == contents[1]
+
+
+def test_header_names_are_trimmed_and_case_insensitive(conn: sqlite3.Connection) -> None:
+    summary = imp(conn, "clients", " Client_ID ,NAME\nC1,Ann\n")
+    assert summary.inserted == 1 and summary.warnings == []
+    assert conn.execute("SELECT client_key, name FROM clients").fetchall() == [("C1", "Ann")]
+
+
+def test_unknown_columns_are_warned_about_and_ignored(cli: Cli, tmp_path: Path, ledger_path: Path) -> None:
+    path = write(tmp_path, "clients.csv", ["client_id,ssn,name,Fax Number", "C1,000-00-0000,Ann,555"])
+    result = cli("import", "clients", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "warning:" in result.stderr and "ssn" in result.stderr and "fax number" in result.stderr
+    assert "000-00-0000" not in result.stdout + result.stderr
+    assert "imported 1 new" in result.stdout
+    c = sqlite3.connect(ledger_path)
+    assert c.execute("SELECT client_key, name, responsible_party FROM clients").fetchall() == [("C1", "Ann", None)]
+    assert "000-00-0000" not in "\n".join(c.iterdump())
+    c.close()
+
+
+def test_utf8_bom_is_accepted(conn: sqlite3.Connection) -> None:
+    summary = imp(conn, "clients", b"\xef\xbb\xbfclient_id,name\nC1,Jos\xc3\xa9\n")
+    assert summary.inserted == 1 and summary.warnings == []
+    assert conn.execute("SELECT client_key, name FROM clients").fetchall() == [("C1", "José")]
+
+
+def test_header_only_is_accepted_with_a_warning(conn: sqlite3.Connection) -> None:
+    summary = imp(conn, "payments", (SAMPLE / "payments.csv").read_text().splitlines()[0] + "\n")
+    assert (summary.inserted, summary.updated, summary.unchanged) == (0, 0, 0)
+    assert any("header but no rows" in w for w in summary.warnings)
+
+
+# --- order, references -----------------------------------------------------------------------------
+
+
+def test_rows_enter_in_file_order(conn: sqlite3.Connection) -> None:
+    names = [f"K{random.Random(3).randrange(10**6):06d}-{i}" for i in range(BIG)]
+    random.Random(5).shuffle(names)
+    imp(conn, "clients", "client_id,name\n" + "".join(f"{k},N\n" for k in names))
+    assert keys(conn, "clients", "client_key") == names
+    lines = charges_file(BIG, client=names[0])
+    order = lines[1:]
+    random.Random(9).shuffle(order)
+    imp(conn, "charges", "\n".join([lines[0], *order]) + "\n")
+    assert keys(conn, "charges", "charge_key") == [line.split(",")[0] for line in order]
+
+
+def test_references_are_checked_with_line_and_column(conn: sqlite3.Connection, dump: Callable[[], list[str]]) -> None:
+    load_samples(conn, ("clients", "events"))
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "charges", "\n".join([
+            "charge_id,client_id,service_date,amount,payer,event_id",
+            "X1,C-1001,2026-01-01,10.00,self_pay,",
+            "X2,C-9999,2026-01-01,10.00,self_pay,",
+            "X3,C-1001,2026-01-01,10.00,self_pay,E-501",  # E-501 is C-1004's
+            "X4,C-1004,2026-01-01,10.00,self_pay,E-404",
+        ]) + "\n", name="ch.csv")
+    assert problems_of(info.value) == [
+        "ch.csv: line 3, column client_id: client_id C-9999 is not in the ledger",
+        "ch.csv: line 4, column event_id: event_id E-501 belongs to another client",
+        "ch.csv: line 5, column event_id: event_id E-404 is not in the ledger",
+    ]
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "payments", "\n".join([
+            "payment_id,client_id,received_date,amount,apply_to,event_id",
+            "Y1,C-1001,2026-01-01,10.00,event,E-501",
+            "Y2,C-1004,2026-01-01,10.00,event,E-501",
+        ]) + "\n", name="p.csv")
+    assert problems_of(info.value) == ["p.csv: line 2, column event_id: event_id E-501 belongs to another client"]
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "events", "event_id,client_id,scheduled_date\nE-9,C-0000,2026-01-01\n", name="e.csv")
+    assert problems_of(info.value) == ["e.csv: line 2, column client_id: client_id C-0000 is not in the ledger"]
+    assert dump() == before
+
+
+def test_reference_to_a_client_earlier_in_the_import_sequence(conn: sqlite3.Connection) -> None:
+    imp(conn, "clients", "client_id,name\nC1,Ann\n")
+    assert imp(conn, "events", "event_id,client_id,scheduled_date\nE1,C1,2026-01-01\n").inserted == 1
+    s = imp(conn, "payments", "payment_id,client_id,received_date,amount,apply_to,event_id\nP1,C1,2026-01-02,5,event,E1\n")
+    assert s.inserted == 1
+
+
+# --- whole file or nothing; every problem reported -----------------------------------------------
+
+
+def test_bad_last_row_of_a_big_file_writes_nothing(cli: Cli, conn: sqlite3.Connection, tmp_path: Path,
+                                                  dump: Callable[[], list[str]]) -> None:
+    load_samples(conn, ("clients",))
+    lines = charges_file(BIG)
+    lines[-1] = lines[-1].replace("10.00", "10.005")
+    path = write(tmp_path, "big.csv", lines)
+    before = dump()
+    result = cli("import", "charges", str(path))
+    assert result.exit_code == 3
+    assert f"big.csv: line {BIG + 1}, column amount: '10.005' is not an amount like 1,234.50" in result.stderr
+    assert "nothing was imported" in result.stderr
+    assert dump() == before
+    assert conn.execute("SELECT count(*) FROM charges").fetchone() == (0,)
+
+
+def test_every_invalid_row_is_reported_first_50_then_a_count(cli: Cli, conn: sqlite3.Connection, tmp_path: Path,
+                                                            dump: Callable[[], list[str]]) -> None:
+    load_samples(conn, ("clients",))
+    lines = charges_file(200)
+    bad = list(range(5, 200, 3))  # 65 bad rows (indexes into lines[1:])
+    for i in bad:
+        lines[i + 1] = lines[i + 1].replace("2026-01-", "2026-13-")
+    lines[2] = lines[2].replace("10.00", "-1").replace("self_pay", "selfpay")  # two problems on line 3
+    path = write(tmp_path, "many.csv", lines)
+    before = dump()
+    result = cli("import", "charges", str(path))
+    assert result.exit_code == 3
+    err = result.stderr.splitlines()
+    assert err[0] == f"error: {path}: {len(bad) + 2} problems; nothing was imported"
+    listed = [line.strip() for line in err[1:]]
+    assert len(listed) == 51
+    assert listed[0].startswith(f"{path}: line 3, column amount: '-1'")
+    assert listed[1] == f"{path}: line 3, column payer: 'selfpay' is not one of insurance, patient_resp, self_pay"
+    assert listed[2].startswith(f"{path}: line {bad[0] + 2}, column service_date: '2026-13-")
+    assert "YYYY-MM-DD" in listed[2]
+    assert listed[-1] == f"... and {len(bad) + 2 - 50} more problems"
+    assert dump() == before
+
+
+def test_problems_of_every_column_are_located(conn: sqlite3.Connection) -> None:
+    load_samples(conn, ("clients", "events"))
+    header = "payment_id,client_id,received_date,amount,apply_to,event_id,method,status"
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "payments", "\n".join([
+            header,
+            ",C-1001,2026-01-01,1,oldest,,cash,ready",
+            "P1,C-1001,01/02/2026,1,oldest,,cash,ready",
+            "P2,C-1001,2026-01-01,1e3,oldest,,cash,ready",
+            "P3,C-1001,2026-01-01,1,newest,,cash,ready",
+            "P4,C-1001,2026-01-01,1,oldest,,bitcoin,ready",
+            "P5,C-1001,2026-01-01,1,oldest,,cash,void",
+            "P6,C-1004,2026-01-01,1,event,,cash,ready",
+            "P7,C-1004,2026-01-01,1,oldest,E-501,cash,ready",
+            "P8,C-1001,2026-01-01,1,oldest,,cash",
+        ]) + "\n", name="p.csv")
+    got = problems_of(info.value)
+    expect = [
+        ("line 2, column payment_id", "is required"),
+        ("line 3, column received_date", "YYYY-MM-DD"),
+        ("line 4, column amount", "'1e3' is not an amount"),
+        ("line 5, column apply_to", "'newest' is not one of event, oldest, specific"),
+        ("line 6, column method", "'bitcoin' is not one of"),
+        ("line 7, column status", "'void' is not one of pending, ready"),
+        ("line 8, column event_id", "is required when apply_to is event"),
+        ("line 9, column event_id", "must be empty when apply_to is oldest"),
+        ("line 10", "has 7 fields but the header has 8"),
+    ]
+    assert len(got) == len(expect)
+    for line, (where, why) in zip(got, expect, strict=True):
+        assert line.startswith(f"p.csv: {where}: ") and why in line, line
+
+
+# --- re-import ------------------------------------------------------------------------------------
+
+
+def test_reimport_updates_clients_and_events(conn: sqlite3.Connection) -> None:
+    load_samples(conn)
+    s = imp(conn, "clients", "client_id,name,responsible_party\nC-1001,Avery Brooks-Lee,\nC-1002,Jordan Diaz,Maria Diaz\n")
+    assert (s.inserted, s.updated, s.unchanged) == (0, 1, 1)
+    assert conn.execute("SELECT name FROM clients WHERE client_key = 'C-1001'").fetchone() == ("Avery Brooks-Lee",)
+    s = imp(conn, "clients", "client_id,name,responsible_party\nC-1003,Sam Okafor,Pat Okafor\n")
+    assert (s.updated, conn.execute("SELECT responsible_party FROM clients WHERE client_key = 'C-1003'").fetchone()) \
+        == (1, ("Pat Okafor",))
+    s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-502,C-1005,2026-12-02,done\n"
+                            "E-501,C-1004,2026-10-06,done\n")
+    assert (s.inserted, s.updated, s.unchanged) == (0, 1, 1)
+    assert conn.execute("SELECT status FROM events WHERE event_key = 'E-502'").fetchone() == ("done",)
+    # An older export (done -> scheduled) leaves the ledger as it is, with a warning.
+    s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-501,C-1004,2026-10-06,scheduled\n")
+    assert (s.updated, s.unchanged) == (0, 1) and any("left as they are" in w for w in s.warnings)
+    assert conn.execute("SELECT status FROM events WHERE event_key = 'E-501'").fetchone() == ("done",)
+
+
+def test_reimport_payment_pending_to_ready_is_an_update(conn: sqlite3.Connection) -> None:
+    load_samples(conn)
+    text = (SAMPLE / "payments.csv").read_text().replace(
+        "P-3012,C-1007,2026-09-05,255.00,oldest,,check,889,pending", "P-3012,C-1007,2026-09-05,255.00,oldest,,check,889,ready")
+    s = imp(conn, "payments", text)
+    assert (s.inserted, s.updated, s.unchanged) == (0, 1, 24)
+    assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3012'").fetchone() == ("ready",)
+    # ready -> pending is not a way back: unchanged
+    s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())
+    assert (s.updated, s.unchanged) == (0, 25)
+    assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3012'").fetchone() == ("ready",)
+
+
+@pytest.mark.parametrize(
+    ("kind", "old", "new", "expect"),
+    [
+        ("charges", "CH-2001,C-1001,2026-08-04,150.00", "CH-2001,C-1001,2026-08-04,151.00",
+         "line 2, column amount: charge_id CH-2001 is already in the ledger with a different amount "
+         "(ledger 150.00, file 151.00); charges cannot be changed by import"),
+        ("charges", "CH-2001,C-1001,2026-08-04,150.00", "CH-2001,C-1001,2026-08-05,150.00",
+         "line 2, column service_date: charge_id CH-2001 is already in the ledger with a different service_date "
+         "(ledger 2026-08-04, file 2026-08-05)"),
+        ("charges", "CH-2001,C-1001,2026-08-04,150.00,self_pay", "CH-2001,C-1001,2026-08-04,150.00,insurance",
+         "column payer: charge_id CH-2001 is already in the ledger with a different payer"),
+        ("charges", "CH-2001,C-1001,", "CH-2001,C-1002,", "column client_id: charge_id CH-2001 is already"),
+        ("payments", "P-3001,C-1001,2026-08-20,300.00", "P-3001,C-1001,2026-08-20,$300.01",
+         "line 2, column amount: payment_id P-3001 is already in the ledger with a different amount "
+         "(ledger 300.00, file 300.01); payments cannot be changed by import"),
+        ("payments", "P-3001,C-1001,2026-08-20,300.00,oldest", "P-3001,C-1001,2026-08-20,300.00,specific",
+         "column apply_to: payment_id P-3001 is already in the ledger with a different apply_to"),
+        ("payments", "AUTH 559812", "AUTH 559813", "column reference: payment_id P-3001 is already"),
+        ("events", "E-501,C-1004,2026-10-06", "E-501,C-1004,2026-10-07",
+         "column scheduled_date: event_id E-501 is already in the ledger with a different scheduled_date"),
+    ],
+)
+def test_reimport_conflict_is_refused_naming_the_field(
+    cli: Cli, conn: sqlite3.Connection, tmp_path: Path, dump: Callable[[], list[str]],
+    kind: str, old: str, new: str, expect: str,
+) -> None:
+    load_samples(conn)
+    text = (SAMPLE / f"{kind}.csv").read_text()
+    line = text.splitlines()[1]
+    assert old in line
+    path = write(tmp_path, f"{kind}.csv", "\n".join([text.splitlines()[0], line.replace(old, new)]) + "\n")
+    before = dump()
+    result = cli("import", kind, str(path))
+    assert result.exit_code == 3
+    assert f"{path}: line 2, {expect.removeprefix('line 2, ')}" in result.stderr
+    assert dump() == before
+
+
+# --- duplicates inside one file --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gap", [1, BIG - 10], ids=["same-batch", "across-batches"])
+@pytest.mark.parametrize("ledger", ["empty-table", "table-has-rows"])
+def test_duplicate_id_in_one_file_is_refused(conn: sqlite3.Connection, dump: Callable[[], list[str]],
+                                              gap: int, ledger: str) -> None:
+    add_client(conn, "C-1001")
+    if ledger == "table-has-rows":
+        add_charge(conn, "OLD-1", "C-1001", "2026-01-01", 500)
+    lines = charges_file(BIG)
+    lines[1 + 5 + gap] = lines[1 + 5].replace("10.00", "11.00")  # charge id of line 7 again, different amount
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "charges", "\n".join(lines) + "\n", name="dup.csv")
+    assert problems_of(info.value) == [
+        f"dup.csv: line {7 + gap}, column charge_id: charge_id BX00005 appears twice in this file"
+        + (" (first on line 7)" if gap == 1 else "")]
+    assert dump() == before
+
+
+@pytest.mark.parametrize("gap", [1, BIG - 10], ids=["same-batch", "across-batches"])
+def test_duplicate_id_in_a_file_for_an_empty_clients_table(conn: sqlite3.Connection, dump: Callable[[], list[str]],
+                                                           gap: int) -> None:
+    clients = ["client_id,name"] + [f"D{i:05d},N" for i in range(BIG)]
+    clients[2 + gap] = "D00001,Other"
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "clients", "\n".join(clients) + "\n", name="c.csv")
+    assert [p.split(" (first")[0] for p in problems_of(info.value)] == [
+        f"c.csv: line {3 + gap}, column client_id: client_id D00001 appears twice in this file"]
+    assert dump() == before
+
+
+def test_duplicate_of_an_id_already_in_the_ledger_across_batches(conn: sqlite3.Connection,
+                                                                 dump: Callable[[], list[str]]) -> None:
+    """An id the ledger had before, named twice in one file with a batch boundary between: refused,
+    not counted updated twice (last one winning)."""
+    load_samples(conn, ("clients",))
+    rows = ["client_id,name", "C-1001,First Name"] + [f"N{i:05d},X" for i in range(BIG)] + ["C-1001,Second Name"]
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "clients", "\n".join(rows) + "\n", name="c.csv")
+    assert problems_of(info.value) == [
+        f"c.csv: line {BIG + 3}, column client_id: client_id C-1001 appears twice in this file"]
+    assert dump() == before
+
+
+def test_duplicate_in_an_empty_table_fast_path_batch_two(conn: sqlite3.Connection,
+                                                         dump: Callable[[], list[str]]) -> None:
+    """The empty-table path inserts without lookups; the UNIQUE index catches the repeat in a later
+    batch, which is then redone with lookups: one problem, correctly located, nothing written."""
+    rows = ["client_id,name"] + [f"N{i:05d},X" for i in range(BIG)]
+    rows.append("N00000,again")
+    rows.append("N00001,again")
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "clients", "\n".join(rows) + "\n", name="c.csv")
+    assert problems_of(info.value) == [
+        f"c.csv: line {BIG + 2}, column client_id: client_id N00000 appears twice in this file",
+        f"c.csv: line {BIG + 3}, column client_id: client_id N00001 appears twice in this file",
+    ]
+    assert dump() == before
+    # and the same file without the repeats goes in whole
+    assert imp(conn, "clients", "\n".join(rows[:-2]) + "\n").inserted == BIG
+
+
+# --- dry run, JSON, stdin, terminal-free output, files and ledgers that are not there --------------
+
+
+def test_dry_run_writes_nothing_and_reports_the_same_counts(cli: Cli, conn: sqlite3.Connection, tmp_path: Path,
+                                                            dump: Callable[[], list[str]]) -> None:
+    load_samples(conn, ("clients", "events", "charges"))
+    original = (SAMPLE / "payments.csv").read_text().splitlines()
+    pending = next(line for line in original if ",pending," in line)
+    imp(conn, "payments", "\n".join([*original[:5], pending]) + "\n")  # 4 will be unchanged, 1 updated
+    path = write(tmp_path, "p.csv", "\n".join(original).replace(pending, pending.replace(",pending,", ",ready,")))
+    before = dump()
+    dry = cli("import", "payments", str(path), "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.stderr
+    assert dump() == before
+    dry_summary = json.loads(dry.stdout)
+    plain = cli("import", "payments", str(path), "--dry-run")
+    assert "would import 20 new, 1 updated, 4 unchanged payments (dry run: nothing written)" in plain.stdout
+    real = cli("import", "payments", str(path), "--json")
+    assert real.exit_code == 0
+    real_summary = json.loads(real.stdout)
+    assert dry_summary == {**real_summary, "dry_run": True}
+    assert (real_summary["inserted"], real_summary["updated"], real_summary["unchanged"]) == (20, 1, 4)
+    assert dump() != before
+
+
+def test_dry_run_of_a_bad_file_is_refused_too(cli: Cli, tmp_path: Path, dump: Callable[[], list[str]]) -> None:
+    path = write(tmp_path, "c.csv", ["client_id,name", "C1,"])
+    before = dump()
+    result = cli("import", "clients", str(path), "--dry-run")
+    assert result.exit_code == 3 and "line 2, column name: is required" in result.stderr
+    assert dump() == before
+
+
+def test_json_summary_fields(cli: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", ["client_id,name,extra", "C1,Ann,x", "C2,Bo,y"])
+    result = cli("import", "clients", str(path), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "kind": "clients", "file": str(path), "inserted": 2, "updated": 0, "unchanged": 0, "dry_run": False,
+        "warnings": [f"{path}: ignoring unknown column extra"],
+    }
+
+
+def test_stdin(cli: Cli, ledger_path: Path) -> None:
+    result = cli("import", "clients", "-", input=(SAMPLE / "clients.csv").read_text())
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "stdin: imported 12 new, 0 updated, 0 unchanged clients\n"
+    again = cli("import", "clients", "-", "--json", input=(SAMPLE / "clients.csv").read_text())
+    assert json.loads(again.stdout)["file"] == "stdin" and json.loads(again.stdout)["unchanged"] == 12
+    bad = cli("import", "clients", "-", input="client_id,name\nC-1001,\n")
+    assert bad.exit_code == 3 and "stdin: line 2, column name: is required" in bad.stderr
+
+
+def test_no_progress_bar_or_ansi_off_terminal(cli: Cli, conn: sqlite3.Connection, tmp_path: Path) -> None:
+    load_samples(conn, ("clients",))
+    path = write(tmp_path, "big.csv", charges_file(BIG))
+    result = cli("import", "charges", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{path}: imported {BIG} new, 0 updated, 0 unchanged charges\n"
+    assert result.stderr == ""
+    assert "\x1b" not in result.stdout + result.stderr
+
+
+def test_missing_file(cli: Cli, tmp_path: Path, dump: Callable[[], list[str]]) -> None:
+    before = dump()
+    result = cli("import", "clients", str(tmp_path / "nope.csv"))
+    assert result.exit_code == 3
+    assert f"file {tmp_path / 'nope.csv'} does not exist" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert dump() == before
+
+
+def test_missing_ledger_is_refused_and_not_created(tmp_path: Path) -> None:
+    ledger = tmp_path / "typo.db"
+    result = Cli(ledger)("import", "clients", str(SAMPLE / "clients.csv"))
+    assert result.exit_code == 3
+    assert str(ledger) in result.stderr
+    assert not ledger.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_kind_is_a_usage_error(cli: Cli) -> None:
+    result = cli("import", "refunds", str(SAMPLE / "clients.csv"))
+    assert result.exit_code == 2
+    with pytest.raises(InputError, match="unknown import kind 'refunds'"):
+        import_csv(sqlite3.connect(":memory:"), "refunds", io.BytesIO(b""), "x", now=NOW, staff="t")
+
+
+# --- fast path == slow path -----------------------------------------------------------------------
+
+_KEYS = st.sampled_from(["C-1", " C-1 ", "E-1", "", " ", "x" * 64, "y" * 65, "C\x1b1", "C\u202e1", "\u00a0C-2\u00a0",
+                         "C\t3", "C 4"]) | st.text(max_size=70)
+_DATES = st.sampled_from(["2026-01-31", " 2026-01-31", "2026-01-31 \t", "2026-02-30", "20260131", "", " ",
+                          "2026-01-31\u00a0", "\u20032026-01-31", "2026-01-31\n", " " * 45 + "2026-01-01"]) \
+    | st.text(alphabet="0123456789- ", max_size=12)
+_AMOUNTS = st.sampled_from(["150.00", "$1,234.50", " 12.5 ", "12.5\u00a0", "\u00a012.5", "0", "-5", "1e3", "",
+                            "12,50", " ", "1,000,000,000.00", "1000000000.01", " " * 45 + "1.00", "7\n"]) \
+    | st.text(alphabet="0123456789,.$ -\u00a0", max_size=12)
+_TEXTS = st.sampled_from(["Ann", "", " ", "x" * 64, "x" * 65, "x" * 200, "x" * 201, "y" * 4000, "y" * 4001,
+                          "[/]", "a\x1b[2Jb", " padded "]) | st.text(max_size=20)
+
+
+def _enum(*values: str) -> st.SearchStrategy[str]:
+    variants = [*values, *(f" {v} " for v in values), *(v.upper() for v in values), "", " ", "other", "\u00a0" + values[0]]
+    return st.sampled_from(variants) | st.text(max_size=8)
+
+
+_CELLS: dict[str, st.SearchStrategy[str]] = {
+    "client_id": _KEYS, "event_id": _KEYS, "charge_id": _KEYS, "payment_id": _KEYS,
+    "scheduled_date": _DATES, "service_date": _DATES, "received_date": _DATES, "amount": _AMOUNTS,
+    "payer": _enum("self_pay", "patient_resp", "insurance"), "apply_to": _enum("oldest", "specific", "event"),
+    "method": _enum("cash", "check", "card", "eft", "other"),
+}
+
+
+def _status(kind: str) -> st.SearchStrategy[str]:
+    return _enum("scheduled", "done") if kind == "events" else _enum("ready", "pending")
+
+
+@st.composite
+def rows(draw: st.DrawFn) -> tuple[str, dict[str, int], list[str]]:
+    kind = draw(st.sampled_from(KIND_ORDER))
+    layout = LAYOUTS[kind]
+    columns = list(layout.required) + [c for c in layout.optional if draw(st.booleans())]
+    columns = draw(st.permutations(columns))
+    cells = []
+    for column in columns:
+        strategy = _status(kind) if column == "status" else _CELLS.get(column, _TEXTS)
+        cells.append(draw(strategy))
+    return kind, {c: i for i, c in enumerate(columns)}, cells
+
+
+def _both(kind: str, index: dict[str, int], cells: list[str]) -> tuple[Any, Any]:
+    """(slow result or None if refused, fast result or _Slow)."""
+    row = _Row(cells, index)
+    record = PARSERS[kind](row)
+    slow = None if row.problems else record
+    try:
+        fast = _fast_parser(kind, index)(cells)
+    except _Slow:
+        fast = _Slow
+    return slow, fast
+
+
+@given(rows())
+def test_fast_parser_accepts_exactly_what_the_slow_parser_accepts(case: tuple[str, dict[str, int], list[str]]) -> None:
+    kind, index, cells = case
+    slow, fast = _both(kind, index, cells)
+    if fast is not _Slow:
+        assert slow is not None, f"fast path accepted a row the slow path refuses: {cells!r}"
+        assert fast == slow
+
+
+@pytest.mark.parametrize("kind", KIND_ORDER)
+def test_fast_parser_takes_the_ordinary_rows(kind: str) -> None:
+    import csv
+
+    lines = list(csv.reader(io.StringIO((SAMPLE / f"{kind}.csv").read_text(), newline="")))
+    index = {name: i for i, name in enumerate(lines[0])}
+    for cells in lines[1:]:
+        slow, fast = _both(kind, index, cells)
+        assert slow is not None and fast == slow, cells
+
+
+@pytest.mark.parametrize(
+    ("kind", "cells"),
+    [
+        ("charges", ["X", "C", "2026-01-01", "12.5\u00a0", "self_pay"]),
+        ("charges", ["X", "C", "2026-01-01\u00a0", "12.50", "self_pay"]),
+        ("charges", ["X", "C", "2026-01-01", "1e3", "self_pay"]),
+        ("charges", ["X", "C", "2026-01-01", "1.00", "Self_Pay"]),
+        ("events", ["E", "C", "2026-01-01", "DONE"]),
+        ("payments", ["P", "C", "2026-01-01", "1.00", "event", ""]),
+        ("clients", ["C\x1b", "Ann"]),
+    ],
+)
+def test_both_parsers_refuse(kind: str, cells: list[str]) -> None:
+    columns = list(LAYOUTS[kind].columns)[: len(cells)]
+    slow, fast = _both(kind, {c: i for i, c in enumerate(columns)}, cells)
+    assert slow is None and fast is _Slow
+
+
+def test_messages_never_contain_markup_surprises(conn: sqlite3.Connection) -> None:
+    """A bad cell is quoted in the message as text (at most 40 characters of an enum)."""
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "events", "event_id,client_id,scheduled_date,status\nE1,C1,2026-01-01," + "z" * 100 + "\n")
+    text = "\n".join(problems_of(info.value))
+    assert re.search(r"'z{40}' is not one of done, scheduled", text)
