@@ -12,7 +12,7 @@ from payalloc.cli.common import CsvOpt, JsonOpt, one_format
 from payalloc.cli.state import STATE
 from payalloc.errors import InputError
 
-EventArg = Annotated[str, typer.Argument(help="The event id.", show_default=False)]
+EventArg = Annotated[str, typer.Argument(help="The event id.", show_default=False, metavar="EVENT_ID")]
 
 
 def _stdin_is_terminal() -> bool:

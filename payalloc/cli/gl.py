@@ -12,8 +12,8 @@ from payalloc.cli.state import STATE
 
 
 def map_account(
-    key: Annotated[str, typer.Argument(help="unapplied_default or self_pay_ar.", show_default=False)],
-    account: Annotated[str, typer.Argument(help="The account in your general ledger.", show_default=False)],
+    key: Annotated[str, typer.Argument(help="unapplied_default or self_pay_ar.", show_default=False, metavar="KEY")],
+    account: Annotated[str, typer.Argument(help="The account in your general ledger.", show_default=False, metavar="ACCOUNT")],
 ) -> None:
     """Set the account of a GL mapping. Posting needs both unapplied_default (the liability for
     unapplied client payments) and self_pay_ar (the self-pay receivable).
