@@ -200,8 +200,10 @@ BEGIN
     UPDATE clients SET job_pending = 1 WHERE id = OLD.client_id AND job_pending = 0;
 END;
 
--- Charges and payments are immutable but for their caches and the payment's state.
-CREATE TRIGGER charges_guard_update BEFORE UPDATE ON charges
+-- Charges and payments are immutable but for their caches and the payment's state. The
+-- guards fire only when a guarded column is written, so cache updates do not pay for them.
+CREATE TRIGGER charges_guard_update
+BEFORE UPDATE OF id, charge_key, client_id, service_date, amount_cents, payer, event_id ON charges
 BEGIN
     SELECT RAISE(ABORT, 'charges are immutable')
      WHERE NEW.id IS NOT OLD.id OR NEW.charge_key IS NOT OLD.charge_key
@@ -210,7 +212,9 @@ BEGIN
         OR NEW.event_id IS NOT OLD.event_id;
 END;
 
-CREATE TRIGGER payments_guard_update BEFORE UPDATE ON payments
+CREATE TRIGGER payments_guard_update
+BEFORE UPDATE OF id, payment_key, client_id, received_date, amount_cents, event_id, entered_apply_to, status
+ON payments
 BEGIN
     SELECT RAISE(ABORT, 'payments are immutable but for their status and apply-to')
      WHERE NEW.id IS NOT OLD.id OR NEW.payment_key IS NOT OLD.payment_key
