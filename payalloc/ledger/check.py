@@ -326,6 +326,7 @@ CHECKS: tuple[Check, ...] = (
         SELECT p.payment_key AS payment_id, e.event_key AS event_id
           FROM payments p JOIN events e ON e.id = p.event_id
          WHERE p.apply_to = 'event' AND p.status <> 'void' AND e.status = 'deleted'
+           AND p.applied_cents < p.amount_cents
         """,
     ),
     Check(

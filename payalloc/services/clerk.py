@@ -257,6 +257,19 @@ def _unapply(
             amount_cents=kept_cents, staff=staff, now=now, replaces_id=remittance_id,
         )
     payment = payment_ledger.payment_by_id(conn, remittance.payment_id)
+    if payment.apply_to == "event" and payment.event_key is not None:
+        event = payment_ledger.find_event(conn, payment.event_key)
+        if event is not None and event.status == "deleted":
+            # Rule 4: money is never left attached to a deleted event; it waits for the clerk.
+            payment_ledger.set_apply_to(conn, payment.id, "specific")
+            audit.record(
+                conn, at=now, staff=staff, action="payment_apply_to_specific", client_key=payment.client_key,
+                payment_key=payment.key, event_key=payment.event_key,
+                reason=f"event {payment.event_key} was deleted and the payment is not fully applied",
+                detail={"from": "event", "to": "specific", "unapplied": payment.unapplied_cents,
+                        "event_status": "deleted"},
+            )
+            payment = payment_ledger.payment_by_id(conn, payment.id)
     return UnapplyResult(remittance, remittance.amount_cents - kept_cents, kept_id, kept_cents, payment.apply_to)
 
 
