@@ -580,3 +580,20 @@ def test_a_ledger_built_by_the_real_commands_passes_check(ledger_path: Path, cli
     assert report["counts"]["clients"] == 2
     result = cli("check")
     assert result.exit_code == 0 and result.stderr.startswith("ledger OK: 2 clients, 5 payments, 5 charges")
+
+
+def test_check_names_job_work_that_no_mark_points_to(tmp_path: Path) -> None:
+    """run-job visits only marked clients; an oldest payment and an open charge with no mark
+    would wait forever, so check names them."""
+    path = tmp_path / "unmarked.db"
+    init_ledger(path)
+    conn = open_ledger(path)
+    add_client(conn, "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-01", 10_000)
+    add_payment(conn, "P1", "C1", "2026-01-02", 4_000)
+    assert check_ledger(conn).violations == []  # marked: the next run will do it
+    with write_txn(conn):
+        conn.execute("UPDATE clients SET job_pending = 0")
+    codes = [v.code for v in check_ledger(conn).violations]
+    conn.close()
+    assert codes == ["job_work_unmarked"]

@@ -360,6 +360,22 @@ CHECKS: tuple[Check, ...] = (
         ]),
     ),
     Check(
+        # run-job only visits marked clients: work nobody marked would never be done.
+        "job_work_unmarked",
+        """
+        SELECT cl.client_key AS client_id, p.payment_key AS payment_id
+          FROM payments p JOIN clients cl ON cl.id = p.client_id
+         WHERE cl.job_pending = 0 AND p.status = 'ready' AND p.applied_cents < p.amount_cents
+           AND ((p.apply_to = 'oldest' AND EXISTS (
+                    SELECT 1 FROM charges ch WHERE ch.client_id = p.client_id AND ch.payer <> 'insurance'
+                       AND ch.applied_cents < ch.amount_cents))
+             OR (p.apply_to = 'event' AND (EXISTS (
+                    SELECT 1 FROM charges ch WHERE ch.event_id = p.event_id AND ch.payer <> 'insurance'
+                       AND ch.applied_cents < ch.amount_cents)
+                 OR EXISTS (SELECT 1 FROM events e WHERE e.id = p.event_id AND e.status <> 'scheduled'))))
+        """,
+    ),
+    Check(
         "job_run_inconsistent",
         """
         SELECT id AS job_run_id, status AS detail FROM job_runs

@@ -68,6 +68,7 @@ MESSAGES: dict[str, str] = {
     "event_client_mismatch": "event {event_id} is of another client than {subject}",
     "apply_to_invalid": "payment {payment_id} has an invalid apply-to or status ({detail})",
     "date_invalid": "{table_name}.{column_name} of row {row_id} is not a real YYYY-MM-DD date",
+    "job_work_unmarked": "client {client_id} has work for run-job (payment {payment_id}) but is not marked for it",
     "job_run_inconsistent": "job run {job_run_id} is {detail} but its finish time says otherwise",
 }
 CODES = tuple(MESSAGES)
