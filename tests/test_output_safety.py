@@ -1,0 +1,234 @@
+"""Output safety (reliability-anchors T6): user text reaches a terminal literally (no Rich markup, no
+ANSI, no bidi tricks) and reaches a spreadsheet as text (formula cells neutralized, amounts numeric),
+and CSV exports round-trip exactly through csv.reader."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payalloc.cli import output
+from payalloc.cli.output import Column, emit_csv, neutralize, safe
+from tests.conftest import Cli
+from tests.test_import import imp
+
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# What must never reach a terminal from data: C0 (but tab/newline), DEL, C1, bidi, zero-width, BOM.
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+MARKUP_NAMES = ["[/]", "[link=https://x]hi[/link]", "[bold red]PAID[/]", "[/bold]x", "\\[escaped]", "[[", "]]"]
+HOSTILE_NAMES = ["A\x1b[2JB", "Eve\u202eliam", "Zed\x9b31mX", "Bell\x07Y", "Zero\u200bWidth", "O\x1b]8;;https://x\x1b\\link"]
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+@contextmanager
+def captured_stdout() -> Iterator[io.StringIO]:
+    old, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        yield sys.stdout
+    finally:
+        sys.stdout = old
+
+
+def hostile_ledger(conn: sqlite3.Connection) -> list[str]:
+    names = MARKUP_NAMES + HOSTILE_NAMES
+    rows = [["client_id", "name", "responsible_party"]]
+    rows += [[f"C{i:02d}", name, "[i]resp[/i]" if i == 0 else ""] for i, name in enumerate(names)]
+    imp(conn, "clients", csv_text(rows))
+    pays = [["payment_id", "client_id", "received_date", "amount", "apply_to", "reference", "note", "payer_name"]]
+    refs = ["[/]", "[link=https://x]hi[/link]", "R\x1b[31mRED", "Ref\u202eabc", "[bold red]PAID[/]"]
+    for i, ref in enumerate(refs):
+        pays.append([f"P{i}", "C00", f"2026-01-0{i + 1}", "1,234.50", "oldest", ref, f"note {i}", ""])
+    imp(conn, "payments", csv_text(pays))
+    return names
+
+
+# --- terminal -------------------------------------------------------------------------------------
+
+
+def test_client_list_prints_markup_literally_and_no_controls(cli: Cli, conn: sqlite3.Connection) -> None:
+    hostile_ledger(conn)
+    result = cli("client", "list")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    for name in MARKUP_NAMES:
+        assert name in out, name
+    assert "[i]resp[/i]" in out
+    assert not UNSAFE.search(out), repr(UNSAFE.search(out))
+    assert "\x1b" not in out + result.stderr and "\u202e" not in out
+    # controls are replaced, the rest of the name is kept
+    assert "A\ufffd[2JB" in out and "Eve\ufffdliam" in out and "Zero\ufffdWidth" in out
+
+
+def test_payment_list_prints_references_literally(cli: Cli, conn: sqlite3.Connection) -> None:
+    hostile_ledger(conn)
+    result = cli("payment", "list")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "[/]" in out and "[link=https://x]hi[/link]" in out and "[bold red]PAID[/]" in out
+    assert "R\ufffd[31mRED" in out and "Ref\ufffdabc" in out
+    assert not UNSAFE.search(out)
+    assert "1,234.50" in out
+
+
+def test_client_show_and_unallocated_survive_markup(cli: Cli, conn: sqlite3.Connection) -> None:
+    hostile_ledger(conn)
+    for args in (("client", "show", "C00"), ("unallocated",), ("remittances", "list")):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert "Traceback" not in result.stdout + result.stderr
+        assert not UNSAFE.search(result.stdout + result.stderr), args
+
+
+def test_json_keeps_text_exact(cli: Cli, conn: sqlite3.Connection) -> None:
+    """Machine formats are not a terminal: the stored text comes back exactly (JSON-escaped)."""
+    import json
+
+    names = hostile_ledger(conn)
+    data = json.loads(cli("client", "list", "--json").stdout)
+    assert sorted(r["name"] for r in data) == sorted(names)
+
+
+@given(st.text())
+def test_safe_leaves_no_control_or_bidi(text: str) -> None:
+    cleaned = safe(text)
+    assert not UNSAFE.search(cleaned)
+    assert len(cleaned) == len(text)  # replaced one for one, nothing silently dropped
+    assert all(a == b or b == "\ufffd" for a, b in zip(text, cleaned, strict=True))
+
+
+@given(st.text(), st.lists(st.sampled_from(["[", "]", "/", "\\", "=", "b", "link", "\x1b", "bold"]), max_size=12).map("".join))
+def test_tables_render_any_text_without_markup_errors(text: str, brackets: str) -> None:
+    with captured_stdout() as out:
+        output.table([Column("a", "a"), Column("b", "b"), Column("amount", "amount", money=True)],
+                     [{"a": text, "b": brackets, "amount": "1,234.50"}], title=brackets)
+    rendered = out.getvalue()
+    assert "\x1b" not in rendered and not UNSAFE.search(rendered)
+    assert "1,234.50" in rendered
+
+
+# --- spreadsheets ---------------------------------------------------------------------------------
+
+
+def dangerous(text: str) -> bool:
+    """Some line of the cell starts, after spaces, with a formula character."""
+    return any(part.lstrip(" \u00a0").startswith(FORMULA) for part in re.split(r"[\r\n]", text))
+
+
+@given(st.text())
+def test_neutralize_any_text(text: str) -> None:
+    result = neutralize(text)
+    if result == text:
+        assert not dangerous(text), f"{text!r} left as a formula"
+    else:
+        assert result == "'" + text  # only ever a quote in front, the text itself kept
+        assert dangerous(text), f"{text!r} changed though harmless"
+
+
+@given(st.text(alphabet=st.sampled_from([" ", "\u00a0", "\n", "\r", "\t", "=", "+", "-", "@", "a", "1", "'"]),
+               max_size=12))
+def test_neutralize_formula_alphabet(text: str) -> None:
+    test_neutralize_any_text.hypothesis.inner_test(text)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1",
+        "   =1+1", "\u00a0=1", " \t@x", "note\n=1+1", "note\r\n  -2", "ok\n\n+1", "=", "-", "@",
+    ],
+)
+def test_known_payloads_are_neutralized(payload: str) -> None:
+    assert neutralize(payload) == "'" + payload
+
+
+@pytest.mark.parametrize("harmless", ["Smith", "O'Brien", "a-b", "1+1", "x=y", "", " ", "note\nline two", "'=already"])
+def test_harmless_text_is_untouched(harmless: str) -> None:
+    assert neutralize(harmless) == harmless
+
+
+def emitted(fields: list[str], rows: list[dict[str, object]], numeric: list[str]) -> list[list[str]]:
+    with captured_stdout() as out:
+        emit_csv(fields, rows, numeric=numeric)
+    return list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+
+
+# A lone CR (not followed by LF) is mapped to CRLF here: emit_csv loses it (see the xfail below).
+CSV_TEXT = st.text().map(lambda s: re.sub(r"\r(?!\n)", "\r\n", s))
+
+
+@given(CSV_TEXT, CSV_TEXT, st.integers(min_value=1, max_value=10**11))
+def test_csv_round_trips_to_the_neutralized_text(note: str, name: str, cents: int) -> None:
+    from payalloc.money import plain_cents
+
+    amount = plain_cents(cents)
+    rows = emitted(["name", "note", "amount", "count", "flag", "empty"],
+                   [{"name": name, "note": note, "amount": amount, "count": 7, "flag": True, "empty": None}],
+                   ["amount"])
+    assert rows == [["name", "note", "amount", "count", "flag", "empty"],
+                    [neutralize(name), neutralize(note), amount, "7", "true", ""]]
+
+
+def test_negative_amounts_stay_numeric() -> None:
+    rows = emitted(["amount", "text"], [{"amount": "-12.50", "text": "-12.50"}], ["amount"])
+    assert rows[1] == ["-12.50", "'-12.50"]  # an amount column is numeric; the same text elsewhere is not
+
+
+@pytest.mark.xfail(strict=True, reason="output.emit_csv (not owned here): csv.writer with lineterminator='\\n' does not "
+                   "quote a lone CR, so 'a\\r=1' is split into two records and '=1' starts a row in a spreadsheet")
+def test_lone_cr_in_a_cell_round_trips() -> None:
+    rows = emitted(["note"], [{"note": "ok\r=1+1"}], [])
+    assert rows == [["note"], ["'ok\r=1+1"]]
+
+
+@pytest.mark.xfail(strict=True, reason="output.neutralize (not owned here) strips only space and NBSP before "
+                   "the check: other leading Unicode white space and NUL are not treated as 'leading spaces'")
+@pytest.mark.parametrize("payload", ["\u3000=1+1", "\u2003@SUM(A1)", "\x0b=1", "\x00=1", "a\u2028=1"])
+def test_other_leading_white_space_is_neutralized(payload: str) -> None:
+    assert neutralize(payload).startswith("'")
+
+
+def test_client_and_payment_csv_exports_are_neutralized(cli: Cli, conn: sqlite3.Connection) -> None:
+    imp(conn, "clients", csv_text([
+        ["client_id", "name", "responsible_party"],
+        ["C1", "=HYPERLINK(\"http://evil\",\"click\")", "+1 555 0100"],
+        ["C2", "-Smith", "@admin"],
+        ["C3", "Plain Name", ""],
+    ]))
+    imp(conn, "payments", csv_text([
+        ["payment_id", "client_id", "received_date", "amount", "apply_to", "reference", "note"],
+        ["P1", "C1", "2026-01-02", "1,234.50", "oldest", "=1+1", "first line\n  =cmd|' /C calc'!A0"],
+        ["P2", "C3", "2026-01-03", "0.01", "specific", "1042", "Mailed with forms, \"urgent\""],
+    ]))
+    clients = list(csv.reader(io.StringIO(cli("client", "list", "--csv").stdout, newline="")))
+    assert clients[0][:3] == ["client_id", "name", "responsible_party"]
+    assert clients[1][:3] == ["C1", "'=HYPERLINK(\"http://evil\",\"click\")", "'+1 555 0100"]
+    assert clients[2][:3] == ["C2", "'-Smith", "'@admin"]
+    assert clients[3][:3] == ["C3", "Plain Name", ""]
+    result = cli("payment", "list", "--csv")
+    assert result.exit_code == 0
+    payments = list(csv.reader(io.StringIO(result.stdout, newline="")))
+    head = payments[0]
+    by_id = {r[0]: dict(zip(head, r, strict=True)) for r in payments[1:]}
+    assert by_id["P1"]["amount"] == "1234.50" and by_id["P1"]["unapplied"] == "1234.50"
+    assert by_id["P2"]["amount"] == "0.01"
+    assert by_id["P1"]["reference"] == "'=1+1"
+    assert by_id["P1"]["note"] == "'first line\n  =cmd|' /C calc'!A0"
+    assert by_id["P2"]["note"] == "Mailed with forms, \"urgent\"" and by_id["P2"]["reference"] == "1042"
+    for record in payments[1:]:
+        for field, cell in zip(head, record, strict=True):
+            assert cell.startswith("'") or not dangerous(cell) or field in ("amount", "unapplied"), (field, cell)
