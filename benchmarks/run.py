@@ -1,6 +1,6 @@
 """`make bench`: whole-process timings of payalloc against plain stdlib baselines, same run.
 
-Generates ledgers with ../shared/bench/gen_ledger.py (20,000 and 100,000 clients), then times:
+Generates ledgers with benchmarks/gen_ledger.py (a copy of ../shared/bench/gen_ledger.py) (20,000 and 100,000 clients), then times:
 import of the four files, run-job, an idle re-run, unallocated, client show, payment show,
 apply, and `payalloc --version`; peak memory of the large import. Medians of several runs,
 and ratios to the baseline measured in the same run (the machine is shared and noisy).
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GEN = ROOT.parent / "shared" / "bench" / "gen_ledger.py"
+GEN = ROOT / "benchmarks" / "gen_ledger.py"
 WORK = ROOT / "build" / "bench"
 BIN = Path(sys.executable).parent
 PAYALLOC = str(BIN / "payalloc")

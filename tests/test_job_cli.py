@@ -20,7 +20,7 @@ from tests.builders import add_charge, add_client, add_event, add_payment
 from tests.conftest import Cli
 
 ROOT = Path(__file__).resolve().parent.parent
-GEN = ROOT.parent / "shared" / "bench" / "gen_ledger.py"
+GEN = ROOT / "benchmarks" / "gen_ledger.py"
 
 
 def small(conn: sqlite3.Connection) -> None:
@@ -140,8 +140,6 @@ def snapshot(db: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated ledger of 2,500 clients (three chunks of clients), imported, GL mapped."""
-    if not GEN.exists():
-        pytest.skip(f"{GEN} is not available")
     tmp = tmp_path_factory.mktemp("generated")
     subprocess.run([sys.executable, str(GEN), str(tmp / "csv"), "--clients", "2500", "--seed", "7"],
                    check=True, capture_output=True)
