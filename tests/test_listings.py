@@ -1,0 +1,203 @@
+"""`client list`, `payment list`, `remittances list`: filters, the spec's JSON field names, amounts as
+"1234.50" strings, CSV with the same fields, unknown ids refused (exit 3) naming the id."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+from typing import Any
+
+import pytest
+
+from tests.conftest import SAMPLE, Cli
+from tests.test_import import load_samples
+
+AMOUNT = re.compile(r"[0-9]+\.[0-9]{2}", re.ASCII)
+UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+PAYMENT_FIELDS = {"payment_id", "client_id", "received_date", "amount", "unapplied", "apply_to", "status"}
+REMITTANCE_FIELDS = {"id", "payment_id", "charge_id", "client_id", "amount", "status", "source", "staff", "created_at"}
+
+
+def js(cli: Cli, *args: str) -> Any:
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def sample_csv(kind: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((SAMPLE / f"{kind}.csv").read_text(), newline="")))
+
+
+def cents(text: str) -> int:
+    assert AMOUNT.fullmatch(text), text
+    whole, frac = text.split(".")
+    return int(whole) * 100 + int(frac)
+
+
+@pytest.fixture
+def ledger(conn: sqlite3.Connection) -> sqlite3.Connection:
+    load_samples(conn)
+    return conn
+
+
+# --- client list ----------------------------------------------------------------------------------
+
+
+def test_client_list(cli: Cli, ledger: sqlite3.Connection) -> None:
+    rows = js(cli, "client", "list")
+    expected = sorted(sample_csv("clients"), key=lambda r: r["client_id"])
+    assert [r["client_id"] for r in rows] == [r["client_id"] for r in expected]
+    assert set(rows[0]) == {"client_id", "name", "responsible_party", "payments", "charges"}
+    by_id = {r["client_id"]: r for r in rows}
+    assert by_id["C-1002"]["responsible_party"] == "Maria Diaz" and by_id["C-1001"]["responsible_party"] is None
+    payments = sample_csv("payments")
+    charges = sample_csv("charges")
+    for r in rows:
+        assert r["name"] == next(c["name"] for c in expected if c["client_id"] == r["client_id"])
+        assert r["payments"] == sum(p["client_id"] == r["client_id"] for p in payments)
+        assert r["charges"] == sum(c["client_id"] == r["client_id"] for c in charges)
+    table = cli("client", "list")
+    assert table.exit_code == 0 and "12 clients" in table.stdout and "Maria Diaz" in table.stdout
+    as_csv = list(csv.DictReader(io.StringIO(cli("client", "list", "--csv").stdout, newline="")))
+    assert [dict(r) for r in as_csv] == [
+        {k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
+
+
+def test_empty_listings(cli: Cli) -> None:
+    for args in (("client", "list"), ("payment", "list"), ("remittances", "list")):
+        result = cli(*args)
+        assert result.exit_code == 0 and result.stdout == "" and result.stderr.strip() in (
+            "no clients in the ledger", "no payments match", "no remittances match")
+        assert js(cli, *args) == []
+        assert cli(*args, "--csv").stdout.count("\n") == 1  # the header only
+
+
+def test_json_and_csv_together_are_refused(cli: Cli, ledger: sqlite3.Connection) -> None:
+    for args in (("client", "list"), ("payment", "list"), ("remittances", "list")):
+        result = cli(*args, "--json", "--csv")
+        assert result.exit_code == 3 and "choose one of --json and --csv" in result.stderr
+
+
+# --- payment list ---------------------------------------------------------------------------------
+
+
+def test_payment_list_fields_and_amounts(cli: Cli, ledger: sqlite3.Connection) -> None:
+    rows = js(cli, "payment", "list")
+    assert len(rows) == 25
+    assert set(rows[0]) >= PAYMENT_FIELDS
+    assert set(rows[0]) == PAYMENT_FIELDS | {"event_id", "method", "reference", "note", "payer_name"}
+    by_id = {r["payment_id"]: r for r in rows}
+    assert by_id["P-3002"]["amount"] == "200.00"  # "$200" in the file
+    assert by_id["P-3022"]["amount"] == "1250.00" and by_id["P-3022"]["unapplied"] == "1250.00"
+    assert by_id["P-3006"]["event_id"] == "E-501" and by_id["P-3006"]["apply_to"] == "event"
+    for r in rows:
+        assert isinstance(r["amount"], str) and isinstance(r["unapplied"], str)
+        assert AMOUNT.fullmatch(r["amount"]) and r["unapplied"] == r["amount"]
+        assert r["status"] in ("ready", "pending", "void")
+    assert [(r["received_date"]) for r in rows] == sorted(r["received_date"] for r in rows)
+    table = cli("payment", "list")
+    assert "1,250.00" in table.stdout and "25 payments" in table.stdout
+
+
+def test_payment_list_filters(cli: Cli, ledger: sqlite3.Connection) -> None:
+    sample = sample_csv("payments")
+
+    def ids(*args: str) -> list[str]:
+        return sorted(r["payment_id"] for r in js(cli, "payment", "list", *args))
+
+    assert ids("--client", "C-1001") == sorted(p["payment_id"] for p in sample if p["client_id"] == "C-1001")
+    assert ids("--status", "pending") == sorted(p["payment_id"] for p in sample if p["status"] == "pending")
+    assert ids("--status", "ready") == sorted(p["payment_id"] for p in sample if p["status"] != "pending")
+    assert ids("--apply-to", "event") == sorted(p["payment_id"] for p in sample if p["apply_to"] == "event")
+    assert ids("--client", "C-1012", "--apply-to", "specific", "--status", "pending") == ["P-3024"]
+    assert ids("--client", "C-1012", "--apply-to", "oldest") == []
+    assert ids("--status", "void") == []
+    cli("payment", "void", "P-3001", "--reason", "check returned NSF")
+    assert ids("--status", "void") == ["P-3001"]
+
+
+def test_payment_list_bad_filters(cli: Cli, ledger: sqlite3.Connection) -> None:
+    unknown = cli("payment", "list", "--client", "C-9999")
+    assert unknown.exit_code == 3 and "client C-9999 is not in the ledger" in unknown.stderr
+    assert unknown.stdout == ""
+    bad = cli("payment", "list", "--status", "cleared")
+    assert bad.exit_code == 2
+    bad = cli("payment", "list", "--apply-to", "newest")
+    assert bad.exit_code == 2
+
+
+# --- remittances list -----------------------------------------------------------------------------
+
+
+def test_remittances_from_the_job_and_by_hand(cli: Cli, ledger: sqlite3.Connection) -> None:
+    assert cli("run-job").exit_code == 0
+    job = js(cli, "remittances", "list")
+    assert job, "the sample ledger gives the job work"
+    assert set(job[0]) >= REMITTANCE_FIELDS
+    for r in job:
+        assert r["source"] == "job" and r["staff"] is None and r["status"] == "ready"
+        assert isinstance(r["id"], int) and UTC.fullmatch(r["created_at"])
+        assert isinstance(r["amount"], str) and cents(r["amount"]) > 0
+    applied = cli("apply", "P-3004", "CH-2013=60.00")
+    assert applied.exit_code == 0, applied.stderr
+    rows = js(cli, "remittances", "list", "--payment", "P-3004")
+    assert len(rows) == 1
+    manual = rows[0]
+    assert {k: manual[k] for k in REMITTANCE_FIELDS - {"id", "created_at"}} == {
+        "payment_id": "P-3004", "charge_id": "CH-2013", "client_id": "C-1003", "amount": "60.00",
+        "status": "ready", "source": "manual", "staff": "clerk1"}
+    assert manual["id"] == max(r["id"] for r in job) + 1
+    # the unapplied amounts of payment list agree with the remittances
+    payments = {p["payment_id"]: p for p in js(cli, "payment", "list")}
+    everything = js(cli, "remittances", "list")
+    for pid, p in payments.items():
+        used = sum(cents(r["amount"]) for r in everything if r["payment_id"] == pid and r["status"] != "reversed")
+        assert cents(p["unapplied"]) == cents(p["amount"]) - used, pid
+    assert payments["P-3004"]["unapplied"] == "0.00"
+
+
+def test_remittances_filters(cli: Cli, ledger: sqlite3.Connection) -> None:
+    cli("run-job")
+    cli("apply", "P-3005", "CH-2014=120.00", "CH-2015=100.00")
+    everything = js(cli, "remittances", "list")
+    for client in ("C-1001", "C-1003", "C-1012"):
+        rows = js(cli, "remittances", "list", "--client", client)
+        assert rows == [r for r in everything if r["client_id"] == client]
+    assert [r["charge_id"] for r in js(cli, "remittances", "list", "--payment", "P-3005")] == ["CH-2014", "CH-2015"]
+    target = next(r for r in everything if r["payment_id"] == "P-3005" and r["charge_id"] == "CH-2015")
+    undone = cli("unapply", str(target["id"]), "--reason", "wrong session")
+    assert undone.exit_code == 0, undone.stderr
+    reversed_ = js(cli, "remittances", "list", "--status", "reversed")
+    assert [r["id"] for r in reversed_] == [target["id"]]
+    ready = js(cli, "remittances", "list", "--status", "ready", "--client", "C-1003")
+    assert [r["charge_id"] for r in ready] == ["CH-2014"]
+    assert js(cli, "remittances", "list", "--status", "posted") == []
+    assert js(cli, "remittances", "list", "--client", "C-1002", "--payment", "P-3005") == []
+
+
+def test_remittances_unknown_ids_and_bad_status(cli: Cli, ledger: sqlite3.Connection) -> None:
+    for args, named in ((("--payment", "P-404"), "payment P-404 is not in the ledger"),
+                        (("--client", "C-404"), "client C-404 is not in the ledger")):
+        result = cli("remittances", "list", *args, "--json")
+        assert result.exit_code == 3 and named in result.stderr and result.stdout == ""
+    assert cli("remittances", "list", "--status", "done").exit_code == 2
+
+
+def test_remittances_csv_has_the_json_fields_and_numeric_amounts(cli: Cli, ledger: sqlite3.Connection) -> None:
+    cli("run-job")
+    cli("apply", "P-3004", "CH-2013=60.00")
+    rows = js(cli, "remittances", "list")
+    result = cli("remittances", "list", "--csv")
+    assert result.exit_code == 0
+    parsed = list(csv.reader(io.StringIO(result.stdout, newline="")))
+    assert parsed[0] == list(rows[0])
+    assert len(parsed) == len(rows) + 1
+    for line, row in zip(parsed[1:], rows, strict=True):
+        record = dict(zip(parsed[0], line, strict=True))
+        assert record["amount"] == row["amount"] and AMOUNT.fullmatch(record["amount"])
+        assert record["id"] == str(row["id"]) and record["staff"] == (row["staff"] or "")
+    table = cli("remittances", "list")
+    assert table.exit_code == 0 and f"{len(rows)} remittances" in table.stdout and "clerk1" in table.stdout
