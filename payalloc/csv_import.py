@@ -343,8 +343,9 @@ class _Bytes(io.RawIOBase):
         if nul >= 0:
             line = self.lines + data.count(b"\n", 0, nul) + 1
             raise InputError(f"{self.name_for_errors}: line {line} contains NUL bytes: it is not CSV text")
-        try:
-            self.utf8.decode(data, final=not data)
+        try:  # ASCII is UTF-8: decode only the rest (and what an earlier chunk left pending)
+            if not data.isascii() or not data or self.utf8.getstate()[0]:
+                self.utf8.decode(data, final=not data)
         except UnicodeDecodeError as error:
             line = self.lines + error.object.count(b"\n", 0, error.start) + 1
             raise InputError(f"{self.name_for_errors}: line {line} is not UTF-8 text "
