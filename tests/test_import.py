@@ -611,3 +611,30 @@ def test_messages_never_contain_markup_surprises(conn: sqlite3.Connection) -> No
         imp(conn, "events", "event_id,client_id,scheduled_date,status\nE1,C1,2026-01-01," + "z" * 100 + "\n")
     text = "\n".join(problems_of(info.value))
     assert re.search(r"'z{40}' is not one of done, scheduled", text)
+
+
+def test_line_numbers_count_physical_lines_after_a_multi_line_note(conn: sqlite3.Connection) -> None:
+    load_samples(conn, ("clients",))
+    text = ("payment_id,client_id,received_date,amount,apply_to,note\r\n"
+            "Q1,C-1001,2026-01-01,5.00,oldest,\"first line\r\nsecond line\"\r\n"
+            "Q2,C-1001,2026-01-01,5.001,oldest,\r\n")
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "payments", text, name="p.csv")
+    assert problems_of(info.value) == ["p.csv: line 4, column amount: '5.001' is not an amount like 1,234.50"]
+    assert imp(conn, "payments", text.replace("5.001", "5.01")).inserted == 2
+    assert conn.execute("SELECT note FROM payments WHERE payment_key = 'Q1'").fetchone() == ("first line\r\nsecond line",)
+
+
+def test_reimport_after_the_job_and_a_void_is_unchanged(cli: Cli, conn: sqlite3.Connection,
+                                                        dump: Callable[[], list[str]]) -> None:
+    """The job turns event payments into specific ones and a clerk voids a payment: the bank's
+    export still says what was received, so re-importing it is not a conflict."""
+    load_samples(conn)
+    assert cli("run-job").exit_code == 0
+    assert cli("payment", "void", "P-3003", "--reason", "NSF").exit_code == 0
+    assert conn.execute("SELECT count(*) FROM payments WHERE apply_to <> entered_apply_to").fetchone()[0] > 0
+    before = data_only(dump())
+    for kind in KIND_ORDER:
+        s = imp(conn, kind, (SAMPLE / f"{kind}.csv").read_bytes())
+        assert (s.inserted, s.updated) == (0, 0) and s.unchanged == SAMPLE_COUNTS[kind]
+    assert data_only(dump()) == before
