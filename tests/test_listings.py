@@ -8,6 +8,7 @@ import io
 import json
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,3 +202,20 @@ def test_remittances_csv_has_the_json_fields_and_numeric_amounts(cli: Cli, ledge
         assert record["id"] == str(row["id"]) and record["staff"] == (row["staff"] or "")
     table = cli("remittances", "list")
     assert table.exit_code == 0 and f"{len(rows)} remittances" in table.stdout and "clerk1" in table.stdout
+
+
+def test_a_closed_pipe_is_not_an_error(ledger_path: Path) -> None:
+    """`payalloc ... | head` ends quietly: no 'internal error', no traceback."""
+    import subprocess
+    import sys
+
+    for kind in ("clients", "events", "charges", "payments"):
+        subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), "import", kind,
+                        str(SAMPLE / f"{kind}.csv")], check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "payalloc", "--db", str(ledger_path), "payment", "list", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before payalloc writes
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == 0
+    assert "internal error" not in stderr and "Traceback" not in stderr

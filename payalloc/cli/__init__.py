@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -42,6 +43,11 @@ class _ErrorBoundary(TyperGroup):
                 raise typer.Exit(EXIT_BUSY) from None
             output.error(f"the ledger could not be used ({err}); run with --debug for details")
             raise typer.Exit(EXIT_BUG) from None
+        except BrokenPipeError:
+            # The reader went away (`payalloc ... | head`): not an error. Send what is still
+            # buffered to /dev/null so that the final flush cannot fail either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
             raise
         except Exception as err:
@@ -115,14 +121,13 @@ def _global(
 
 def main() -> None:
     """Console-script entry point."""
-    import os
-
     os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
     try:
         app()
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; the step in progress was rolled back\n")
         sys.exit(130)
+
 
 
 # Each command module registers its own commands (see commands.py).

@@ -80,22 +80,23 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
-_FORMULA_START = tuple("=+-@\t\r")
+_FORMULA_START = tuple("=+-@|\t\r\x00")
+# What a spreadsheet skips before it looks for a formula: any white space or control character.
+_LEADING_BLANKS = re.compile(r"^[\s\x00-\x1f\x7f-\x9f]+")
 
 
 def neutralize(cell: str) -> str:
     """Stop a spreadsheet from running a cell as a formula (CWE-1236): prefix a quote when the
-    cell, or any of its lines, starts (after spaces) with = + - @ tab or CR."""
-    for part in re.split(r"[\r\n]", cell):
-        stripped = part.lstrip(" \u00a0")
-        if stripped.startswith(_FORMULA_START) or (stripped != part and stripped[:1] in ("\t", "\r")):
+    cell, or any line of it, starts with = + - @ | tab CR or NUL, also after white space."""
+    for part in [cell, *cell.splitlines()]:
+        if part.startswith(_FORMULA_START) or _LEADING_BLANKS.sub("", part).startswith(_FORMULA_START):
             return "'" + cell
     return cell
 
 
 def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: Sequence[str] = ()) -> None:
     """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized."""
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")  # RFC 4180; quotes any cell holding a CR
     writer.writerow(fields)
     keep = set(numeric)
     for row in rows:
