@@ -201,3 +201,29 @@ def test_second_process_exits_4_while_the_first_holds_the_ledger(generated: Path
         busy = payalloc(db, "run-job")
     assert busy.returncode == 4 and "another run-job is running" in busy.stderr
     assert payalloc(db, "run-job", "-q").returncode == 0
+
+
+@pytest.mark.parametrize(("argv", "command"), [
+    (["run-job", "-q"], "run-job"),
+    (["--db", "run-job", "jobs"], "jobs"),          # the value of --db is not the command
+    (["--staff", "apply", "apply", "P1"], "apply"),
+    (["--debug", "payment", "list"], "payment"),
+    (["--help"], None),
+    (["--version"], None),
+    (["bogus"], None),                               # all commands, so the error can suggest one
+    ([], None),
+])
+def test_the_entry_point_loads_only_the_requested_command(argv: list[str], command: str | None) -> None:
+    from payalloc.cli.commands import requested
+
+    assert requested(argv) == command
+
+
+def test_every_command_is_reachable_through_the_lean_entry_point(tmp_path: Path) -> None:
+    """Each top-level command, asked for by name, is registered (exit 0 on --help)."""
+    from payalloc.cli.commands import MODULES
+
+    for name in sorted({n for names in MODULES.values() for n in names}):
+        proc = subprocess.run([sys.executable, "-m", "payalloc", name, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert "Usage: " in proc.stdout and name in proc.stdout

@@ -130,9 +130,12 @@ def main() -> None:
 
 
 
-# Each command module registers its own commands (see commands.py).
+# Each command module registers its own commands (see commands.py). Run as the `payalloc`
+# program, only the requested command's module is loaded; imported (tests), all of them.
 from payalloc.cli import commands as _commands  # noqa: E402
 
-_commands.register(app)
+_ENTRY_POINT = os.path.basename(sys.argv[0]) == "payalloc" or sys.argv[0].endswith(
+    os.path.join("payalloc", "__main__.py"))
+_commands.register(app, _commands.requested(sys.argv[1:]) if _ENTRY_POINT else None)
 
 __all__ = ["app", "main"]

@@ -175,7 +175,7 @@ def _post_remittances(
     """Phase 3 (rule 6): post every ready remittance, manual ones too, if the mappings exist."""
     with read_txn(conn):
         missing = missing_mappings(gl_sql.mappings(conn))
-        ready, _ = sql.count_ready_remittances(conn)
+        ready = sql.count_ready(conn) if missing else 0  # only for the warning
     if missing:
         result.missing_mappings = missing
         if ready:
