@@ -1,0 +1,402 @@
+"""kill -9 of real payalloc processes (issue 5, "Crash"; research note T2).
+
+Crash points are statement boundaries, through the test-only hook of ledger/connection.py
+(PAYALLOC_TEST_HOOKS=kill, PAYALLOC_TEST_KILL_AT=K: the process SIGKILLs itself when its Kth SQL
+statement starts), plus SIGKILLs sent by the parent after a random delay. After every kill:
+`payalloc check` passes, a new BEGIN IMMEDIATE gets the ledger at once (no stuck lock), and the
+ledger is exactly what the spec allows —
+- run-job: a PREFIX of the uninterrupted run (chunks of clients complete or absent, in client
+  order; posting a prefix of the ready remittances), and a re-run gives the uninterrupted result;
+- import: the ledger before the command, exactly (whole file or nothing); a re-import gives the
+  uninterrupted import's ledger;
+- apply / unapply, killed at EVERY statement: the ledger before or after the command, exactly.
+Timestamps (which come from the clock) are masked in the dumps compared. Random delays use a
+seeded generator; the seed is printed so a failure can be replayed (PAYALLOC_CRASH_SEED).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payalloc.ledger.connection import open_ledger
+from payalloc.services.check import check_ledger
+from payalloc.services.job import run_job
+from tests.test_job_cli import copy, snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+GEN = ROOT.parent / "shared" / "bench" / "gen_ledger.py"
+DEEP = os.environ.get("PAYALLOC_TEST_PROFILE") == "deep"
+SEED = int(os.environ.get("PAYALLOC_CRASH_SEED", str(random.randrange(1 << 30))))
+NOW = "2026-11-23T02:00:00Z"
+CHUNK_CLIENTS, CHUNK_REMITTANCES = 40, 250  # small chunks: many commits for a kill to fall between
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+JOB_WORKER = (
+    "import sys; from pathlib import Path\n"
+    "from payalloc.ledger.connection import open_ledger\n"
+    "from payalloc.services.job import run_job\n"
+    "path = Path(sys.argv[1])\n"
+    f"run_job(open_ledger(path), path, {NOW!r}, clients_per_chunk={CHUNK_CLIENTS},"
+    f" remittances_per_chunk={CHUNK_REMITTANCES})\n"
+)
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PAYALLOC_STAFF": "crash", **extra}
+
+
+def kill_env(k: int) -> dict[str, str]:
+    return env(PAYALLOC_TEST_HOOKS="kill", PAYALLOC_TEST_KILL_AT=str(k))
+
+
+def payalloc(db: Path, *args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "payalloc", "--db", str(db), *args], capture_output=True,
+                          text=True, env=environ or env(), timeout=120, check=False)
+
+
+def dump(db: Path) -> list[str]:
+    """The whole ledger as SQL, clock readings and run pids masked."""
+    c = sqlite3.connect(db)
+    try:
+        lines = [STAMP.sub("<time>", line) for line in c.iterdump()]
+    finally:
+        c.close()
+    return lines
+
+
+def assert_sound_and_free(db: Path, *, by_cli: bool = False) -> None:
+    """check passes (the CLI, or its service in-process: the same code), and the ledger is free:
+    a BEGIN IMMEDIATE gets it at once."""
+    if by_cli:
+        checked = payalloc(db, "check")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    else:
+        conn = open_ledger(db)
+        try:
+            report = check_ledger(conn)
+        finally:
+            conn.close()
+        assert report.ok, [v.message for v in report.violations]
+    c = sqlite3.connect(db, timeout=5, isolation_level=None)
+    try:
+        started = time.monotonic()
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("ROLLBACK")
+        assert time.monotonic() - started < 1.0, "the killed process left the ledger locked"
+    finally:
+        c.close()
+
+
+def statements(db: Path, action: Callable[[sqlite3.Connection], Any]) -> int:
+    """How many statements `action` executes on an open ledger (what the kill hook counts)."""
+    conn = open_ledger(db)
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        action(conn)
+    finally:
+        conn.close()
+    return len(seen)
+
+
+def spread(total: int, count: int) -> list[int]:
+    """About `count` kill points from the first statement to the last, always both ends."""
+    if total <= count:
+        return list(range(1, total + 1))
+    return sorted({1, 2, total - 1, total, *(1 + round(i * (total - 1) / (count - 1)) for i in range(count))})
+
+
+def parallel(fn: Callable[[int], Any], items: list[int]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(fn, items))
+
+
+@pytest.fixture(scope="module")
+def csvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not GEN.exists():
+        pytest.skip(f"{GEN} is not available")
+    out = tmp_path_factory.mktemp("csv")
+    subprocess.run([sys.executable, str(GEN), str(out), "--clients", "300", "--payments", "8", "--seed", "11"], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def stages(csvs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The ledger after each import, through the CLI: 'events' (clients and events), 'charges', 'full'
+    (payments too, GL mapped: the job posts)."""
+    tmp = tmp_path_factory.mktemp("stages")
+    db = tmp / "ledger.db"
+    assert payalloc(db, "init").returncode == 0
+    out: dict[str, Path] = {}
+    for kind in ("clients", "events", "charges", "payments"):
+        if kind == "charges":
+            out["events"] = copy(db, tmp / "events.db")
+        if kind == "payments":
+            out["charges"] = copy(db, tmp / "charges.db")
+        done = payalloc(db, "import", kind, str(csvs / f"{kind}.csv"))
+        assert done.returncode == 0, done.stderr
+    for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
+        assert payalloc(db, "gl", "map", key, account).returncode == 0
+    out["full"] = db
+    return out
+
+
+# --- run-job ------------------------------------------------------------------------------------
+
+def by_client(db: Path) -> tuple[dict[str, set[tuple[Any, ...]]], dict[str, str], list[str], list[int]]:
+    """Remittances by client (by external ids), payments' modes, clients no longer pending, posted ids."""
+    c = sqlite3.connect(db)
+    try:
+        rems: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
+        for row in c.execute(
+                "SELECT cl.client_key, p.payment_key, ch.charge_key, r.amount_cents, r.rule FROM remittances r"
+                " JOIN clients cl ON cl.id = r.client_id JOIN payments p ON p.id = r.payment_id"
+                " JOIN charges ch ON ch.id = r.charge_id"):
+            rems[row[0]].add(row[1:])
+        modes = dict(c.execute("SELECT payment_key, apply_to FROM payments").fetchall())
+        cleared = [r[0] for r in c.execute("SELECT client_key FROM clients WHERE job_pending = 0 ORDER BY id")]
+        posted = [r[0] for r in c.execute("SELECT id FROM remittances WHERE status = 'posted' ORDER BY id")]
+    finally:
+        c.close()
+    return rems, modes, cleared, posted
+
+
+@pytest.mark.slow
+def test_run_job_killed_at_statement_boundaries_leaves_a_prefix_and_rerun_completes_it(
+    stages: dict[str, Path], tmp_path: Path
+) -> None:
+    base = stages["full"]
+    # The uninterrupted run, by the CLI (default chunks) and by the small-chunk worker: the same result.
+    reference = copy(base, tmp_path / "reference.db")
+    done = payalloc(reference, "run-job", "--json")
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert counts["remittances_created"] > 1000 and counts["remittances_posted"] == counts["remittances_created"]
+    expected = snapshot(reference)
+    small = copy(base, tmp_path / "small.db")
+    worker = subprocess.run([sys.executable, "-c", JOB_WORKER, str(small)], env=env(), capture_output=True,
+                            text=True, check=False)
+    assert worker.returncode == 0, worker.stderr
+    assert snapshot(small) == expected, "chunk sizes must not change what the job does"
+    ref_rems, ref_modes, _, _ = by_client(reference)
+    base_rems, base_modes, base_cleared, _ = by_client(base)
+    assert not base_rems
+    c = sqlite3.connect(base)
+    pending = [r[0] for r in c.execute("SELECT client_key FROM clients WHERE job_pending = 1 ORDER BY id")]
+    client_of_payment = dict(c.execute(
+        "SELECT p.payment_key, cl.client_key FROM payments p JOIN clients cl ON cl.id = p.client_id").fetchall())
+    c.close()
+    assert len(pending) > 5 * CHUNK_CLIENTS
+
+    total = statements(copy(base, tmp_path / "count.db"), lambda conn: run_job(
+        conn, tmp_path / "count.db", NOW, clients_per_chunk=CHUNK_CLIENTS, remittances_per_chunk=CHUNK_REMITTANCES))
+    total += 2  # open_ledger's two reads, which the hook counts too
+    points = spread(total, 200 if DEEP else 50)
+
+    def kill_at(k: int) -> tuple[int, int, int]:
+        db = copy(base, tmp_path / f"killed-{k}.db")
+        killed = subprocess.run([sys.executable, "-c", JOB_WORKER, str(db)], env=kill_env(k), capture_output=True,
+                                text=True, check=False)
+        assert killed.returncode == -signal.SIGKILL, (k, killed.returncode, killed.stderr)
+        rems, modes, cleared, posted = by_client(db)
+        # A prefix: the clients done are the first pending ones, each with ALL of its remittances.
+        done_clients = [k_ for k_ in pending if k_ not in set(base_cleared) and k_ in set(cleared)]
+        assert done_clients == pending[:len(done_clients)], f"K={k}: chunks done out of order"
+        for client in pending:
+            want = ref_rems.get(client, set()) if client in done_clients else set()
+            assert rems.get(client, set()) == want, f"K={k}: client {client} is half done"
+        for payment, mode in modes.items():
+            want_mode = ref_modes[payment] if client_of_payment[payment] in done_clients else base_modes[payment]
+            assert mode == want_mode, f"K={k}: payment {payment} converted outside its chunk"
+        c = sqlite3.connect(db)
+        ready_or_posted = [r[0] for r in c.execute(
+            "SELECT id FROM remittances WHERE status IN ('ready', 'posted') ORDER BY id")]
+        stale = c.execute("SELECT count(*) FROM job_runs WHERE status = 'running'").fetchone()[0]
+        c.close()
+        assert posted == ready_or_posted[:len(posted)], f"K={k}: posting is not a prefix"
+        assert_sound_and_free(db)
+        rerun = payalloc(db, "run-job", "--json")
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["interrupted_runs"] == stale
+        assert snapshot(db) == expected, f"K={k}: the re-run differs from the uninterrupted run"
+        c = sqlite3.connect(db)
+        statuses = [r[0] for r in c.execute("SELECT status FROM job_runs ORDER BY id")]
+        c.close()
+        assert statuses == ["interrupted"] * stale + ["done"], f"K={k}: {statuses}"
+        db.unlink()
+        return len(done_clients), len(posted), stale
+
+    print(f"run-job: {total} statements, {len(points)} kill points")
+    results = parallel(kill_at, points)
+    # The kills fell everywhere: before the run was recorded, between apply chunks, between posting chunks.
+    assert any(stale == 0 for _, _, stale in results)
+    assert any(0 < n < len(pending) for n, _, _ in results), results
+    assert any(0 < p < counts["remittances_posted"] for _, p, _ in results), results
+    assert results[-1][0] == len(pending) and results[-1][1] == counts["remittances_posted"]
+
+
+@pytest.mark.slow
+def test_run_job_killed_after_random_delays_then_rerun_equals_uninterrupted(
+    stages: dict[str, Path], tmp_path: Path
+) -> None:
+    rnd = random.Random(SEED)
+    print(f"PAYALLOC_CRASH_SEED={SEED}")
+    reference = copy(stages["full"], tmp_path / "reference.db")
+    assert payalloc(reference, "run-job", "-q").returncode == 0
+    expected = snapshot(reference)
+    for n in range(8 if DEEP else 4):
+        db = copy(stages["full"], tmp_path / f"delay-{n}.db")
+        proc = subprocess.Popen([sys.executable, "-m", "payalloc", "--db", str(db), "run-job"], env=env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rnd.uniform(0, 2.0 if n == 0 else 0.6)  # mostly early: a run here lasts under a second
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert_sound_and_free(db, by_cli=True)
+        assert payalloc(db, "run-job", "-q").returncode == 0
+        assert snapshot(db) == expected, f"killed after {delay:.2f} s (seed {SEED})"
+        c = sqlite3.connect(db)
+        assert c.execute("SELECT count(*) FROM job_runs WHERE status = 'running'").fetchone()[0] == 0
+        c.close()
+
+
+# --- import -------------------------------------------------------------------------------------
+
+def without_audit(lines: list[str]) -> list[str]:
+    return [line for line in lines if not line.startswith('INSERT INTO "audit"')]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["charges", "payments"])
+def test_import_killed_anywhere_leaves_the_ledger_before_and_reimport_completes(
+    kind: str, stages: dict[str, Path], csvs: Path, tmp_path: Path
+) -> None:
+    rnd = random.Random(SEED + len(kind))
+    print(f"PAYALLOC_CRASH_SEED={SEED}")
+    before_db = stages["events" if kind == "charges" else "charges"]
+    before = dump(before_db)
+    file = csvs / f"{kind}.csv"
+    with file.open(encoding="utf-8", newline="") as text:
+        rows = sum(1 for _ in csv.reader(text)) - 1
+    assert rows > 2000, "a few thousand rows"
+    after_db = copy(before_db, tmp_path / "after.db")
+    done = payalloc(after_db, "import", kind, str(file))
+    assert done.returncode == 0, done.stderr
+    after = dump(after_db)
+    assert after != before
+
+    def count(conn: sqlite3.Connection) -> None:
+        from payalloc.services.imports import import_csv
+
+        with file.open("rb") as raw:
+            import_csv(conn, kind, raw, str(file), now=NOW, staff="crash")
+
+    total = statements(copy(before_db, tmp_path / "count.db"), count) + 2
+    points = spread(total, 80 if DEEP else 20)
+
+    def kill_at(k: int) -> None:
+        db = copy(before_db, tmp_path / f"killed-{k}.db")
+        killed = payalloc(db, "import", kind, str(file), environ=kill_env(k))
+        assert killed.returncode == -signal.SIGKILL, (k, killed.returncode, killed.stderr)
+        assert dump(db) == before, f"K={k}: a killed import left part of the file"
+        assert_sound_and_free(db)
+        again = payalloc(db, "import", kind, str(file))
+        assert again.returncode == 0, again.stderr
+        assert dump(db) == after, f"K={k}: the re-import differs from an uninterrupted import"
+        db.unlink()
+
+    parallel(kill_at, points)
+    for n in range(4 if DEEP else 2):  # and SIGKILL from outside, at a random moment
+        db = copy(before_db, tmp_path / f"delay-{n}.db")
+        proc = subprocess.Popen([sys.executable, "-m", "payalloc", "--db", str(db), "import", kind, str(file)],
+                                env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rnd.uniform(0.05, 0.5)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert dump(db) in (before, after), f"killed after {delay:.2f} s (seed {SEED})"
+        assert_sound_and_free(db, by_cli=True)
+        assert payalloc(db, "import", kind, str(file)).returncode == 0
+        assert without_audit(dump(db)) == without_audit(after)
+
+
+# --- apply and unapply: every statement boundary ---------------------------------------------------
+
+@pytest.fixture
+def clerk_ledger(tmp_path: Path) -> Path:
+    db = tmp_path / "clerk.db"
+    assert payalloc(db, "init").returncode == 0
+    files = {
+        "clients": "client_id,name\nC1,Ann\n",
+        "charges": "charge_id,client_id,service_date,amount,payer\nCH1,C1,2026-01-02,80.00,self_pay\n"
+                   "CH2,C1,2026-01-03,60.00,patient_resp\n",
+        "payments": "payment_id,client_id,received_date,amount,apply_to\nP1,C1,2026-01-05,120.00,specific\n",
+    }
+    for kind, text in files.items():
+        (tmp_path / f"{kind}.csv").write_text(text)
+        assert payalloc(db, "import", kind, str(tmp_path / f"{kind}.csv")).returncode == 0
+    for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
+        assert payalloc(db, "gl", "map", key, account).returncode == 0
+    return db
+
+
+def every_boundary(base: Path, tmp: Path, *args: str) -> int:
+    """Kill `payalloc ARGS` at statement 1, 2, ... until it completes; each kill leaves the ledger
+    before or after, exactly. Returns how many kill points there were."""
+    before = dump(base)
+    reference = copy(base, tmp / "reference.db")
+    assert payalloc(reference, *args).returncode == 0
+    after = dump(reference)
+    assert after != before
+
+    def kill_at(k: int) -> bool:
+        """True when the command completed before its kth statement."""
+        db = copy(base, tmp / f"k{k}.db")
+        result = payalloc(db, *args, environ=kill_env(k))
+        state = dump(db)
+        if result.returncode == 0:
+            assert state == after
+            return True
+        assert result.returncode == -signal.SIGKILL, (k, result.stderr)
+        assert state in (before, after), f"{args} killed at statement {k} left a third state"
+        assert_sound_and_free(db)
+        return False
+
+    k = 0
+    while True:  # two kill points at a time (2 cores) until the command runs to its end
+        completed = parallel(kill_at, [k + 1, k + 2])
+        if any(completed):
+            assert completed == [False, True] or completed == [True, True]
+            return k + completed.index(True)
+        k += 2
+        assert k < 500
+
+
+@pytest.mark.slow
+def test_apply_and_unapply_killed_at_every_statement(clerk_ledger: Path, tmp_path: Path) -> None:
+    n = every_boundary(clerk_ledger, tmp_path, "apply", "P1", "CH1=80.00", "CH2=25.50")
+    print(f"apply: {n} kill points")
+    assert n >= 5
+    assert payalloc(clerk_ledger, "apply", "P1", "CH1=80.00", "CH2=25.50").returncode == 0
+    (tmp_path / "u").mkdir()
+    assert every_boundary(clerk_ledger, tmp_path / "u", "unapply", "2", "--reason", "typo", "--amount", "5.50") >= 5
+    # A posted remittance: the reversal writes reversing journal lines too.
+    assert payalloc(clerk_ledger, "run-job", "-q").returncode == 0
+    (tmp_path / "p").mkdir()
+    assert every_boundary(clerk_ledger, tmp_path / "p", "unapply", "1", "--reason", "wrong session") >= 5
