@@ -34,6 +34,8 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     except sqlite3.DatabaseError as error:
         conn.close()
+        if _is_busy(error):
+            raise _busy() from None
         raise InputError(f"{path} is not a payalloc ledger ({error})") from None
     _install_test_kill_hook(conn)
     return conn
@@ -70,9 +72,23 @@ def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError:
+    except sqlite3.DatabaseError as error:
+        if _is_busy(error):
+            raise _busy() from None
         raise InputError(f"{path} is not a payalloc ledger") from None
     return int(app_id), int(version)
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another process holds the ledger; it is not damaged."""
+    return "locked" in str(error) or "busy" in str(error)
+
+
+def _busy() -> LedgerBusy:
+    return LedgerBusy(
+        f"the ledger stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g} s; "
+        "nothing was changed, try again"
+    )
 
 
 def init_ledger(path: Path) -> tuple[bool, list[str]]:
@@ -121,11 +137,8 @@ def write_txn(conn: sqlite3.Connection, *, dry_run: bool = False) -> Iterator[sq
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as error:
-        if "locked" in str(error) or "busy" in str(error):
-            raise LedgerBusy(
-                f"the ledger stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s; "
-                "nothing was changed, try again"
-            ) from None
+        if _is_busy(error):
+            raise _busy() from None
         raise
     try:
         yield conn
