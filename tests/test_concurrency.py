@@ -1,0 +1,308 @@
+"""Several real processes on one ledger file at once (issue 5, "Concurrency"; research note T3).
+
+Three clerk processes apply (and now and then unapply) to OVERLAPPING specific payments and
+charges, an importer brings new charges and payments, and two run-job loops overlap. Each clerk
+logs every operation with its outcome and the remittance ids it was given, Jepsen-bank style.
+At the end: check passes (no over-allocation, caches right); every acknowledged remittance is in
+the ledger as acknowledged, and no manual remittance exists that nobody was told about (a refusal
+leaves no trace); no clerk ever saw "database is locked" (they wait: busy timeout); overlapping
+runs either exit 4 at once or run one after the other, and never duplicate a remittance.
+
+The worker seeds are printed; PAYALLOC_CONCURRENCY_SEED replays one run's choices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payalloc.ledger.connection import open_ledger
+from payalloc.services.check import check_ledger
+
+SEED = int(os.environ.get("PAYALLOC_CONCURRENCY_SEED", str(random.randrange(1 << 30))))
+DEEP = os.environ.get("PAYALLOC_TEST_PROFILE") == "deep"
+CLERK_OPS = 1000 if DEEP else 300
+
+# A clerk: one connection per operation, as the CLI opens one per command.
+CLERK = r"""
+import json, random, sys, traceback
+from pathlib import Path
+from payalloc.errors import LedgerBusy, PayallocError
+from payalloc.ledger.connection import open_ledger
+from payalloc.money import plain_cents
+from payalloc.services import clerk
+
+db, log_path, seed, ops = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+targets = json.loads(sys.argv[5])  # payment -> its client's charges
+rnd = random.Random(seed)
+mine = []  # remittances this clerk was given and has not unapplied
+with open(log_path, "w") as log:
+    for n in range(ops):
+        conn = open_ledger(db)
+        try:
+            if mine and rnd.random() < 0.25:
+                rid = mine.pop(rnd.randrange(len(mine)))
+                entry = {"op": "unapply", "id": rid}
+                clerk.unapply(conn, rid, reason="concurrency test", now="2026-11-23T10:00:00Z", staff=f"w{seed}")
+                entry["ok"] = True
+            else:
+                payment = rnd.choice(sorted(targets))
+                pairs = {}
+                for _ in range(rnd.choice([1, 1, 2])):
+                    pairs[rnd.choice(targets[payment])] = rnd.choice([100, 500, 1000, 2500])
+                entry = {"op": "apply", "payment": payment, "pairs": pairs}
+                result = clerk.apply_pairs(conn, payment, [f"{c}={plain_cents(a)}" for c, a in pairs.items()],
+                                           now="2026-11-23T10:00:00Z", staff=f"w{seed}")
+                entry["ok"] = True
+                entry["ids"] = {a.charge_key: a.remittance_id for a in result.applied}
+                mine.extend(a.remittance_id for a in result.applied)
+        except LedgerBusy as error:
+            entry["ok"], entry["busy"], entry["error"] = False, True, str(error)
+        except PayallocError as error:
+            entry["ok"], entry["error"] = False, " ".join([str(error), *map(str, getattr(error, "problems", []))])
+        finally:
+            conn.close()
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+"""
+
+# Holds the write lock of the ledger for argv[2] seconds. With argv[3] == "exclusive" it takes the
+# file in exclusive locking mode (as a maintenance tool might): then even reading it must wait.
+HOLDER = r"""
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+if sys.argv[3] == "exclusive":
+    c.execute("PRAGMA locking_mode = EXCLUSIVE")
+c.execute("BEGIN IMMEDIATE")
+c.execute("UPDATE clients SET name = name WHERE 0")
+if sys.argv[3] == "exclusive":
+    c.execute("COMMIT")  # exclusive locking mode keeps the lock after the commit
+    c.execute("SELECT count(*) FROM clients").fetchall()
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+if c.in_transaction:
+    c.execute("ROLLBACK")
+"""
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PAYALLOC_STAFF": "clerk", **extra}
+
+
+def payalloc(db: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "payalloc", "--db", str(db), *args], capture_output=True,
+                          text=True, env=env(**extra), timeout=120, check=False)
+
+
+def dump(db: Path) -> list[str]:
+    c = sqlite3.connect(db)
+    try:
+        return list(c.iterdump())
+    finally:
+        c.close()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    """3 clients; each: 6 self-pay charges of 50.00, 3 specific payments of 60.00 (the clerks'), one
+    oldest payment of 80.00 (the job's). Money is scarce on purpose: the clerks collide."""
+    db = tmp_path / "ledger.db"
+    assert payalloc(db, "init").returncode == 0
+    clients = "client_id,name\n" + "".join(f"C{c},Client {c}\n" for c in range(3))
+    charges = "charge_id,client_id,service_date,amount,payer\n" + "".join(
+        f"CH{c}-{i},C{c},2026-01-0{i + 1},50.00,self_pay\n" for c in range(3) for i in range(6))
+    payments = "payment_id,client_id,received_date,amount,apply_to\n" + "".join(
+        f"P{c}-{i},C{c},2026-01-10,60.00,specific\n" for c in range(3) for i in range(3)) + "".join(
+        f"PO{c},C{c},2026-01-11,80.00,oldest\n" for c in range(3))
+    for kind, text in (("clients", clients), ("charges", charges), ("payments", payments)):
+        done = payalloc(db, "import", kind, str(write(tmp_path / f"{kind}.csv", text)))
+        assert done.returncode == 0, done.stderr
+    for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
+        assert payalloc(db, "gl", "map", key, account).returncode == 0
+    return db
+
+
+def importer_files(tmp_path: Path, rounds: int, prefix: str = "N") -> list[tuple[str, Path]]:
+    """New charges and oldest payments for the same clients, one pair of files per round."""
+    files = []
+    for r in range(rounds):
+        charges = "charge_id,client_id,service_date,amount,payer\n" + "".join(
+            f"{prefix}CH{r}-{c},C{c},2026-02-01,30.00,self_pay\n" for c in range(3))
+        payments = "payment_id,client_id,received_date,amount,apply_to\n" + "".join(
+            f"{prefix}P{r}-{c},C{c},2026-02-02,25.00,oldest\n" for c in range(3))
+        files.append(("charges", write(tmp_path / f"{prefix}ch{r}.csv", charges)))
+        files.append(("payments", write(tmp_path / f"{prefix}p{r}.csv", payments)))
+    return files
+
+
+@pytest.mark.slow
+def test_clerks_importer_and_overlapping_jobs_at_once(ledger: Path, tmp_path: Path) -> None:
+    print(f"PAYALLOC_CONCURRENCY_SEED={SEED}")
+    targets = {f"P{c}-{i}": [f"CH{c}-{j}" for j in range(6)] for c in range(3) for i in range(3)}
+    clerks = []
+    for n in range(3):
+        log = tmp_path / f"clerk{n}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLERK, str(ledger), str(log), str(SEED + n), str(CLERK_OPS), json.dumps(targets)],
+            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        clerks.append((proc, log))
+    imports = importer_files(tmp_path, 4)
+    job_runs: list[tuple[int, float, str]] = []
+    import_runs: list[subprocess.CompletedProcess[str]] = []
+    # The importer and two run-job loops, interleaved while the clerks work.
+    while any(proc.poll() is None for proc, _ in clerks) or imports:
+        if imports:
+            kind, file = imports.pop(0)
+            import_runs.append(payalloc(ledger, "import", kind, str(file)))
+        started = time.monotonic()
+        pair = [subprocess.Popen([sys.executable, "-m", "payalloc", "--db", str(ledger), "run-job", "-q"],
+                                 env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+        for proc in pair:
+            _, err = proc.communicate(timeout=120)
+            job_runs.append((proc.returncode, time.monotonic() - started, err))
+    for proc, _ in clerks:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+
+    # Nobody was told "locked": clerks and importers waited their turn.
+    for done in import_runs:
+        assert done.returncode == 0, done.stderr
+    entries = [json.loads(line) for _, log in clerks for line in log.read_text().splitlines()]
+    assert len(entries) == 3 * CLERK_OPS
+    assert not [e for e in entries if e.get("busy")], "a clerk got 'database is locked' instead of waiting"
+    outcomes = Counter((e["op"], e["ok"]) for e in entries)
+    print(f"clerk operations: {dict(outcomes)}; run-job exits: {Counter(rc for rc, _, _ in job_runs)}")
+    # The clerks really collided: some allocations were refused for lack of money, many went through.
+    assert outcomes[("apply", True)] >= 30 and outcomes[("unapply", True)] >= 3
+    # Only allocations are refused, and only for want of money at the moment they ran.
+    refusals = [e for e in entries if not e["ok"]]
+    assert refusals and all(e["op"] == "apply" and "exceeds" in e["error"] for e in refusals), refusals[:3]
+
+    # Overlapping runs: exit 0, or 4 at once with the reason; never anything else.
+    assert {rc for rc, _, _ in job_runs} <= {0, 4}
+    assert any(rc == 0 for rc, _, _ in job_runs)
+    for rc, seconds, err in job_runs:
+        if rc == 4:
+            assert "another run-job is running" in err and seconds < 10
+        else:
+            assert err == ""
+
+    conn = open_ledger(ledger)
+    try:
+        report = check_ledger(conn)
+        assert report.ok, [v.message for v in report.violations]  # no over-allocation anywhere
+        rems = {rid: (p, c, amount, status, source) for rid, p, c, amount, status, source in conn.execute(
+            "SELECT r.id, p.payment_key, ch.charge_key, r.amount_cents, r.status, r.source FROM remittances r"
+            " JOIN payments p ON p.id = r.payment_id JOIN charges ch ON ch.id = r.charge_id")}
+        runs = Counter(r[0] for r in conn.execute("SELECT status FROM job_runs"))
+        # Every acknowledged operation is in the ledger, as acknowledged.
+        acked: dict[int, tuple[str, str, int]] = {}
+        reversed_ids = set()
+        for e in entries:
+            if e["op"] == "apply" and e["ok"]:
+                for charge, rid in e["ids"].items():
+                    acked[rid] = (e["payment"], charge, e["pairs"][charge])
+            elif e["op"] == "unapply" and e["ok"]:
+                reversed_ids.add(e["id"])
+        for rid, (payment, charge, amount) in acked.items():
+            assert rid in rems and rems[rid][:3] == (payment, charge, amount), f"acknowledged remittance {rid} lost"
+            assert rems[rid][4] == "manual"
+            assert (rems[rid][3] == "reversed") == (rid in reversed_ids), f"remittance {rid}"
+        # ... and nothing else: a refused or unacknowledged apply left no manual remittance.
+        assert {rid for rid, r in rems.items() if r[4] == "manual"} == set(acked)
+        # The job never duplicated a remittance: one per (payment, charge) pair.
+        job_pairs = Counter((p, c) for p, c, _, status, source in rems.values() if source == "job")
+        assert job_pairs and max(job_pairs.values()) == 1, job_pairs.most_common(3)
+        # One recorded run per run that exited 0; none left running.
+        assert runs == {"done": sum(rc == 0 for rc, _, _ in job_runs)}
+        # The job kept its hands off the clerks' payments, and the clerks off the job's.
+        assert all(p.startswith(("PO", "NP")) for p, _, _, _, source in rems.values() if source == "job")
+        assert all(p.startswith("P") and p[1].isdigit() for p, _, _, _, s in rems.values() if s == "manual")
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mode", "command"), [
+    ("immediate", ("apply", "P0-0", "CH0-0=10.00")),
+    # Found by this test: a lock met while opening the ledger was reported as
+    # "... is not a payalloc ledger (database is locked)", exit 3.
+    ("exclusive", ("apply", "P0-0", "CH0-0=10.00")),
+    ("exclusive", ("check",)),
+])
+def test_a_lock_held_past_the_busy_timeout_is_exit_4_and_changes_nothing(
+    ledger: Path, mode: str, command: tuple[str, ...]
+) -> None:
+    before = dump(ledger)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(ledger), "4", mode], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        busy = payalloc(ledger, *command, PAYALLOC_BUSY_TIMEOUT_MS="1000")
+        waited = time.monotonic() - started
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.wait()
+    assert busy.returncode == 4, busy.stderr
+    assert 0.9 < waited < 3.5, f"waited {waited:.2f} s with a 1 s busy timeout"
+    lines = busy.stderr.strip().splitlines()
+    assert len(lines) == 1 and "locked by another process" in lines[0] and "nothing was changed" in lines[0], lines
+    assert "Traceback" not in busy.stderr and busy.stdout == ""
+    assert dump(ledger) == before
+
+
+@pytest.mark.slow
+def test_a_clerk_waits_out_a_lock_shorter_than_the_busy_timeout(ledger: Path) -> None:
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(ledger), "1", "immediate"], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    started = time.monotonic()
+    done = payalloc(ledger, "apply", "P0-0", "CH0-0=10.00", "--json", PAYALLOC_BUSY_TIMEOUT_MS="5000")
+    waited = time.monotonic() - started
+    holder.wait()
+    assert done.returncode == 0, done.stderr
+    assert waited > 0.5, "the lock was not held: the test proves nothing"
+    (applied,) = json.loads(done.stdout)
+    assert (applied["payment_id"], applied["charge_id"], applied["amount"]) == ("P0-0", "CH0-0", "10.00")
+
+
+@pytest.mark.slow
+def test_two_run_jobs_started_together_never_duplicate(ledger: Path, tmp_path: Path) -> None:
+    """Double cron: the second exits 4 at once or finds nothing left to do."""
+    for r in range(3):
+        for kind, file in importer_files(tmp_path, 1, prefix=f"X{r}"):
+            assert payalloc(ledger, "import", kind, str(file)).returncode == 0
+        procs = [subprocess.Popen([sys.executable, "-m", "payalloc", "--db", str(ledger), "run-job", "--json"],
+                                  env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        results: list[tuple[int | Any, str, str]] = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            results.append((proc.returncode, out, err))
+        assert sorted(rc for rc, _, _ in results)[0] == 0 and {rc for rc, _, _ in results} <= {0, 4}
+        created = [json.loads(out)["remittances_created"] for rc, out, _ in results if rc == 0]
+        assert sum(created) == max(created), f"both runs created remittances: {created}"
+    conn = sqlite3.connect(ledger)
+    pairs = Counter(conn.execute("SELECT payment_id, charge_id FROM remittances WHERE source = 'job'").fetchall())
+    conn.close()
+    assert pairs and max(pairs.values()) == 1
