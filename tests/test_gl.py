@@ -97,3 +97,28 @@ def test_export_includes_reversing_lines_and_balances_to_zero(cli: Cli, conn: sq
     bad = cli("gl", "export", "--since", "2026-13-01")
     assert bad.exit_code == 3 and "YYYY-MM-DD" in bad.stderr
     assert cli("gl", "export", "--json", "--csv").exit_code == 3
+
+
+def test_export_to_a_file_is_owner_only_and_complete(cli: Cli, conn: sqlite3.Connection, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    small_ledger(conn)
+    assert cli("gl", "map", "unapplied_default", "2150").exit_code == 0
+    assert cli("gl", "map", "self_pay_ar", "1210").exit_code == 0
+    assert cli("run-job", "-q").exit_code == 0
+    target = tmp_path / "journal.csv"
+    old = os.umask(0o022)
+    try:
+        result = cli("gl", "export", "--csv", "--output", str(target))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0 and result.stdout == ""
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    written = target.read_bytes().decode()
+    assert written.endswith("\r\n")  # RFC 4180 line ends, as on stdout
+    assert written.replace("\r\n", "\n") == cli("gl", "export", "--csv").stdout.replace("\r\n", "\n")
+    assert len(list(csv.reader(io.StringIO(target.read_text())))) > 1
+    assert [p.name for p in tmp_path.iterdir()] == ["journal.csv"]  # no temporary file left behind
+    missing = cli("gl", "export", "--csv", "--output", str(tmp_path / "no" / "j.csv"))
+    assert missing.exit_code == 3 and "does not exist" in missing.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -79,10 +81,13 @@ def export(
     ] = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
+    output_file: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (owner-only, 0600) instead of stdout.")
+    ] = None,
 ) -> None:
     """Export the posted journal (posting and reversing lines) for the accounting system.
 
-    Example: payalloc gl export --since 2026-11-01 --csv > journal.csv
+    Example: payalloc gl export --since 2026-11-01 --csv --output journal-2026-11.csv
     """
     one_format(json_out, csv_out)
     from payalloc.services import gl
@@ -92,10 +97,15 @@ def export(
         rows = gl.export(conn, since)
     finally:
         conn.close()
+    with output.to_file(output_file):
+        _print_export(rows, json_out, csv_out, gl.EXPORT_FIELDS)
+
+
+def _print_export(rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fields: Sequence[str]) -> None:
     if json_out:
         output.emit_json(rows)
     elif csv_out:
-        output.emit_csv(list(gl.EXPORT_FIELDS), rows, numeric=["debit", "credit"])
+        output.emit_csv(list(fields), rows, numeric=["debit", "credit"])
     else:
         output.table(
             [output.Column("Line", "line_id"), output.Column("Batch", "batch_id"),

@@ -6,13 +6,15 @@ User text is escaped and stripped of control and bidi characters before Rich see
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,6 +76,37 @@ def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, An
         (fmt(value) if key.endswith("_cents") and isinstance(value, int) else value)
         for key, value in row.items()
     }
+
+
+@contextlib.contextmanager
+def to_file(path: Path | None) -> Iterator[None]:
+    """Send what is printed to stdout into PATH instead: created owner-only (0600, it holds
+    health data) under a temporary name and renamed when complete, so a killed export never
+    leaves a partial file under PATH. None: stdout as usual."""
+    if path is None:
+        yield
+        return
+    from payalloc.errors import InputError
+
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a directory")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    saved = sys.stdout
+    try:
+        with os.fdopen(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w",
+                       encoding="utf-8", newline="") as file:
+            sys.stdout = file
+            yield
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    finally:
+        sys.stdout = saved
 
 
 def emit_json(data: Any) -> None:
