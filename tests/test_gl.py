@@ -107,7 +107,9 @@ def test_export_to_a_file_is_owner_only_and_complete(cli: Cli, conn: sqlite3.Con
     assert cli("gl", "map", "unapplied_default", "2150").exit_code == 0
     assert cli("gl", "map", "self_pay_ar", "1210").exit_code == 0
     assert cli("run-job", "-q").exit_code == 0
-    target = tmp_path / "journal.csv"
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    target = exports / "journal.csv"
     old = os.umask(0o022)
     try:
         result = cli("gl", "export", "--csv", "--output", str(target))
@@ -119,6 +121,6 @@ def test_export_to_a_file_is_owner_only_and_complete(cli: Cli, conn: sqlite3.Con
     assert written.endswith("\r\n")  # RFC 4180 line ends, as on stdout
     assert written.replace("\r\n", "\n") == cli("gl", "export", "--csv").stdout.replace("\r\n", "\n")
     assert len(list(csv.reader(io.StringIO(target.read_text())))) > 1
-    assert [p.name for p in tmp_path.iterdir()] == ["journal.csv"]  # no temporary file left behind
+    assert [p.name for p in exports.iterdir()] == ["journal.csv"]  # no temporary file left behind
     missing = cli("gl", "export", "--csv", "--output", str(tmp_path / "no" / "j.csv"))
     assert missing.exit_code == 3 and "does not exist" in missing.stderr
