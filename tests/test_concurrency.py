@@ -123,7 +123,8 @@ def ledger(tmp_path: Path) -> Path:
     """3 clients; each: 6 self-pay charges of 50.00, 3 specific payments of 60.00 (the clerks'), one
     oldest payment of 80.00 (the job's). Money is scarce on purpose: the clerks collide."""
     db = tmp_path / "ledger.db"
-    assert payalloc(db, "init").returncode == 0
+    created = payalloc(db, "init")
+    assert created.returncode == 0, created.stderr
     clients = "client_id,name\n" + "".join(f"C{c},Client {c}\n" for c in range(3))
     charges = "charge_id,client_id,service_date,amount,payer\n" + "".join(
         f"CH{c}-{i},C{c},2026-01-0{i + 1},50.00,self_pay\n" for c in range(3) for i in range(6))
@@ -134,7 +135,8 @@ def ledger(tmp_path: Path) -> Path:
         done = payalloc(db, "import", kind, str(write(tmp_path / f"{kind}.csv", text)))
         assert done.returncode == 0, done.stderr
     for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
-        assert payalloc(db, "gl", "map", key, account).returncode == 0
+        mapped = payalloc(db, "gl", "map", key, account)
+        assert mapped.returncode == 0, mapped.stderr
     return db
 
 

@@ -142,7 +142,8 @@ def stages(csvs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
     (payments too, GL mapped: the job posts)."""
     tmp = tmp_path_factory.mktemp("stages")
     db = tmp / "ledger.db"
-    assert payalloc(db, "init").returncode == 0
+    created = payalloc(db, "init")
+    assert created.returncode == 0, created.stderr
     out: dict[str, Path] = {}
     for kind in ("clients", "events", "charges", "payments"):
         if kind == "charges":
@@ -152,7 +153,8 @@ def stages(csvs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
         done = payalloc(db, "import", kind, str(csvs / f"{kind}.csv"))
         assert done.returncode == 0, done.stderr
     for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
-        assert payalloc(db, "gl", "map", key, account).returncode == 0
+        mapped = payalloc(db, "gl", "map", key, account)
+        assert mapped.returncode == 0, mapped.stderr
     out["full"] = db
     return out
 
@@ -341,7 +343,8 @@ def test_import_killed_anywhere_leaves_the_ledger_before_and_reimport_completes(
 @pytest.fixture
 def clerk_ledger(tmp_path: Path) -> Path:
     db = tmp_path / "clerk.db"
-    assert payalloc(db, "init").returncode == 0
+    created = payalloc(db, "init")
+    assert created.returncode == 0, created.stderr
     files = {
         "clients": "client_id,name\nC1,Ann\n",
         "charges": "charge_id,client_id,service_date,amount,payer\nCH1,C1,2026-01-02,80.00,self_pay\n"
@@ -350,9 +353,11 @@ def clerk_ledger(tmp_path: Path) -> Path:
     }
     for kind, text in files.items():
         (tmp_path / f"{kind}.csv").write_text(text)
-        assert payalloc(db, "import", kind, str(tmp_path / f"{kind}.csv")).returncode == 0
+        done = payalloc(db, "import", kind, str(tmp_path / f"{kind}.csv"))
+        assert done.returncode == 0, done.stderr
     for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
-        assert payalloc(db, "gl", "map", key, account).returncode == 0
+        mapped = payalloc(db, "gl", "map", key, account)
+        assert mapped.returncode == 0, mapped.stderr
     return db
 
 
