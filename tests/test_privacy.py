@@ -1,0 +1,92 @@
+"""Health data stays private: every file payalloc creates is owner-only, and no error names a patient."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import SAMPLE, Cli
+
+SENTINEL = "ZZSENTINEL Patient"
+
+
+def run(ledger: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # umask 022, the usual default: payalloc must not rely on the caller's umask.
+    return subprocess.run(
+        [sys.executable, "-m", "payalloc", "--db", str(ledger), *args],
+        capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022),
+        env={**os.environ, "PAYALLOC_STAFF": "clerk1"},
+    )
+
+
+def test_every_file_payalloc_creates_is_owner_only(tmp_path: Path) -> None:
+    ledger = tmp_path / "practice.db"
+    assert run(ledger, "init").returncode == 0
+    for kind in ("clients", "events", "charges", "payments"):
+        assert run(ledger, "import", kind, str(SAMPLE / f"{kind}.csv")).returncode == 0
+    assert run(ledger, "gl", "map", "unapplied_default", "2150").returncode == 0
+    assert run(ledger, "gl", "map", "self_pay_ar", "1210").returncode == 0
+    assert run(ledger, "run-job", "-q").returncode == 0
+    assert run(ledger, "gl", "export", "--csv", "--output", str(tmp_path / "journal.csv")).returncode == 0
+    assert run(ledger, "backup", str(tmp_path / "copy.db")).returncode == 0
+    # A reader keeps the WAL files in place so that their mode can be seen.
+    import sqlite3
+
+    reader = sqlite3.connect(ledger)
+    reader.execute("SELECT count(*) FROM remittances").fetchone()
+    created = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    reader.close()
+    assert {"practice.db", "practice.db-wal", "practice.db-shm", "practice.db.lock", "journal.csv",
+            "copy.db"} <= created.keys()
+    assert {name: mode for name, mode in created.items() if mode != 0o600} == {}
+
+
+def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
+    clients = tmp_path / "clients.csv"
+    clients.write_text(f"client_id,name\nC1,{SENTINEL}\nC2,Other Person\n")
+    charges = tmp_path / "charges.csv"
+    charges.write_text("charge_id,client_id,service_date,amount,payer\nCH1,C1,2026-01-05,100.00,self_pay\n"
+                       "CH2,C1,2026-01-06,80.00,insurance\nCH3,C2,2026-01-07,50.00,self_pay\n")
+    payments = tmp_path / "payments.csv"
+    payments.write_text("payment_id,client_id,received_date,amount,apply_to,status\n"
+                        "P1,C1,2026-01-10,60.00,specific,ready\nP2,C1,2026-01-11,20.00,specific,pending\n"
+                        "P3,C1,2026-01-12,30.00,oldest,ready\n")
+    for kind, path in (("clients", clients), ("charges", charges), ("payments", payments)):
+        assert cli("import", kind, str(path)).exit_code == 0
+    conflicting = tmp_path / "conflict.csv"
+    conflicting.write_text("payment_id,client_id,received_date,amount,apply_to\nP1,C1,2026-01-10,61.00,specific\n")
+    bad_rows = tmp_path / "bad.csv"
+    bad_rows.write_text(f"client_id,name\nC3,{SENTINEL}\x01\n,{SENTINEL}\n")
+    errors = [
+        ("apply", "P1", "CH1=200.00"),                 # over the charge's balance
+        ("apply", "P1", "CH1=50.00", "CH2=20.00"),     # insurance charge, and over the payment
+        ("apply", "P1", "CH3=10.00"),                  # a charge of another client
+        ("apply", "P2", "CH1=10.00"),                  # pending payment
+        ("apply", "P3", "CH1=10.00"),                  # an oldest payment
+        ("apply", "P1", "CH1=1e3"),                    # malformed amount
+        ("apply", "P9", "CH1=1.00"),                   # unknown payment
+        ("unapply", "999", "--reason", "x"),
+        ("reallocate", "999", "CH1=1.00", "--reason", "x"),
+        ("payment", "record", "--client", "C1", "--amount", "0", "--date", "2026-01-01", "--apply-to", "oldest"),
+        ("payment", "record", "--client", "C1", "--amount", "5", "--date", "2026-02-30", "--apply-to", "oldest"),
+        ("payment", "record", "--client", "C1", "--amount", "5", "--date", "2026-01-01", "--apply-to", "event"),
+        ("payment", "record", "--client", "C1", "--amount", "5", "--date", "2026-01-01", "--apply-to", "oldest",
+         "--id", "P1"),
+        ("payment", "void", "P1", "--reason", " "),
+        ("payment", "ready", "P9"),
+        ("payment", "mode", "P9", "oldest"),
+        ("client", "show", "C9"),
+        ("import", "payments", str(conflicting)),
+        ("import", "clients", str(bad_rows)),
+        ("import", "charges", str(tmp_path / "missing.csv")),
+        ("event", "done", "E9"),
+        ("audit", "--since", "yesterday"),
+    ]
+    for args in errors:
+        result = cli(*args)
+        assert result.exit_code in (2, 3), (args, result.exit_code, result.stderr)
+        assert SENTINEL not in result.stdout + result.stderr, args
+        assert "Traceback" not in result.stdout + result.stderr, args
