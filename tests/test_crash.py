@@ -40,7 +40,7 @@ from payalloc.services.job import run_job
 from tests.test_job_cli import copy, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
-GEN = ROOT.parent / "shared" / "bench" / "gen_ledger.py"
+GEN = ROOT / "benchmarks" / "gen_ledger.py"
 DEEP = os.environ.get("PAYALLOC_TEST_PROFILE") == "deep"
 SEED = int(os.environ.get("PAYALLOC_CRASH_SEED", str(random.randrange(1 << 30))))
 NOW = "2026-11-23T02:00:00Z"
@@ -128,8 +128,6 @@ def parallel(fn: Callable[[int], Any], items: list[int]) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def csvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not GEN.exists():
-        pytest.skip(f"{GEN} is not available")
     out = tmp_path_factory.mktemp("csv")
     subprocess.run([sys.executable, str(GEN), str(out), "--clients", "300", "--payments", "8", "--seed", "11"], check=True,
                    capture_output=True)
