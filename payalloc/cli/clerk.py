@@ -39,11 +39,8 @@ def unallocated(
     from payalloc.money import format_cents
     from payalloc.services import views
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         entries = views.unallocated(conn, now=utc_now(), include_pending=all_, needs_clerk_only=needs_clerk)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json([e.as_json() for e in entries])
         return
@@ -126,15 +123,12 @@ def apply(
     from payalloc.money import format_cents
     from payalloc.services import clerk
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         if file is not None:
             result = clerk.apply_file(conn, file, now=utc_now(), staff=STATE.staff)
         else:
             assert payment_id is not None
             result = clerk.apply_pairs(conn, payment_id, pairs or [], now=utc_now(), staff=STATE.staff)
-    finally:
-        conn.close()
     if result.ignored_columns:
         output.warn(f"ignored unknown column{'s' if len(result.ignored_columns) != 1 else ''}: "
                     + ", ".join(result.ignored_columns))
@@ -185,11 +179,8 @@ def unapply(
     from payalloc.dates import utc_now
     from payalloc.services import clerk
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         result = clerk.unapply(conn, remittance_id, reason=reason, amount=amount, now=utc_now(), staff=STATE.staff)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json(_unapply_json(result))
         return
@@ -213,11 +204,8 @@ def reallocate(
     from payalloc.dates import utc_now
     from payalloc.services import clerk
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         result = clerk.reallocate(conn, remittance_id, pairs, reason=reason, now=utc_now(), staff=STATE.staff)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json({"unapplied": _unapply_json(result.unapplied),
                           "applied": [_applied_json(a) for a in result.applied]})
@@ -239,11 +227,8 @@ def audit(
     one_format(json_out, csv_out)
     from payalloc.services import views
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         rows = [views.audit_json(a) for a in views.audit_trail(conn, client=client, since=since)]
-    finally:
-        conn.close()
     if json_out:
         output.emit_json(rows)
         return

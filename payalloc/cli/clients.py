@@ -23,11 +23,8 @@ def show(
     from payalloc.money import format_cents
     from payalloc.services import views
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         d = views.client_detail(conn, client_id)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json(d.as_json())
         return

@@ -33,11 +33,8 @@ def add(
     from payalloc.dates import utc_now
     from payalloc.services import events
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         key = events.add_event(conn, utc_now(), STATE.staff, client_key=client, date=date, event_key=event_id)
-    finally:
-        conn.close()
     output.line(key)
 
 
@@ -55,11 +52,8 @@ def list_events(
     from payalloc.money import format_cents, plain_cents
     from payalloc.services import events
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         rows = events.list_events(conn, client_key=client, status=status)
-    finally:
-        conn.close()
     fields = ["event_id", "client_id", "scheduled_date", "status", "charges", "attached_payments",
               "attached_unapplied"]
     if json_out or csv_out:
@@ -92,11 +86,8 @@ def done(event_id: EventArg) -> None:
     from payalloc.dates import utc_now
     from payalloc.services import events
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         change = events.mark_done(conn, utc_now(), STATE.staff, event_id)
-    finally:
-        conn.close()
     if not change.changed:
         output.message(f"event {change.event_id} was already done; nothing changed")
         return
@@ -123,8 +114,7 @@ def delete(
     from payalloc.money import format_cents, parse_cents
     from payalloc.services import events
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         confirmed = yes
         if not yes and _stdin_is_terminal():
             attached = events.attached_payments(conn, event_id)
@@ -139,8 +129,6 @@ def delete(
                     raise InputError(f"event {event_id.strip()} was not deleted; nothing was changed")
                 confirmed = True
         change = events.delete_event(conn, utc_now(), STATE.staff, event_id, confirmed=confirmed)
-    finally:
-        conn.close()
     if not change.changed:
         output.message(f"event {change.event_id} was already deleted; nothing changed")
         return

@@ -25,12 +25,9 @@ def map_account(
     from payalloc.dates import utc_now
     from payalloc.services import gl
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         previous = gl.map_account(conn, utc_now(), STATE.staff, key, account)
         status = gl.show(conn)
-    finally:
-        conn.close()
     was = "" if previous is None else f" (was {previous})"
     output.message(f"GL mapping {key} is account {account.strip()}{was}")
     if status["posting_ready"]:
@@ -47,11 +44,8 @@ def show(json_out: JsonOpt = False) -> None:
     from payalloc.money import format_cents, parse_cents
     from payalloc.services import gl
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         status = gl.show(conn)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json(status)
         return
@@ -92,11 +86,8 @@ def export(
     one_format(json_out, csv_out)
     from payalloc.services import gl
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         rows = gl.export(conn, since)
-    finally:
-        conn.close()
     with output.to_file(output_file):
         _print_export(rows, json_out, csv_out, gl.EXPORT_FIELDS)
 

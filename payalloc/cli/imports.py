@@ -39,17 +39,17 @@ def import_file(
     """
     from payalloc.services.imports import import_csv
 
-    conn = STATE.connect()
-    raw, name, size = _open(file)
-    try:
-        with output.progress(size or 0, f"importing {kind.value}") as bar:
-            summary = import_csv(
-                conn, kind.value, raw, name, now=utc_now(), staff=STATE.staff, dry_run=dry_run,
-                on_progress=bar.advance_to,
-            )
-    finally:
-        if raw is not sys.stdin.buffer:
-            raw.close()
+    with STATE.ledger() as conn:
+        raw, name, size = _open(file)
+        try:
+            with output.progress(size or 0, f"importing {kind.value}") as bar:
+                summary = import_csv(
+                    conn, kind.value, raw, name, now=utc_now(), staff=STATE.staff, dry_run=dry_run,
+                    on_progress=bar.advance_to,
+                )
+        finally:
+            if raw is not sys.stdin.buffer:
+                raw.close()
     for warning in summary.warnings:
         output.warn(warning)
     if json_out:

@@ -38,11 +38,8 @@ def check(json_out: JsonOpt = False) -> None:
     """
     from payalloc.services.check import check_ledger
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         report = check_ledger(conn)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json(report.as_json())
     elif report.violations:

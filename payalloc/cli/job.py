@@ -25,11 +25,8 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
     from payalloc.dates import utc_now
     from payalloc.services import job
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         result = job.run_job(conn, STATE.db, utc_now(), dry_run=dry_run)
-    finally:
-        conn.close()
     for warning in result.warnings:
         output.warn(warning)
     data: dict[str, Any] = {
@@ -117,11 +114,8 @@ def jobs(json_out: JsonOpt = False, limit: LimitOpt = 20) -> None:
     """
     from payalloc.services import job
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         runs = job.list_runs(conn, limit)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json(runs)
         return

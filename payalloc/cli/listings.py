@@ -52,7 +52,8 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
     """
     from payalloc.services.listings import list_clients
 
-    rows = list_clients(STATE.connect())
+    with STATE.ledger() as conn:
+        rows = list_clients(conn)
     columns = [Column("client", "client_id"), Column("name", "name"), Column("responsible party", "responsible_party"),
                Column("payments", "payments"), Column("charges", "charges")]
     _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} clients", empty="no clients in the ledger")
@@ -71,8 +72,9 @@ def payment_list(
     """
     from payalloc.services.listings import list_payments
 
-    rows = list_payments(STATE.connect(), client=client, status=status and status.value,
-                         apply_to=apply_to and apply_to.value)
+    with STATE.ledger() as conn:
+        rows = list_payments(conn, client=client, status=status and status.value,
+                             apply_to=apply_to and apply_to.value)
     columns = [Column("payment", "payment_id"), Column("client", "client_id"), Column("received", "received_date"),
                Column("amount", "amount", money=True), Column("unapplied", "unapplied", money=True),
                Column("apply to", "apply_to"), Column("event", "event_id"), Column("status", "status"),
@@ -93,7 +95,8 @@ def remittances_list(
     """
     from payalloc.services.listings import list_remittances
 
-    rows = list_remittances(STATE.connect(), client=client, payment=payment, status=status and status.value)
+    with STATE.ledger() as conn:
+        rows = list_remittances(conn, client=client, payment=payment, status=status and status.value)
     columns = [Column("id", "id"), Column("payment", "payment_id"), Column("charge", "charge_id"),
                Column("client", "client_id"), Column("amount", "amount", money=True), Column("status", "status"),
                Column("source", "source"), Column("rule", "rule"), Column("staff", "staff"),

@@ -52,15 +52,12 @@ def record(
     from payalloc.dates import utc_now
     from payalloc.services import payments
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         key = payments.record_payment(
             conn, now=utc_now(), staff=STATE.staff, client=client, amount=amount, date=date,
             apply_to=apply_to.value, event=event, method=method.value if method else None, reference=reference,
             note=note, payer_name=payer_name, pending=pending, payment_id=payment_id,
         )
-    finally:
-        conn.close()
     output.line(key)
 
 
@@ -72,11 +69,8 @@ def ready(payment_id: PaymentArg) -> None:
     from payalloc.dates import utc_now
     from payalloc.services import payments
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         changed = payments.mark_ready(conn, payment_id, now=utc_now(), staff=STATE.staff)
-    finally:
-        conn.close()
     output.message(f"payment {payment_id.strip()} is {'now' if changed else 'already'} ready")
 
 
@@ -89,11 +83,8 @@ def void(payment_id: PaymentArg, reason: ReasonOpt) -> None:
     from payalloc.money import format_cents
     from payalloc.services import payments
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         result = payments.void_payment(conn, payment_id, reason=reason, now=utc_now(), staff=STATE.staff)
-    finally:
-        conn.close()
     count = len(result.reversed_ids)
     output.message(
         f"payment {result.payment_key} is void; reversed {count} remittance{'s' if count != 1 else ''}"
@@ -113,11 +104,8 @@ def mode(
     from payalloc.dates import utc_now
     from payalloc.services import payments
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         changed = payments.change_mode(conn, payment_id, new_mode.value, now=utc_now(), staff=STATE.staff)
-    finally:
-        conn.close()
     key = payment_id.strip()
     if changed:
         output.message(f"payment {key} now applies to {new_mode.value}")
@@ -133,11 +121,8 @@ def show(payment_id: PaymentArg, json_out: JsonOpt = False) -> None:
     from payalloc.money import format_cents
     from payalloc.services import views
 
-    conn = STATE.connect()
-    try:
+    with STATE.ledger() as conn:
         detail = views.payment_detail(conn, payment_id)
-    finally:
-        conn.close()
     if json_out:
         output.emit_json(detail.as_json())
         return

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,15 @@ class State:
         from payalloc.ledger.connection import open_ledger
 
         return open_ledger(self.db)
+
+    @contextlib.contextmanager
+    def ledger(self) -> Iterator[sqlite3.Connection]:
+        """The ledger, open for one command and closed after it."""
+        conn = self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     @property
     def staff(self) -> str:
