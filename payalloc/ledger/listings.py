@@ -5,26 +5,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from payalloc.errors import NotFound
-
 
 def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
-
-
-def client_id(conn: sqlite3.Connection, client_key: str) -> int:
-    row = conn.execute("SELECT id FROM clients WHERE client_key = ?", (client_key,)).fetchone()
-    if row is None:
-        raise NotFound(f"client {client_key} is not in the ledger")
-    return int(row[0])
-
-
-def payment_id(conn: sqlite3.Connection, payment_key: str) -> int:
-    row = conn.execute("SELECT id FROM payments WHERE payment_key = ?", (payment_key,)).fetchone()
-    if row is None:
-        raise NotFound(f"payment {payment_key} is not in the ledger")
-    return int(row[0])
 
 
 def clients(conn: sqlite3.Connection) -> list[dict[str, Any]]:
