@@ -209,30 +209,26 @@ class _Slow(Exception):
     """This row needs the slow path."""
 
 
+def _parse_and_cache(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
+    """A cache miss: parse, remember (bounded), or send the row to the slow path."""
+    try:
+        value = parse(text)
+    except InputError:
+        raise _Slow from None
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[text] = value
+    return value
+
+
 def _date_fast(text: str) -> str:
     value = _dates.get(text)
-    if value is None:
-        try:
-            value = parse_date(text)
-        except DateError:
-            raise _Slow from None
-        if len(_dates) >= _CACHE_LIMIT:
-            _dates.clear()
-        _dates[text] = value
-    return value
+    return value if value is not None else str(_parse_and_cache(_dates, parse_date, text))
 
 
 def _money_fast(text: str) -> int:
     value = _cents.get(text)
-    if value is None:
-        try:
-            value = parse_cents(text)
-        except MoneyError:
-            raise _Slow from None
-        if len(_cents) >= _CACHE_LIMIT:
-            _cents.clear()
-        _cents[text] = value
-    return value
+    return value if value is not None else int(_parse_and_cache(_cents, parse_cents, text))
 
 
 def _key_fast(text: str) -> str:
