@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payalloc.errors import InputError, NotFound, ProblemsError
+from payalloc.ledger import job as job_sql
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
 from payalloc.ledger.remittances import reverse_remittance
 from payalloc.services import clerk
@@ -270,11 +271,11 @@ def test_unapply_refusals(ledger: sqlite3.Connection, dump: Dump) -> None:
 def test_unapply_a_job_remittance_warns_the_job_will_reapply(ledger: sqlite3.Connection) -> None:
     with write_txn(ledger):
         run = ledger.execute("INSERT INTO job_runs (started_at, status) VALUES (?, 'done')", (NOW,)).lastrowid
-        ledger.execute(
+        r = ledger.execute(
             "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule, job_run_id,"
             " created_at) SELECT p.id, c.id, p.client_id, 6000, 'job', 'oldest', ?, ? FROM payments p, charges c"
-            " WHERE p.payment_key = 'OLD' AND c.charge_key = 'X'", (run, NOW))
-    r = ledger.execute("SELECT max(id) FROM remittances").fetchone()[0]
+            " WHERE p.payment_key = 'OLD' AND c.charge_key = 'X'", (run, NOW)).lastrowid
+        job_sql.add_to_caches(ledger, after_id=r - 1)  # as the job does
     assert clerk.unapply(ledger, r, reason="x", now=NOW, staff="c").payment_apply_to == "oldest"
 
 

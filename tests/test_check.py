@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from payalloc.ledger import check as check_sql
+from payalloc.ledger import job as job_sql
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
 from payalloc.services.check import CODES, check_ledger
 from tests.builders import add_charge, add_client, add_event, add_payment
@@ -36,7 +37,10 @@ def _remit(
         " job_run_id, created_at, replaces_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (payment, charge, client, cents, "manual" if staff else "job", rule, staff, job_run, T0, replaces),
     )
-    return int(cur.lastrowid or 0)
+    remittance = int(cur.lastrowid or 0)
+    if staff is None:  # as the job does: its remittances have no cache trigger
+        job_sql.add_to_caches(conn, after_id=remittance - 1)
+    return remittance
 
 
 def _reverse(conn: sqlite3.Connection, remittance: int, reason: str, *, audit: bool = True) -> None:
@@ -406,7 +410,8 @@ CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
      {"journal_batch_unbalanced"}),
     (posted_without_lines, "posting_unbalanced", {"remittance_id": 2, "batch_id": 3, "debit": "0.00"}, set()),
     (manual_without_staff, "manual_without_staff", {"remittance_id": 8, "payment_id": "P6"}, {INTEG}),
-    (job_with_staff, "job_with_staff", {"remittance_id": 8}, {INTEG}),
+    # A job row inserted by hand skips the job's cache update: the caches are reported too.
+    (job_with_staff, "job_with_staff", {"remittance_id": 8}, {INTEG, "payment_cache_mismatch", "charge_cache_mismatch"}),
     (orphan_remittance, "foreign_key_violation",
      {"table_name": "remittances", "row_id": 8, "detail": "payments"}, {G}),
     (event_payment_without_event, "event_payment_without_event", {"payment_id": "P6"}, {G, INTEG, "apply_to_invalid"}),

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from payalloc.allocation import Allocation
 from payalloc.errors import InputError, LedgerMissing
+from payalloc.ledger import job as job_sql
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
 from tests.builders import add_charge, add_client, add_payment
 
@@ -16,7 +18,7 @@ from tests.builders import add_charge, add_client, add_payment
 def test_init_creates_owner_only_file_and_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     created, applied = init_ledger(path)
-    assert created and applied == ["0001_initial"]
+    assert created and applied == ["0001_initial", "0002_cheap_checks_and_job_caches"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert init_ledger(path) == (False, [])
 
@@ -77,12 +79,34 @@ def test_triggers_refuse_over_allocation_and_deletes(conn: sqlite3.Connection) -
         conn.execute("UPDATE charges SET amount_cents = 1")
 
 
+@pytest.mark.parametrize("amounts", [(10_000, 6_000), (6_000, 6_000)], ids=["payment", "charge"])
+def test_job_remittances_over_allocating_together_are_refused_by_the_caches(
+    conn: sqlite3.Connection, amounts: tuple[int, int]
+) -> None:
+    """Each row of a job chunk passes the guard alone (it sees the caches before the chunk);
+    their sum breaks the CHECK on applied_cents when the job adds them: nothing is written."""
+    add_client(conn, "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-01", amounts[0])
+    add_charge(conn, "CH2", "C1", "2026-01-01", 10_000)
+    add_payment(conn, "P1", "C1", "2026-01-02", 10_000)
+    add_payment(conn, "P2", "C1", "2026-01-02", 10_000)
+    if amounts[0] == 10_000:  # one payment, two charges: 16,000 of a 10,000 payment
+        pairs = [Allocation(1, 1, 1, 10_000, "oldest"), Allocation(1, 2, 1, 6_000, "oldest")]
+    else:  # two payments, one charge: 12,000 of a 6,000 charge
+        pairs = [Allocation(1, 1, 1, 6_000, "oldest"), Allocation(2, 1, 1, 6_000, "oldest")]
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed: applied_cents"), write_txn(conn):
+        run = conn.execute("INSERT INTO job_runs (started_at, status) VALUES ('2026-01-03', 'running')").lastrowid
+        job_sql.insert_remittances(conn, pairs, run, "2026-01-03T00:00:00Z")
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 0
+    assert conn.execute("SELECT sum(applied_cents) FROM payments").fetchone()[0] == 0
+
+
 def test_init_adopts_an_empty_file_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "touched.db"
     path.touch(mode=0o644)
     path.chmod(0o644)
     created, applied = init_ledger(path)
-    assert not created and applied == ["0001_initial"]
+    assert not created and applied == ["0001_initial", "0002_cheap_checks_and_job_caches"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 

@@ -117,9 +117,17 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
             raise InputError(f"cannot put ledger {path} in WAL mode (is it on a network file system?)")
         from payalloc.ledger import migrations
 
+        # A migration may rebuild a table (SQLite's documented procedure): foreign keys are
+        # off while it runs, and every reference is verified before the commit instead.
+        conn.execute("PRAGMA foreign_keys = OFF")
         with write_txn(conn):
             applied = migrations.apply(conn)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise InputError(f"ledger {path} has a broken reference in table {broken[0]}; "
+                                 "it was not upgraded (run payalloc check)")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
+        conn.execute("PRAGMA foreign_keys = ON")
         return created, applied
     except BaseException:
         conn.close()
