@@ -110,7 +110,7 @@ def open_charges(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[Op
         " AND payer <> 'insurance' AND applied_cents < amount_cents",
         (json.dumps(list(client_ids)),),
     ).fetchall()
-    return [OpenCharge(*row) for row in rows]
+    return list(map(OpenCharge._make, rows))
 
 
 def insert_remittances(

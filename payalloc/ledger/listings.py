@@ -43,7 +43,8 @@ _REMITTANCES = (
     " FROM remittances r JOIN payments p ON p.id = r.payment_id JOIN charges ch ON ch.id = r.charge_id"
     " JOIN clients c ON c.id = r.client_id"
 )
-_REMITTANCE_FILTERS = {"client": "r.client_id = :client", "payment": "r.payment_id = :payment", "status": "r.status = :status"}
+# A client's remittances are those of the client's payments (there is no index by client).
+_REMITTANCE_FILTERS = {"client": "r.payment_id IN (SELECT id FROM payments WHERE client_id = :client)", "payment": "r.payment_id = :payment", "status": "r.status = :status"}
 
 
 def remittances(conn: sqlite3.Connection, *, client: int | None, payment: int | None, status: str | None) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from importlib import resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,6 +32,8 @@ def _statements(script: str) -> list[str]:
 
 
 def _run_script(db: Database, name: str) -> None:
+    from importlib import resources  # here, not at the top: every command imports SCHEMA_VERSION
+
     script = resources.files("payalloc.ledger").joinpath(name).read_text(encoding="utf-8")
     for statement in _statements(script):
         db.execute(statement)

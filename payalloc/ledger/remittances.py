@@ -111,7 +111,11 @@ def remittances_of_payment(conn: sqlite3.Connection, payment_id: int) -> list[Re
 
 
 def remittances_of_client(conn: sqlite3.Connection, client_id: int) -> list[RemittanceRow]:
-    rows = conn.execute(_REMITTANCE_SELECT + " WHERE r.client_id = ? ORDER BY r.id", (client_id,)).fetchall()
+    rows = conn.execute(
+        _REMITTANCE_SELECT + " WHERE r.payment_id IN (SELECT id FROM payments WHERE client_id = ?)"
+        " ORDER BY r.id",
+        (client_id,),
+    ).fetchall()
     return [_remittance(r) for r in rows]
 
 
