@@ -110,12 +110,14 @@ def remittances_of_payment(conn: sqlite3.Connection, payment_id: int) -> list[Re
     return [_remittance(r) for r in rows]
 
 
+# Through the client's payments: there is no index of remittances by client.
+_REMITTANCES_OF_CLIENT = (
+    _REMITTANCE_SELECT + " WHERE r.payment_id IN (SELECT id FROM payments WHERE client_id = ?) ORDER BY r.id"  # noqa: S608
+)
+
+
 def remittances_of_client(conn: sqlite3.Connection, client_id: int) -> list[RemittanceRow]:
-    rows = conn.execute(
-        _REMITTANCE_SELECT + " WHERE r.payment_id IN (SELECT id FROM payments WHERE client_id = ?)"
-        " ORDER BY r.id",
-        (client_id,),
-    ).fetchall()
+    rows = conn.execute(_REMITTANCES_OF_CLIENT, (client_id,)).fetchall()
     return [_remittance(r) for r in rows]
 
 
