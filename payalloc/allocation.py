@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import NamedTuple
 
 OLDEST = "oldest"
@@ -122,6 +123,10 @@ def plan_job(payments: Iterable[OpenPayment], charges: Iterable[OpenCharge]) -> 
     return Plan(tuple(allocations), tuple(conversions))
 
 
+_CHARGE_ORDER = attrgetter("service_date", "id")
+_PAYMENT_ORDER = attrgetter("received_date", "id")
+
+
 def _plan_client(
     client_id: int,
     payments: list[OpenPayment],
@@ -129,13 +134,13 @@ def _plan_client(
     allocations: list[Allocation],
     conversions: list[Conversion],
 ) -> None:
-    charges = sorted(charges, key=lambda c: (c.service_date, c.id))
+    charges = sorted(charges, key=_CHARGE_ORDER)
     balance = [c.balance_cents for c in charges]
     by_event: dict[int, list[int]] = defaultdict(list)  # event -> indexes into charges, in order
     for index, charge in enumerate(charges):
         if charge.event_id is not None:
             by_event[charge.event_id].append(index)
-    ordered = sorted(payments, key=lambda p: (p.received_date, p.id))
+    ordered = sorted(payments, key=_PAYMENT_ORDER)
 
     # Rule 4: event payments first.
     for p in ordered:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from payalloc.allocation import Allocation
 from payalloc.errors import InputError, NotFound, ProblemsError
 from payalloc.ledger import job as job_sql
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
@@ -271,11 +272,10 @@ def test_unapply_refusals(ledger: sqlite3.Connection, dump: Dump) -> None:
 def test_unapply_a_job_remittance_warns_the_job_will_reapply(ledger: sqlite3.Connection) -> None:
     with write_txn(ledger):
         run = ledger.execute("INSERT INTO job_runs (started_at, status) VALUES (?, 'done')", (NOW,)).lastrowid
-        r = ledger.execute(
-            "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule, job_run_id,"
-            " created_at) SELECT p.id, c.id, p.client_id, 6000, 'job', 'oldest', ?, ? FROM payments p, charges c"
-            " WHERE p.payment_key = 'OLD' AND c.charge_key = 'X'", (run, NOW)).lastrowid
-        job_sql.add_to_caches(ledger, after_id=r - 1)  # as the job does
+        payment, client = ledger.execute("SELECT id, client_id FROM payments WHERE payment_key = 'OLD'").fetchone()
+        charge = ledger.execute("SELECT id FROM charges WHERE charge_key = 'X'").fetchone()[0]
+        job_sql.insert_remittances(ledger, [Allocation(payment, charge, client, 6000, "oldest")], run, NOW)
+    r = ledger.execute("SELECT max(id) FROM remittances").fetchone()[0]
     assert clerk.unapply(ledger, r, reason="x", now=NOW, staff="c").payment_apply_to == "oldest"
 
 

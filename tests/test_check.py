@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from payalloc.allocation import Allocation
 from payalloc.ledger import check as check_sql
 from payalloc.ledger import job as job_sql
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
@@ -39,7 +40,7 @@ def _remit(
     )
     remittance = int(cur.lastrowid or 0)
     if staff is None:  # as the job does: its remittances have no cache trigger
-        job_sql.add_to_caches(conn, after_id=remittance - 1)
+        job_sql.add_to_caches(conn, [Allocation(payment, charge, client, cents, rule or "oldest")])
     return remittance
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,17 +90,13 @@ def open_payments(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[O
     """Ready oldest/event payments with money unapplied (the partial index payments_open)."""
     rows = conn.execute(
         "SELECT p.id, p.client_id, p.received_date, p.amount_cents - p.applied_cents, p.apply_to,"
-        " p.event_id, e.status"
-        " FROM payments p LEFT JOIN events e ON e.id = p.event_id"
+        " iif(p.apply_to = 'event', p.event_id, NULL), e.status"  # an oldest payment may keep an event
+        " FROM payments p LEFT JOIN events e ON e.id = p.event_id AND p.apply_to = 'event'"
         " WHERE p.client_id IN (SELECT value FROM json_each(?))"
         " AND p.status = 'ready' AND p.applied_cents < p.amount_cents AND p.apply_to IN ('oldest', 'event')",
         (json.dumps(list(client_ids)),),
     ).fetchall()
-    return [
-        OpenPayment(pid, cid, received, unapplied, apply_to,
-                    event_id if apply_to == "event" else None, status if apply_to == "event" else None)
-        for pid, cid, received, unapplied, apply_to, event_id, status in rows
-    ]
+    return list(map(OpenPayment._make, rows))
 
 
 def open_charges(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[OpenCharge]:
@@ -116,38 +113,31 @@ def open_charges(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[Op
 def insert_remittances(
     conn: sqlite3.Connection, allocations: Sequence[Allocation], run_id: int, now: str
 ) -> None:
-    """Insert a chunk's remittances and add them to the payments' and charges' caches.
-
-    Job remittances have no per-row cache trigger (migration_0002.sql): two set-based
-    statements over the rows just inserted cost a fraction of two updates per row. The
-    caches' CHECK (applied_cents <= amount_cents) refuses an over-allocation here.
-    """
-    last = int(conn.execute("SELECT coalesce(max(id), 0) FROM remittances").fetchone()[0])
+    """Insert a chunk's remittances and add them to the payments' and charges' caches."""
     conn.executemany(
         "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule,"
         " job_run_id, created_at) VALUES (?, ?, ?, ?, 'job', ?, ?, ?)",
         [(a.payment_id, a.charge_id, a.client_id, a.amount_cents, a.rule, run_id, now) for a in allocations],
     )
-    add_to_caches(conn, after_id=last)
+    add_to_caches(conn, allocations)
 
 
-def add_to_caches(conn: sqlite3.Connection, *, after_id: int) -> None:
-    """Add the job remittances inserted after `after_id` to their payments' and charges' caches."""
-    for statement in _ADD_TO_CACHES:
-        conn.execute(statement, (after_id,))
+def add_to_caches(conn: sqlite3.Connection, allocations: Sequence[Allocation]) -> None:
+    """Add job remittances to their payments' and charges' applied totals.
 
-
-# The job remittances inserted after id ?, summed per payment and per charge.
-_ADD_TO_CACHES = (
-    "UPDATE payments SET applied_cents = applied_cents + new.cents"
-    " FROM (SELECT payment_id, sum(amount_cents) AS cents FROM remittances"
-    " WHERE id > ? AND source = 'job' GROUP BY payment_id) AS new"
-    " WHERE payments.id = new.payment_id",
-    "UPDATE charges SET applied_cents = applied_cents + new.cents"
-    " FROM (SELECT charge_id, sum(amount_cents) AS cents FROM remittances"
-    " WHERE id > ? AND source = 'job' GROUP BY charge_id) AS new"
-    " WHERE charges.id = new.charge_id",
-)
+    Job remittances have no per-row cache trigger (migration_0002.sql): one update per payment
+    and per charge of the chunk costs a fraction of the trigger's two updates per remittance.
+    The caches' CHECK (applied_cents <= amount_cents) refuses an over-allocation here.
+    """
+    by_payment: dict[int, int] = defaultdict(int)
+    by_charge: dict[int, int] = defaultdict(int)
+    for a in allocations:
+        by_payment[a.payment_id] += a.amount_cents
+        by_charge[a.charge_id] += a.amount_cents
+    conn.executemany("UPDATE payments SET applied_cents = applied_cents + ? WHERE id = ?",
+                     [(cents, pid) for pid, cents in by_payment.items()])
+    conn.executemany("UPDATE charges SET applied_cents = applied_cents + ? WHERE id = ?",
+                     [(cents, cid) for cid, cents in by_charge.items()])
 
 
 def convert_to_specific(

@@ -9,9 +9,9 @@
 -- * The remittance guard reads the payment and the charge once each instead of three times.
 -- * No index of remittances by client: a client's remittances are found through the client's
 --   payments (payments_client, then remittances_payment), one index fewer to keep per remittance.
--- * The caches of job remittances are added by the job, one set-based statement per chunk
---   (ledger/job.py add_to_caches): the per-row trigger cost ~11 us per remittance, more than
---   half of the job. Manual remittances keep the trigger. Over-allocation is still refused by
+-- * The caches of job remittances are added by the job, one update per payment and per charge
+--   of a chunk (ledger/job.py add_to_caches): the per-row trigger cost ~11 us per remittance,
+--   more than half of the job. Manual remittances keep the trigger. Over-allocation is still refused by
 --   the database either way: the CHECK `applied_cents <= amount_cents` on payments and charges.
 --
 -- Every trigger is dropped first and created again at the end: the rebuilt tables must not be
