@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import io
 import json
 import random
@@ -911,6 +912,20 @@ def test_a_clean_file_never_goes_row_by_row(conn: sqlite3.Connection) -> None:
     with mock.patch.object(_Importer, "_check_rows", side_effect=AssertionError("row by row")):
         load_samples(conn)
     assert conn.execute("SELECT count(*) FROM payments").fetchone() == (SAMPLE_COUNTS["payments"],)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_import_leaves_the_garbage_collector_as_it_was(conn: sqlite3.Connection, enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        load_samples(conn, ("clients",))
+        assert gc.isenabled() is enabled
+        with pytest.raises(ProblemsError):
+            imp(conn, "clients", "client_id,name\nC-1,\n")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_messages_never_contain_markup_surprises(conn: sqlite3.Connection) -> None:
