@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
@@ -205,6 +206,8 @@ PARSERS: dict[str, Callable[[_Row], Any]] = {
 # slow path accepts, with the same values (tests/test_import.py checks both).
 
 _CACHE_LIMIT = 100_000
+# A column of ids in printable ASCII without spaces: none needs trimming, none is too long.
+_PLAIN_IDS = re.compile(rf"[!-~]{{0,{MAX_ID_LENGTH}}}(?:\n[!-~]{{0,{MAX_ID_LENGTH}}})*")
 _dates: dict[str, str] = {}  # cell as written -> date
 _cents: dict[str, int] = {}  # cell as written -> cents
 
@@ -269,6 +272,9 @@ class _Columns:
         return self._nulls(self._stripped(column, limit), required)
 
     def key(self, column: str, *, required: bool = True) -> Sequence[str | None]:
+        cells = self._cells(column)
+        if _PLAIN_IDS.fullmatch("\n".join(cells)):  # the usual column: one regex checks it all
+            return self._nulls(cells, required)
         values = self._stripped(column, MAX_ID_LENGTH)
         if not "".join(values).isprintable():
             raise _Slow
