@@ -220,9 +220,8 @@ class _Slow(Exception):
 
 
 def _cached(cache: dict[str, _T], parse: Callable[[str], _T], cells: Sequence[str]) -> list[_T]:
-    """Parse a column through a bounded cache of cells as written: one lookup per cell, and
-    per row only for cells the cache lacks (all() is just the quick way to see there are none:
-    no value is falsy)."""
+    """Parse a column through a bounded cache of cells as written. A column the cache knows
+    costs one lookup per cell (all() tells at once: no parsed value is falsy)."""
     values = list(map(cache.get, cells))
     if all(values):
         return cast(list[_T], values)
@@ -268,7 +267,8 @@ class _Columns:
             raise _Slow
         return [value or None for value in values]
 
-    def text(self, column: str, *, required: bool = False, limit: int = MAX_TEXT_LENGTH) -> Sequence[str | None]:
+    def text(self, column: str, *, required: bool = False,
+             limit: int = MAX_TEXT_LENGTH) -> Sequence[str | None]:
         return self._nulls(self._stripped(column, limit), required)
 
     def key(self, column: str, *, required: bool = True) -> Sequence[str | None]:
@@ -300,7 +300,8 @@ class _Columns:
 
 
 def _client_columns(c: _Columns) -> Columns:
-    return c.key("client_id"), c.text("name", required=True, limit=200), c.text("responsible_party", limit=200)
+    return (c.key("client_id"), c.text("name", required=True, limit=200),
+            c.text("responsible_party", limit=200))
 
 
 def _event_columns(c: _Columns) -> Columns:
@@ -321,14 +322,15 @@ def _payment_columns(c: _Columns) -> Columns:
     if list(map("event".__eq__, apply_to)) != list(map(is_not, event_key, repeat(None))):
         raise _Slow  # an event payment without its event_id, or another with one
     return (
-        c.key("payment_id"), c.key("client_id"), c.date("received_date"), c.money("amount"), apply_to, event_key,
-        c.optional_choice("method", METHODS), c.text("reference", limit=200),
+        c.key("payment_id"), c.key("client_id"), c.date("received_date"), c.money("amount"), apply_to,
+        event_key, c.optional_choice("method", METHODS), c.text("reference", limit=200),
         c.choice("status", PAYMENT_STATUSES, "ready"), c.text("note"), c.text("payer_name", limit=200),
     )
 
 
 COLUMN_PARSERS: dict[str, Callable[[_Columns], Columns]] = {
-    "clients": _client_columns, "events": _event_columns, "charges": _charge_columns, "payments": _payment_columns,
+    "clients": _client_columns, "events": _event_columns, "charges": _charge_columns,
+    "payments": _payment_columns,
 }
 
 
@@ -518,9 +520,8 @@ class CsvFile:
         row = _Row(cells, self.index)
         record = self.parse(row)
         if row.problems:
-            batch.problems.extend(
-                Problem(f"{self.name}: line {line}, column {column}", reason) for column, reason in row.problems
-            )
+            batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason)
+                                  for column, reason in row.problems)
             return True
         batch.rows.append((line, record))
         return False

@@ -147,7 +147,7 @@ class _Importer:
         if not self.events.keys() >= named:
             return None
         owners: dict[str | None, int] = {key: self.events[key][1] for key in named}
-        if list(map(owners.get, event_keys, clients)) != clients:  # a row without an event passes as its own client's
+        if list(map(owners.get, event_keys, clients)) != clients:  # (a row without an event: its own client)
             return None
         ids: dict[str | None, int] = {key: self.events[key][0] for key in named}
         return list(map(ids.get, event_keys))
@@ -180,26 +180,32 @@ class _Importer:
     def load(self, batch: Batch | CleanBatch) -> None:
         """Check a batch against the ledger and insert its new rows (updates wait for finish())."""
         mark = self.problems.mark()
-        if not self._insert(self._new_rows(batch)):  # an id repeated across batches: redo with lookups
+        if not self._insert(self._new_rows(batch)):  # an id the file repeats: redo with lookups
             self.problems.undo(mark)
             self.load(batch)
 
     def _new_rows(self, batch: Batch | CleanBatch) -> list[tuple[Any, ...]]:
-        """The rows of the batch that are new to the ledger, as inserted."""
+        """The batch's rows that are new to the ledger, as inserted; problems and updates noted."""
         keys = batch.columns[0] if isinstance(batch, CleanBatch) else [row[0] for _, row in batch.rows]
         found = sql.existing(self.conn, self.kind, keys) if self.lookup else {}
         if isinstance(batch, CleanBatch):
-            # All new (an id repeated in the batch: without lookups, the UNIQUE index says so)
-            # and references resolved, or row by row to say what is wrong.
-            if not found and not (self.lookup and len(set(keys)) < len(keys)):
-                new = self.resolve_columns(batch.columns)
-                if new is not None:
-                    return new
+            new = self._resolve_clean(batch.columns, found)
+            if new is not None:
+                return new
             batch = batch.as_rows()
         self.problems.extend(batch.problems)
         return self._check_rows(batch.rows, found)
 
-    def _check_rows(self, rows: Sequence[tuple[int, Any]], found: dict[str, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def _resolve_clean(self, columns: Columns, found: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """A clean batch at once, if all its rows are new (to the ledger, and to the batch: without
+        lookups the UNIQUE index sees to that) and all their references resolve."""
+        keys = columns[0]
+        if found or (self.lookup and len(set(keys)) < len(keys)):
+            return None
+        return self.resolve_columns(columns)
+
+    def _check_rows(self, rows: Sequence[tuple[int, Any]],
+                    found: dict[str, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Row by row, every problem located; rows the ledger has (found) compared with it."""
         self._load_refs(rows)
         seen: dict[str, int] = {}
@@ -338,8 +344,8 @@ class _Charges(_Importer):
         events = None if clients is None else self.event_ids(event_key, clients)
         if clients is None or events is None:
             return None
-        return list(zip(charge_key, clients, service_date, amount_cents, payer, service_code, description, events,
-                        strict=True))
+        return list(zip(charge_key, clients, service_date, amount_cents, payer, service_code, description,
+                        events, strict=True))
 
     def job_clients(self, new: Sequence[tuple[Any, ...]]) -> Iterable[int]:
         return (values[1] for values in new if values[4] != "insurance")
@@ -374,14 +380,18 @@ class _Payments(_Importer):
                 event_id, row.method, row.reference, row.status, row.note, row.payer_name)
 
     def resolve_columns(self, columns: Columns) -> list[tuple[Any, ...]] | None:
-        payment_key, client_key, received_date, amount_cents, apply_to, event_key, *rest = columns
-        method, reference, status, note, payer_name = rest
+        (payment_key, client_key, received_date, amount_cents, apply_to, event_key, method, reference, status,
+         note, payer_name) = columns
         clients = self.client_ids(client_key)
         events = None if clients is None else self.event_ids(event_key, clients)
-        if clients is None or events is None or "deleted" in {self.events[key][2] for key in filter(None, event_key)}:
-            return None  # all rows are new: accept_new() names the deleted event
+        if clients is None or events is None or self._names_a_deleted_event(event_key):
+            return None
         return list(zip(payment_key, clients, received_date, amount_cents, apply_to, apply_to, events, method,
                         reference, status, note, payer_name, strict=True))
+
+    def _names_a_deleted_event(self, event_keys: Sequence[str | None]) -> bool:
+        """New payments may not name a deleted event (accept_new() says so of each)."""
+        return "deleted" in {self.events[key][2] for key in set(filter(None, event_keys))}
 
     def accept_new(self, line: int, row: PaymentRow) -> bool:
         event = self.events.get(row.event_key or "")
