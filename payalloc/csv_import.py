@@ -12,7 +12,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice, repeat
+from itertools import accumulate, chain, islice, repeat
 from operator import is_not
 from typing import IO, Any, NamedTuple, TypeVar, cast
 
@@ -341,12 +341,14 @@ def _line_count(cells: list[str]) -> int:
     return 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def _numbered(first_line: int, records: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
+def _numbered(first_line: int, records: list[list[str]]) -> Iterator[tuple[int, list[str]]]:
     """Each record with the line it starts on."""
-    line = first_line
-    for cells in records:
-        yield line, cells
-        line += _line_count(cells)
+    text = "".join(chain.from_iterable(records))
+    if "\n" in text or "\r" in text:
+        lines: Iterable[int] = accumulate(map(_line_count, records), initial=first_line)
+    else:  # one line each: the usual batch
+        lines = range(first_line, first_line + len(records))
+    return zip(lines, records, strict=False)  # accumulate also gives the line after the last record
 
 
 class _Bytes(io.RawIOBase):
