@@ -1,7 +1,7 @@
 """CSV import files -> validated rows and located problems. No SQL.
 
-Streams: rows are read one at a time and handed out in batches, so memory does not grow
-with the file. Refuses what is not UTF-8 CSV text with one clear sentence.
+Streams: records are read and checked a batch at a time, so memory does not grow with the
+file. Refuses what is not UTF-8 CSV text with one clear sentence.
 """
 
 from __future__ import annotations
