@@ -196,7 +196,8 @@ class _Importer:
         self.problems.extend(batch.problems)
         return self._check_rows(batch.rows, found)
 
-    def _resolve_clean(self, columns: Columns, found: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    def _resolve_clean(self, columns: Columns,
+                       found: dict[str, tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
         """A clean batch at once, if all its rows are new (to the ledger, and to the batch: without
         lookups the UNIQUE index sees to that) and all their references resolve."""
         keys = columns[0]
