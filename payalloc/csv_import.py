@@ -1,7 +1,7 @@
 """CSV import files -> validated rows and located problems. No SQL.
 
-Streams: rows are read one at a time and handed out in batches, so memory does not grow
-with the file. Refuses what is not UTF-8 CSV text with one clear sentence.
+Streams: records are read and checked a batch at a time, so memory does not grow with the
+file. Refuses what is not UTF-8 CSV text with one clear sentence.
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, NamedTuple
+from itertools import accumulate, chain, islice, repeat
+from operator import is_not
+from typing import IO, Any, NamedTuple, TypeVar, cast
 
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
@@ -196,121 +199,156 @@ PARSERS: dict[str, Callable[[_Row], Any]] = {
 }
 
 # --- Fast path --------------------------------------------------------------------------
-# Most rows are valid: check them with a few string operations and two caches (a file has
-# few distinct dates and amounts). Anything unusual goes to the slow path above, which
-# says exactly what is wrong. Both accept exactly the same rows.
+# Most batches are all valid: check them column by column with C-level builtins (map, set,
+# max, str.join) and two caches (a file has few distinct dates and amounts), never a Python
+# call per cell. Anything unusual sends the whole batch to the slow path above, which says
+# exactly what is wrong; so the fast path only ever accepts, and accepts exactly what the
+# slow path accepts, with the same values (tests/test_import.py checks both).
 
 _CACHE_LIMIT = 100_000
-_dates: dict[str, str] = {}
-_cents: dict[str, int] = {}
+# A column of ids in printable ASCII without spaces: none needs trimming, none is too long.
+_PLAIN_IDS = re.compile(rf"[!-~]{{0,{MAX_ID_LENGTH}}}(?:\n[!-~]{{0,{MAX_ID_LENGTH}}})*")
+_dates: dict[str, str] = {}  # cell as written -> date
+_cents: dict[str, int] = {}  # cell as written -> cents
+
+Columns = tuple[Sequence[Any], ...]  # a batch column by column, in the order of the kind's row type
+_T = TypeVar("_T")
 
 
 class _Slow(Exception):
-    """This row needs the slow path."""
+    """This batch needs the slow path."""
 
 
-def _parse_and_cache(cache: dict[str, Any], parse: Callable[[str], Any], text: str) -> Any:
-    """A cache miss: parse, remember (bounded), or send the row to the slow path."""
-    try:
-        value = parse(text)
-    except InputError:
-        raise _Slow from None
+def _cached(cache: dict[str, _T], parse: Callable[[str], _T], cells: Sequence[str]) -> list[_T]:
+    """Parse a column through a bounded cache of cells as written. A column the cache knows
+    costs one lookup per cell (all() tells at once: no parsed value is falsy)."""
+    values = list(map(cache.get, cells))
+    if all(values):
+        return cast(list[_T], values)
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
-    cache[text] = value
-    return value
+    try:
+        for i in [i for i, value in enumerate(values) if value is None]:
+            cell = cells[i]
+            if cell not in cache:  # nor parsed for an earlier row of this batch
+                cache[cell] = parse(cell)
+            values[i] = cache[cell]
+    except InputError:
+        raise _Slow from None
+    return cast(list[_T], values)
 
 
-def _date_fast(text: str) -> str:
-    value = _dates.get(text)
-    return value if value is not None else str(_parse_and_cache(_dates, parse_date, text))
+class _Columns:
+    """A batch of records, all `width` cells wide, column by column; the methods mirror
+    _Row's, but raise _Slow where _Row would note a problem, or where a cell is unusual."""
 
+    __slots__ = ("cells", "index", "size", "width")
 
-def _money_fast(text: str) -> int:
-    value = _cents.get(text)
-    return value if value is not None else int(_parse_and_cache(_cents, parse_cents, text))
+    def __init__(self, records: list[list[str]], index: dict[str, int], width: int) -> None:
+        self.cells = list(chain.from_iterable(records))  # then a column is a slice: faster than zip(*records)
+        self.index = index
+        self.size = len(records)
+        self.width = width
 
+    def _cells(self, column: str) -> Sequence[str]:
+        i = self.index.get(column)
+        return self.cells[i::self.width] if i is not None else ("",) * self.size  # absent: empty, as in _Row
 
-def _key_fast(text: str) -> str:
-    value = text.strip()
-    if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
-        raise _Slow
-    return value
-
-
-def _opt(cells: list[str], i: int | None, limit: int = MAX_TEXT_LENGTH) -> str | None:
-    if i is None:
-        return None
-    value = cells[i].strip()
-    if len(value) > limit:
-        raise _Slow
-    return value or None
-
-
-def _opt_key(cells: list[str], i: int | None) -> str | None:
-    if i is None:
-        return None
-    value = cells[i].strip()
-    if not value:
-        return None
-    if len(value) > MAX_ID_LENGTH or not value.isprintable():
-        raise _Slow
-    return value
-
-
-def _fast_parser(kind: str, index: dict[str, int]) -> Callable[[list[str]], Any]:
-    g = index.get
-    if kind == "clients":
-        ik, iname, iresp = index["client_id"], index["name"], g("responsible_party")
-
-        def clients(c: list[str]) -> ClientRow:
-            name = c[iname].strip()
-            if not name or len(name) > 200:
-                raise _Slow
-            return ClientRow(_key_fast(c[ik]), name, _opt(c, iresp, 200))
-
-        return clients
-    if kind == "events":
-        ik, icl, idate, ist = index["event_id"], index["client_id"], index["scheduled_date"], g("status")
-
-        def events(c: list[str]) -> EventRow:
-            status = c[ist].strip() if ist is not None else ""
-            if status not in EVENT_STATUSES:
-                if status:
-                    raise _Slow
-                status = "scheduled"
-            return EventRow(_key_fast(c[ik]), _key_fast(c[icl]), _date_fast(c[idate]), status)
-
-        return events
-    if kind == "charges":
-        ik, icl, idate, iamt, ipay = (index[n] for n in LAYOUTS["charges"].required)
-        icode, idesc, iev = g("service_code"), g("description"), g("event_id")
-
-        def charges(c: list[str]) -> ChargeRow:
-            payer = c[ipay].strip()
-            if payer not in PAYERS:
-                raise _Slow
-            return ChargeRow(_key_fast(c[ik]), _key_fast(c[icl]), _date_fast(c[idate]), _money_fast(c[iamt]),
-                             payer, _opt(c, icode, 64), _opt(c, idesc), _opt_key(c, iev))
-
-        return charges
-    ik, icl, idate, iamt, iapp = (index[n] for n in LAYOUTS["payments"].required)
-    iev, imeth, iref, ist, inote, ipn = (g(n) for n in LAYOUTS["payments"].optional)
-
-    def payments(c: list[str]) -> PaymentRow:
-        apply_to = c[iapp].strip()
-        event = _opt_key(c, iev)
-        if apply_to not in APPLY_TO or (apply_to == "event") != (event is not None):
+    def _stripped(self, column: str, limit: int) -> list[str]:
+        values = list(map(str.strip, self._cells(column)))
+        if max(map(len, values)) > limit:
             raise _Slow
-        method = _opt(c, imeth)
-        status = (_opt(c, ist) or "ready")
-        if (method is not None and method not in METHODS) or status not in PAYMENT_STATUSES:
-            raise _Slow
-        return PaymentRow(_key_fast(c[ik]), _key_fast(c[icl]), _date_fast(c[idate]), _money_fast(c[iamt]),
-                          apply_to, event, method, _opt(c, iref, 200), status, _opt(c, inote),
-                          _opt(c, ipn, 200))
+        return values
 
-    return payments
+    def _nulls(self, values: Sequence[str], required: bool) -> Sequence[str | None]:
+        if "" not in values:
+            return values
+        if required:
+            raise _Slow
+        return [value or None for value in values]
+
+    def text(self, column: str, *, required: bool = False,
+             limit: int = MAX_TEXT_LENGTH) -> Sequence[str | None]:
+        return self._nulls(self._stripped(column, limit), required)
+
+    def key(self, column: str, *, required: bool = True) -> Sequence[str | None]:
+        cells = self._cells(column)
+        if _PLAIN_IDS.fullmatch("\n".join(cells)):  # the usual column: one regex checks it all
+            return self._nulls(cells, required)
+        values = self._stripped(column, MAX_ID_LENGTH)
+        if not "".join(values).isprintable():
+            raise _Slow
+        return self._nulls(values, required)
+
+    def choice(self, column: str, allowed: frozenset[str], default: str | None = None) -> Sequence[str]:
+        cells = self._cells(column)
+        found = set(cells)  # cells as written: one with padding goes the slow path
+        if found <= allowed:
+            return cells
+        if default is not None and found <= allowed | {""}:
+            return [cell or default for cell in cells]
+        raise _Slow
+
+    def optional_choice(self, column: str, allowed: frozenset[str]) -> Sequence[str | None]:
+        return self._nulls(self.choice(column, allowed | {""}), required=False)
+
+    def money(self, column: str) -> list[int]:
+        return _cached(_cents, parse_cents, self._cells(column))
+
+    def date(self, column: str) -> list[str]:
+        return _cached(_dates, parse_date, self._cells(column))
+
+
+def _client_columns(c: _Columns) -> Columns:
+    return (c.key("client_id"), c.text("name", required=True, limit=200),
+            c.text("responsible_party", limit=200))
+
+
+def _event_columns(c: _Columns) -> Columns:
+    return (c.key("event_id"), c.key("client_id"), c.date("scheduled_date"),
+            c.choice("status", EVENT_STATUSES, "scheduled"))
+
+
+def _charge_columns(c: _Columns) -> Columns:
+    return (
+        c.key("charge_id"), c.key("client_id"), c.date("service_date"), c.money("amount"),
+        c.choice("payer", PAYERS), c.text("service_code", limit=64), c.text("description"),
+        c.key("event_id", required=False),
+    )
+
+
+def _payment_columns(c: _Columns) -> Columns:
+    apply_to, event_key = c.choice("apply_to", APPLY_TO), c.key("event_id", required=False)
+    if list(map("event".__eq__, apply_to)) != list(map(is_not, event_key, repeat(None))):
+        raise _Slow  # an event payment without its event_id, or another with one
+    return (
+        c.key("payment_id"), c.key("client_id"), c.date("received_date"), c.money("amount"), apply_to,
+        event_key, c.optional_choice("method", METHODS), c.text("reference", limit=200),
+        c.choice("status", PAYMENT_STATUSES, "ready"), c.text("note"), c.text("payer_name", limit=200),
+    )
+
+
+COLUMN_PARSERS: dict[str, Callable[[_Columns], Columns]] = {
+    "clients": _client_columns, "events": _event_columns, "charges": _charge_columns,
+    "payments": _payment_columns,
+}
+
+
+def _line_count(cells: list[str]) -> int:
+    """Lines a record spans: one, plus the line breaks in its quoted cells (csv reads through
+    universal newlines: \r\n, a lone \r and a lone \n each end a line)."""
+    text = ",".join(cells)  # not "": a \r ending one cell and a \n starting the next are two lines
+    return 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _numbered(first_line: int, records: list[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """Each record with the line it starts on."""
+    text = "".join(chain.from_iterable(records))
+    if "\n" in text or "\r" in text:
+        lines: Iterable[int] = accumulate(map(_line_count, records), initial=first_line)
+    else:  # one line each: the usual batch
+        lines = range(first_line, first_line + len(records))
+    return zip(lines, records, strict=False)  # accumulate also gives the line after the last record
 
 
 class _Bytes(io.RawIOBase):
@@ -355,10 +393,31 @@ class _Bytes(io.RawIOBase):
 
 @dataclass
 class Batch:
-    """Parsed rows of one batch, with their starting line numbers, and the batch's problems."""
+    """Rows of one batch checked one by one: the valid ones with their starting line numbers,
+    and the problems of the others."""
 
     rows: list[tuple[int, Any]]
     problems: list[Problem]
+
+
+@dataclass
+class CleanBatch:
+    """A batch whose rows all passed the fast path, column by column (Columns). Their lines are
+    counted only if an importer asks for the rows one by one, to name a problem it finds."""
+
+    row_type: Callable[..., Any]
+    columns: Columns
+    first_line: int
+    records: list[list[str]]
+
+    def as_rows(self) -> Batch:
+        lines = (line for line, _ in _numbered(self.first_line, self.records))
+        return Batch(list(zip(lines, map(self.row_type, *self.columns), strict=True)), [])
+
+
+ROW_TYPES: dict[str, Callable[..., Any]] = {
+    "clients": ClientRow, "events": EventRow, "charges": ChargeRow, "payments": PaymentRow,
+}
 
 
 class CsvFile:
@@ -376,28 +435,31 @@ class CsvFile:
         self.warnings: list[str] = []
         self.index = self._header()
         self.parse = PARSERS[kind]
-        self.fast = _fast_parser(kind, self.index)
+        self.parse_columns = COLUMN_PARSERS[kind]
 
-    def _next(self, start: int = 1) -> list[str] | None:
-        try:
-            return next(self.reader)
-        except StopIteration:
-            return None
+    def _read(self, n: int, start: int) -> list[list[str]]:
+        """Up to n records, the first starting on line `start`."""
+        records: list[list[str]] = []
+        try:  # extend, not list(): the records read before an error stay, to locate the one at fault
+            records.extend(islice(self.reader, n))
         except UnicodeDecodeError:
             raise InputError(
                 f"{self.name}: line {self.reader.line_num + 1} is not UTF-8 text "
                 "(saved as Windows-1252 or Latin-1?); save the file as UTF-8 CSV"
             ) from None
         except csv.Error as error:
+            start += sum(map(_line_count, records))
             if self.reader.line_num > start and "end of data" in str(error):
                 raise InputError(f"{self.name}: line {start}: a quoted field that starts here is never closed "
                                  f"(malformed CSV: {error})") from None
             raise InputError(f"{self.name}: line {self.reader.line_num}: malformed CSV ({error})") from None
+        return records
 
     def _header(self) -> dict[str, int]:
-        header = self._next()
-        if header is None:
+        records = self._read(1, 1)
+        if not records:
             raise InputError(f"{self.name} is empty: expected a header row ({', '.join(self.layout.columns)})")
+        header = records[0]
         names = [h.strip().lower() for h in header]
         index: dict[str, int] = {}
         for i, name in enumerate(names):
@@ -417,44 +479,51 @@ class CsvFile:
         self.width = len(header)
         return {name: i for name, i in index.items() if name in self.layout.columns}
 
-    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch]:
+    def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch | CleanBatch]:
+        """Batches of `size` rows. Records are read `size` at a time; when all pass the fast path
+        they are a CleanBatch, else they are checked one by one, and a refused one also ends its
+        batch once rows and problems reach `size`."""
         batch = Batch([], [])
-        parse, fast, index, width, reader = self.parse, self.fast, self.index, self.width, self.reader
-        append = batch.rows.append
         while True:
-            start = reader.line_num + 1
-            cells = self._next(start)
-            if cells is None:
+            start = self.reader.line_num + 1
+            records = self._read(size - len(batch.rows), start)
+            if not records:
                 break
-            if not cells:  # an empty line
+            clean = None if batch.rows or batch.problems else self._clean(records, start)
+            if clean is not None:
+                yield clean
                 continue
-            if len(cells) == width:
-                try:
-                    append((start, fast(cells)))
-                except _Slow:
-                    pass
-                else:
-                    if len(batch.rows) >= size:
-                        yield batch
-                        batch = Batch([], [])
-                        append = batch.rows.append
+            for line, cells in _numbered(start, records):
+                if not cells:  # an empty line
                     continue
-            if len(cells) != width:
-                batch.problems.append(Problem(
-                    f"{self.name}: line {start}", f"has {len(cells)} fields but the header has {width}"))
-            else:
-                row = _Row(cells, index)
-                record = parse(row)
-                if row.problems:
-                    batch.problems.extend(
-                        Problem(f"{self.name}: line {start}, column {column}", reason)
-                        for column, reason in row.problems
-                    )
-                else:
-                    batch.rows.append((start, record))
-            if len(batch.rows) + len(batch.problems) >= size:
-                yield batch
-                batch = Batch([], [])
-                append = batch.rows.append
+                refused = self._check(line, cells, batch)
+                if len(batch.rows) + (len(batch.problems) if refused else 0) >= size:
+                    yield batch
+                    batch = Batch([], [])
         if batch.rows or batch.problems:
             yield batch
+
+    def _clean(self, records: list[list[str]], start: int) -> CleanBatch | None:
+        """The records as a CleanBatch, if they all pass the fast path."""
+        if set(map(len, records)) != {self.width}:
+            return None
+        try:
+            columns = self.parse_columns(_Columns(records, self.index, self.width))
+        except _Slow:
+            return None
+        return CleanBatch(ROW_TYPES[self.kind], columns, start, records)
+
+    def _check(self, line: int, cells: list[str], batch: Batch) -> bool:
+        """The slow path: one record's row, or its problems, into the batch. True if refused."""
+        if len(cells) != self.width:
+            batch.problems.append(Problem(
+                f"{self.name}: line {line}", f"has {len(cells)} fields but the header has {self.width}"))
+            return True
+        row = _Row(cells, self.index)
+        record = self.parse(row)
+        if row.problems:
+            batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason)
+                                  for column, reason in row.problems)
+            return True
+        batch.rows.append((line, record))
+        return False

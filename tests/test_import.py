@@ -1,26 +1,45 @@
 """CSV import (spec "CSV import formats"): the sample files, header handling, file order, references,
 whole file or nothing, every problem located, re-import semantics, in-file duplicates (fast and slow
-paths, across batches), --dry-run, --json, stdin, and the fast row parser against the slow one."""
+paths, across batches), --dry-run, --json, stdin, and the fast path against the row-by-row one (batches,
+line numbers, whole imports)."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import gc
 import io
 import json
 import random
 import re
+import shutil
 import sqlite3
 from collections.abc import Callable
+from functools import partialmethod
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from payalloc.csv_import import BATCH_ROWS, LAYOUTS, PARSERS, _fast_parser, _Row, _Slow
+from payalloc.csv_import import (
+    BATCH_ROWS,
+    COLUMN_PARSERS,
+    LAYOUTS,
+    PARSERS,
+    Batch,
+    CleanBatch,
+    CsvFile,
+    _Columns,
+    _numbered,
+    _Row,
+    _Slow,
+)
 from payalloc.errors import InputError, ProblemsError
-from payalloc.ledger.connection import init_ledger, open_ledger
-from payalloc.services.imports import ImportSummary, import_csv
+from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
+from payalloc.services.imports import ImportSummary, _Importer, import_csv
 from tests.builders import add_charge, add_client
 from tests.conftest import SAMPLE, Cli
 
@@ -542,49 +561,142 @@ def _status(kind: str) -> st.SearchStrategy[str]:
     return _enum("scheduled", "done") if kind == "events" else _enum("ready", "pending")
 
 
+# Files of valid rows, each with at most a couple of hazards: one thing wrong (or unusual) is where a
+# fast path that takes too much shows. References are to the ledgers of _BASES below.
+_EVENT_OWNERS = {"E-1": "C-1", "E-2": "C-2"}  # and E-3, C-1's, deleted
+_IN_LEDGER = {"clients": "C-1", "events": "E-1", "charges": "CH-1", "payments": "P-1"}  # in the "full" base
+_GOOD: dict[str, st.SearchStrategy[str]] = {
+    "client_id": st.sampled_from(["C-1", "C-2", "C-3"]),
+    "event_id": st.sampled_from(["", "", "E-1", "E-2"]),
+    "scheduled_date": st.sampled_from(["2026-01-31", "2026-02-01"]),
+    "service_date": st.sampled_from(["2026-01-31", "2026-02-01"]),
+    "received_date": st.sampled_from(["2026-01-31", "2026-02-01"]),
+    "amount": st.sampled_from(["10.00", "$1,234.50", "7", "0.5"]),
+    "payer": st.sampled_from(["self_pay", "patient_resp", "insurance"]),
+    "method": st.sampled_from(["", "cash", "card"]),
+}
+_GOOD_TEXT = st.sampled_from(["", "Ann", "Bo", 'memo: "Oct, Nov"', "line1\nline2", "a\r\nb\rc"])
+_HAZARDS = {
+    "clients": ["an id twice", "an id in the ledger", "a hostile cell", "a short or empty line"],
+    "events": ["an id twice", "an id in the ledger", "a hostile cell", "a short or empty line", "an unknown client"],
+}
+_HAZARDS["charges"] = _HAZARDS["payments"] = [*_HAZARDS["events"], "an unknown event", "another client's event",
+                                             "a deleted event"]
+
+
 @st.composite
-def rows(draw: st.DrawFn) -> tuple[str, dict[str, int], list[str]]:
-    kind = draw(st.sampled_from(KIND_ORDER))
+def _good_row(draw: st.DrawFn, kind: str, columns: list[str], n: int) -> dict[str, str]:
+    row = {c: draw(_GOOD.get(c, _GOOD_TEXT)) for c in columns}
+    row[LAYOUTS[kind].required[0]] = f"{kind[:2].upper()}-{n}"  # new to every ledger of _BASES
+    if kind == "clients":
+        row["name"] = draw(st.sampled_from(["Ann", "Bo"]))
+    if "status" in row:
+        row["status"] = draw(st.sampled_from(["", "scheduled", "done"] if kind == "events" else ["", "ready", "pending"]))
+    if kind in ("charges", "payments"):
+        row["client_id"] = _EVENT_OWNERS.get(row.get("event_id", ""), row["client_id"])
+    if kind == "payments":
+        row["apply_to"] = "event" if row.get("event_id") else draw(st.sampled_from(["oldest", "specific"]))
+    return row
+
+
+def _event(row: dict[str, str], event: str, client: str) -> None:
+    row["event_id"], row["client_id"] = event, client
+    if "apply_to" in row:
+        row["apply_to"] = "event"
+
+
+@st.composite
+def _records(draw: st.DrawFn, kind: str, hazards: st.SearchStrategy[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """(header, records): valid rows, then these hazards."""
     layout = LAYOUTS[kind]
-    columns = list(layout.required) + [c for c in layout.optional if draw(st.booleans())]
-    columns = draw(st.permutations(columns))
-    cells = []
-    for column in columns:
-        strategy = _status(kind) if column == "status" else _CELLS.get(column, _TEXTS)
-        cells.append(draw(strategy))
-    return kind, {c: i for i, c in enumerate(columns)}, cells
+    columns = draw(st.permutations([*layout.required, *(c for c in layout.optional if draw(st.booleans()))]))
+    rows = [draw(_good_row(kind, columns, n)) for n in range(1, draw(st.integers(1, 7)) + 1)]
+    short: list[list[str]] = []
+    for hazard in draw(hazards):
+        event(hazard)
+        row = draw(st.sampled_from(rows))
+        key = layout.required[0]
+        if hazard == "an id twice":
+            row[key] = draw(st.sampled_from(rows))[key]
+        elif hazard == "an id in the ledger":
+            row[key] = _IN_LEDGER[kind]
+        elif hazard == "a hostile cell":
+            column = draw(st.sampled_from(columns))
+            row[column] = draw(_status(kind) if column == "status" else _CELLS.get(column, _TEXTS))
+        elif hazard == "a short or empty line":
+            short.append(draw(st.sampled_from([[], ["extra"], ["", ""]])))
+        elif hazard == "an unknown client":
+            row["client_id"] = "C-404"
+        elif "event_id" in columns:
+            _event(row, *{"an unknown event": ("E-404", "C-1"), "another client's event": ("E-1", "C-2"),
+                          "a deleted event": ("E-3", "C-1")}[hazard])
+    records = [[row[c] for c in columns] for row in rows]
+    for cells in short:
+        records.insert(draw(st.integers(0, len(records))), cells)
+    return columns, records
 
 
-def _both(kind: str, index: dict[str, int], cells: list[str]) -> tuple[Any, Any]:
-    """(slow result or None if refused, fast result or _Slow)."""
-    row = _Row(cells, index)
-    record = PARSERS[kind](row)
-    slow = None if row.problems else record
+@st.composite
+def csv_files(draw: st.DrawFn, kinds: tuple[str, ...] = KIND_ORDER) -> tuple[str, str]:
+    """(kind, file text); multi-line cells, CRLF or LF."""
+    kind = draw(st.sampled_from(kinds))
+    columns, records = draw(_records(kind, st.lists(st.sampled_from(_HAZARDS[kind]), max_size=2)))
+    out = io.StringIO()
+    csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows([columns, *records])
+    assume("\x00" not in out.getvalue())  # a binary file: refused whole, before any row is read
+    return kind, out.getvalue()
+
+
+def _read(kind: str, text: str, size: int, *, fast: bool = True) -> list[Batch | CleanBatch]:
+    csv_file = CsvFile(io.BytesIO(text.encode()), "f.csv", kind)
+    with contextlib.nullcontext() if fast else mock.patch.object(CsvFile, "_clean", return_value=None):
+        return list(csv_file.batches(size))
+
+
+def _batches(kind: str, text: str, *, fast: bool, size: int = 3) -> list[Batch]:
+    """The file's batches; a clean one as the importer sees it when it must name a row."""
+    return [b.as_rows() if isinstance(b, CleanBatch) else b for b in _read(kind, text, size, fast=fast)]
+
+
+@given(csv_files())
+def test_fast_path_batches_exactly_as_the_slow_path(case: tuple[str, str]) -> None:
+    """Same batches, rows (values and lines) and problems, whether the fast path takes a batch or not."""
+    kind, text = case
+    taken = sum(isinstance(b, CleanBatch) for b in _read(kind, text, 3))
+    event(f"the fast path took {'some' if taken else 'no'} batch")
+    assert _batches(kind, text, fast=True) == _batches(kind, text, fast=False)
+
+
+@st.composite
+def batches_of_rows(draw: st.DrawFn) -> tuple[str, dict[str, int], list[list[str]]]:
+    kind = draw(st.sampled_from(KIND_ORDER))
+    columns, records = draw(_records(kind, st.lists(st.just("a hostile cell"), max_size=3)))
+    return kind, {c: i for i, c in enumerate(columns)}, records
+
+
+@given(batches_of_rows())
+def test_fast_path_takes_a_batch_only_if_every_row_is_valid(case: tuple[str, dict[str, int], list[list[str]]]) -> None:
+    kind, index, records = case
+    slow = []
+    for cells in records:
+        row = _Row(cells, index)
+        slow.append((PARSERS[kind](row), row.problems))
     try:
-        fast = _fast_parser(kind, index)(cells)
+        columns = COLUMN_PARSERS[kind](_Columns(records, index, len(index)))
     except _Slow:
-        fast = _Slow
-    return slow, fast
-
-
-@given(rows())
-def test_fast_parser_accepts_exactly_what_the_slow_parser_accepts(case: tuple[str, dict[str, int], list[str]]) -> None:
-    kind, index, cells = case
-    slow, fast = _both(kind, index, cells)
-    if fast is not _Slow:
-        assert slow is not None, f"fast path accepted a row the slow path refuses: {cells!r}"
-        assert fast == slow
+        event("refused")
+        return
+    event("taken")
+    assert all(not problems for _, problems in slow), f"fast path took a batch the slow path refuses: {records!r}"
+    assert [tuple(r) for r in zip(*columns, strict=True)] == [tuple(r) for r, _ in slow]
 
 
 @pytest.mark.parametrize("kind", KIND_ORDER)
-def test_fast_parser_takes_the_ordinary_rows(kind: str) -> None:
-    import csv
-
-    lines = list(csv.reader(io.StringIO((SAMPLE / f"{kind}.csv").read_text(), newline="")))
-    index = {name: i for i, name in enumerate(lines[0])}
-    for cells in lines[1:]:
-        slow, fast = _both(kind, index, cells)
-        assert slow is not None and fast == slow, cells
+def test_fast_path_takes_the_ordinary_rows(kind: str) -> None:
+    text = (SAMPLE / f"{kind}.csv").read_text()
+    batches = _read(kind, text, 7)
+    assert batches and all(isinstance(b, CleanBatch) for b in batches)
+    assert [b.as_rows() for b in batches] == _batches(kind, text, fast=False, size=7)
 
 
 @pytest.mark.parametrize(
@@ -594,15 +706,228 @@ def test_fast_parser_takes_the_ordinary_rows(kind: str) -> None:
         ("charges", ["X", "C", "2026-01-01\u00a0", "12.50", "self_pay"]),
         ("charges", ["X", "C", "2026-01-01", "1e3", "self_pay"]),
         ("charges", ["X", "C", "2026-01-01", "1.00", "Self_Pay"]),
+        ("charges", ["X", "C" * 65, "2026-01-01", "1.00", "self_pay"]),
         ("events", ["E", "C", "2026-01-01", "DONE"]),
         ("payments", ["P", "C", "2026-01-01", "1.00", "event", ""]),
+        ("payments", ["P", "C", "2026-01-01", "1.00", "oldest", "E"]),
         ("clients", ["C\x1b", "Ann"]),
+        ("clients", ["C", " "]),
+        ("clients", ["C", "N" * 201]),
     ],
 )
-def test_both_parsers_refuse(kind: str, cells: list[str]) -> None:
+def test_both_paths_refuse(kind: str, cells: list[str]) -> None:
     columns = list(LAYOUTS[kind].columns)[: len(cells)]
-    slow, fast = _both(kind, {c: i for i, c in enumerate(columns)}, cells)
-    assert slow is None and fast is _Slow
+    good = {"clients": ["C-9", "Ann"], "events": ["E-9", "C-9", "2026-01-02", "done"],
+            "charges": ["X-9", "C-9", "2026-01-02", "1.00", "self_pay"],
+            "payments": ["P-9", "C-9", "2026-01-02", "1.00", "oldest", ""]}[kind][: len(cells)]
+    text = "\n".join(",".join(r) for r in (columns, good, cells, good)) + "\n"
+    slow = _batches(kind, text, fast=False, size=10)
+    assert len(slow) == 1 and len(slow[0].rows) == 2 and slow[0].problems
+    assert _batches(kind, text, fast=True, size=10) == slow
+
+
+@pytest.mark.parametrize(("kind", "cells", "value"), [
+    ("events", ["E", "C", "2026-01-01", " done "], "done"),
+    ("events", ["E", "C", "2026-01-01", " "], "scheduled"),
+    ("events", ["E", "C", "2026-01-01", "\u00a0"], "scheduled"),
+    ("payments", ["P", "C", "2026-01-01", "1.00", "oldest", " ", " cash "], "cash"),
+    ("payments", ["P", "C", "2026-01-01", "1.00", " event ", " E-1", "\t"], None),
+    ("charges", [" X ", "C\u2003", " 2026-01-01", "1.00 ", "insurance"], "X"),
+    ("clients", ["C", " Ann\n"], "Ann"),
+])
+def test_cells_valid_once_trimmed_give_the_same_row_either_way(kind: str, cells: list[str], value: str | None) -> None:
+    columns = list(LAYOUTS[kind].columns)[: len(cells)]
+    text = "\n".join(",".join(f'"{c}"' for c in r) for r in (columns, cells)) + "\n"
+    [batch] = _batches(kind, text, fast=True)
+    assert not batch.problems and value in batch.rows[0][1]
+    assert [batch] == _batches(kind, text, fast=False)
+
+
+def test_batches_end_where_they_always_did() -> None:
+    """At `size` rows, or after a refused row once rows and problems reach `size`: problem messages
+    depend on it ("first on line N" is said of an id repeated in the same batch)."""
+    rows = ["X1,C,2026-01-01,1.00,self_pay", "X2,C,2026-01-01,1.00,self_pay", "X3,C,2026-01-01,1.00,self_pay"]
+    bad = "X0,C,2026-01-01,-1,self_pay"
+    text = "\n".join(["charge_id,client_id,service_date,amount,payer", bad, *rows, bad, bad, bad, *rows]) + "\n"
+    batches = _batches("charges", text, fast=True)
+    assert [(len(b.rows), len(b.problems)) for b in batches] == [(3, 1), (0, 3), (3, 0)]
+    assert batches == _batches("charges", text, fast=False)
+
+
+def test_fast_path_values_are_exact_when_the_caches_are_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The date and amount caches are bounded: filling them mid-batch changes no value."""
+    monkeypatch.setattr("payalloc.csv_import._CACHE_LIMIT", 2)
+    rows = [f"X{i},C-1,2026-01-{1 + i % 5:02d},{i % 7 + 1}.25,self_pay" for i in range(30)]
+    text = "charge_id,client_id,service_date,amount,payer\n" + "\n".join(rows) + "\n"
+    fast = _read("charges", text, 10)
+    assert all(isinstance(b, CleanBatch) for b in fast)
+    assert [b.as_rows() for b in fast] == _batches("charges", text, fast=False, size=10)
+
+
+# Raw CSV text, hostile to line counting: quoted cells with CR, LF and CRLF, empty lines, lone CRs.
+_RAW_CSV = st.lists(st.sampled_from(["a", ",", '"', "\r", "\n", "\r\n", '"x\r\ny"', '"\n"', '"\r"', "\n\n"]),
+                    max_size=30).map("".join)
+
+
+@given(_RAW_CSV)
+def test_line_numbers_are_counted_as_the_csv_reader_counts_them(text: str) -> None:
+    """Each record's start line, computed from its cells (_numbered), is the reader's own count."""
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(text.encode()), newline=""), strict=True)
+    expected: list[tuple[int, list[str]]] = []
+    with contextlib.suppress(csv.Error):
+        while True:
+            start = reader.line_num + 1
+            cells = next(reader, None)
+            if cells is None:
+                break
+            expected.append((start, cells))
+    assert list(_numbered(1, [cells for _, cells in expected])) == expected
+
+
+def test_an_unclosed_quote_after_multi_line_cells_is_located(conn: sqlite3.Connection) -> None:
+    """Records are read many at a time; the line of the one that fails is still exact."""
+    text = ("payment_id,client_id,received_date,amount,apply_to,note\n"
+            'Q1,C-1001,2026-01-01,5.00,oldest,"two\r\nlines"\n'
+            'Q2,C-1001,2026-01-01,5.00,oldest,"and\nthree\rlines"\n'
+            'Q3,C-1001,2026-01-01,5.00,oldest,"never closed\n'
+            "Q4,C-1001,2026-01-01,5.00,oldest,\n")
+    with pytest.raises(InputError, match=r"p\.csv: line 7: a quoted field that starts here is never closed"):
+        imp(conn, "payments", text, name="p.csv")
+
+
+# The importer: a clean batch is inserted at once, unless a row needs naming (duplicate id, unknown
+# or other client's reference, deleted event, id already in the ledger): then row by row.
+
+_BASES = {  # kind -> CSV rows, imported in this order into a ledger
+    "empty": {},
+    "references": {"clients": ["client_id,name", "C-1,Ann", "C-2,Bo", "C-3,Cy"],
+                   "events": ["event_id,client_id,scheduled_date,status", "E-1,C-1,2026-01-31,scheduled",
+                              "E-2,C-2,2026-01-31,done", "E-3,C-1,2026-01-31,scheduled"]},
+}
+_BASES["clients"] = {"clients": _BASES["references"]["clients"]}
+_BASES["full"] = {**_BASES["references"],
+                  "charges": ["charge_id,client_id,service_date,amount,payer", "CH-1,C-1,2026-01-31,10.00,self_pay"],
+                  "payments": ["payment_id,client_id,received_date,amount,apply_to,status",
+                               "P-1,C-1,2026-01-31,10.00,oldest,pending"]}
+
+
+@pytest.fixture(scope="module")
+def base_ledgers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    paths = {}
+    for name, files in _BASES.items():
+        paths[name] = tmp_path_factory.mktemp("base") / "ledger.db"
+        init_ledger(paths[name])
+        conn = open_ledger(paths[name])
+        for kind, lines in files.items():
+            imp(conn, kind, "\n".join(lines) + "\n")
+        with write_txn(conn):  # a clerk deleted this one: new payments may not name it
+            conn.execute("UPDATE events SET status = 'deleted' WHERE event_key = 'E-3'")
+        conn.close()
+    return paths
+
+
+def _outcome(conn: sqlite3.Connection, kind: str, text: str) -> tuple[Any, ...]:
+    try:
+        summary = imp(conn, kind, text)
+    except ProblemsError as error:
+        return "refused", problems_of(error), error.total
+    return "imported", summary.as_dict()
+
+
+@st.composite
+def imports(draw: st.DrawFn) -> tuple[str, str, str]:
+    """(base ledger, kind, file text); with and without rows of the kind in the ledger."""
+    kind = draw(st.sampled_from(KIND_ORDER))
+    bases = {"clients": ["empty", "full"], "events": ["clients", "full"]}.get(kind, ["references", "full"])
+    return draw(st.sampled_from(bases)), *draw(csv_files((kind,)))
+
+
+def _import_twice(base: Path, tmp_path: Path, kind: str, text: str, *, fast: bool) -> tuple[Any, ...]:
+    """Import a file in batches of 3, then the same file again: (outcomes, ledger, batches the
+    importer took at once)."""
+    clean = sum(isinstance(b, CleanBatch) for b in _read(kind, text, 3)) if fast else 0
+    ledger = tmp_path / f"{'fast' if fast else 'slow'}.db"
+    shutil.copyfile(base, ledger)
+    conn = open_ledger(ledger)
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(CsvFile, "batches", partialmethod(CsvFile.batches, 3)))
+        if not fast:
+            patches.enter_context(mock.patch.object(CsvFile, "_clean", return_value=None))
+        row_by_row = patches.enter_context(
+            mock.patch.object(CleanBatch, "as_rows", autospec=True, side_effect=CleanBatch.as_rows))
+        outcomes = [_outcome(conn, kind, text)]
+        at_once = clean - row_by_row.call_count
+        outcomes.append(_outcome(conn, kind, text))
+    dump = data_only(list(conn.iterdump()))
+    conn.close()
+    ledger.unlink()
+    return outcomes, dump, at_once
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(imports())
+def test_fast_path_imports_exactly_as_the_slow_path(base_ledgers: dict[str, Path], tmp_path: Path,
+                                                     case: tuple[str, str, str]) -> None:
+    """The same outcomes (summary, or every problem) and the same ledger, fast path or not."""
+    base, kind, text = case
+    fast_outcomes, fast_ledger, at_once = _import_twice(base_ledgers[base], tmp_path, kind, text, fast=True)
+    event(f"{'some' if at_once else 'no'} batch inserted at once, then {fast_outcomes[0][0]}")
+    slow_outcomes, slow_ledger, _ = _import_twice(base_ledgers[base], tmp_path, kind, text, fast=False)
+    assert (fast_outcomes, fast_ledger) == (slow_outcomes, slow_ledger)
+
+
+_FIVE_ROWS = {  # header, and a valid row n
+    "clients": ("client_id,name", "CL-{n},Ann"),
+    "events": ("event_id,client_id,scheduled_date", "EV-{n},C-1,2026-01-31"),
+    "charges": ("charge_id,client_id,service_date,amount,payer,event_id", "CH-{n}0,C-1,2026-01-31,10.00,self_pay,"),
+    "payments": ("payment_id,client_id,received_date,amount,apply_to,event_id", "P-{n}0,C-1,2026-01-31,10.00,oldest,"),
+}
+
+
+@pytest.mark.parametrize(("kind", "third_row"), [
+    ("clients", "CL-1,Bo"), ("clients", "C-1,Ann"), ("clients", "C-1,Other"),
+    ("events", "EV-1,C-1,2026-01-31"), ("events", "E-1,C-1,2026-01-31"), ("events", "E-1,C-2,2026-01-31"),
+    ("events", "EV-3,C-404,2026-01-31"),
+    ("charges", "CH-10,C-1,2026-01-31,10.00,self_pay,"), ("charges", "CH-1,C-1,2026-01-31,10.00,self_pay,"),
+    ("charges", "CH-30,C-404,2026-01-31,10.00,self_pay,"), ("charges", "CH-30,C-1,2026-01-31,10.00,self_pay,E-404"),
+    ("charges", "CH-30,C-2,2026-01-31,10.00,self_pay,E-1"), ("charges", "CH-30,C-1,2026-01-31,10.00,self_pay,E-3"),
+    ("payments", "P-10,C-1,2026-01-31,10.00,oldest,"), ("payments", "P-1,C-1,2026-01-31,10.00,oldest,"),
+    ("payments", "P-30,C-404,2026-01-31,10.00,oldest,"), ("payments", "P-30,C-1,2026-01-31,10.00,event,E-404"),
+    ("payments", "P-30,C-2,2026-01-31,10.00,event,E-1"), ("payments", "P-30,C-1,2026-01-31,10.00,event,E-3"),
+])
+@pytest.mark.parametrize("base", ["empty table", "full"])
+def test_what_only_the_importer_sees_is_named_as_row_by_row(base_ledgers: dict[str, Path], tmp_path: Path,
+                                                            kind: str, third_row: str, base: str) -> None:
+    """An id twice, an id in the ledger, an unknown or another client's reference, a deleted event,
+    in the first batch of a clean file: the same outcome as row by row."""
+    header, row = _FIVE_ROWS[kind]
+    rows = [row.format(n=1), row.format(n=2), third_row, row.format(n=4), row.format(n=5)]
+    text = "\n".join([header, *rows]) + "\n"
+    if base == "empty table":
+        base = {"clients": "empty", "events": "clients"}.get(kind, "references")
+    fast_outcomes, fast_ledger, at_once = _import_twice(base_ledgers[base], tmp_path, kind, text, fast=True)
+    assert at_once >= 1  # the second batch (rows 4 and 5) at least
+    assert (fast_outcomes, fast_ledger) == _import_twice(base_ledgers[base], tmp_path, kind, text, fast=False)[:2]
+
+
+def test_a_clean_file_never_goes_row_by_row(conn: sqlite3.Connection) -> None:
+    with mock.patch.object(_Importer, "_check_rows", side_effect=AssertionError("row by row")):
+        load_samples(conn)
+    assert conn.execute("SELECT count(*) FROM payments").fetchone() == (SAMPLE_COUNTS["payments"],)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_import_leaves_the_garbage_collector_as_it_was(conn: sqlite3.Connection, enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        load_samples(conn, ("clients",))
+        assert gc.isenabled() is enabled
+        with pytest.raises(ProblemsError):
+            imp(conn, "clients", "client_id,name\nC-1,\n")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_messages_never_contain_markup_surprises(conn: sqlite3.Connection) -> None:
