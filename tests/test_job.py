@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import tempfile
@@ -408,3 +409,21 @@ def test_failed_run_is_recorded_and_its_chunk_is_absent(
     assert run["status"] == "failed" and run["error"] == "RuntimeError: disk on fire"
     monkeypatch.undo()
     assert job(conn, ledger_path).remittances_created == 3
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_run_job_leaves_the_garbage_collector_as_it_was(conn: sqlite3.Connection, ledger_path: Path,
+                                                        enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        add_client(conn, "C1")
+        add_charge(conn, "CH1", "C1", "2026-01-05", 8000)
+        add_payment(conn, "P1", "C1", "2026-01-10", 5000)
+        assert job(conn, ledger_path).remittances_created == 1
+        assert gc.isenabled() is enabled
+        with job_lock(ledger_path), pytest.raises(LedgerBusy):
+            run_job(conn, ledger_path, NOW)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -34,6 +34,7 @@ from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
 from payalloc.ledger.connection import job_lock, read_txn, write_txn
 from payalloc.money import plain_cents
+from payalloc.services.gcpause import cyclic_gc_paused
 
 CLIENTS_PER_CHUNK = 1000
 REMITTANCES_PER_CHUNK = 5000
@@ -100,7 +101,7 @@ def run_job(
     assert clients_per_chunk > 0 and remittances_per_chunk > 0
     if dry_run:
         return _dry_run(conn, clients_per_chunk, remittances_per_chunk)
-    with job_lock(ledger_path):
+    with job_lock(ledger_path), cyclic_gc_paused():
         with write_txn(conn):
             interrupted = sql.interrupt_stale_runs(conn, now)
             run_id = sql.insert_run(conn, now, os.getpid())
