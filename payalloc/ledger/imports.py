@@ -8,6 +8,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from payalloc.ledger.bulk import insert_rows
+
 # Per kind: the table, and the query of existing rows by external key (key first).
 _EXISTING = {
     "clients": "SELECT client_key, id, name, responsible_party FROM clients"
@@ -26,14 +28,14 @@ _MAX_ID = {
     "charges": "SELECT coalesce(max(id), 0) FROM charges",
     "payments": "SELECT coalesce(max(id), 0) FROM payments",
 }
+# Per kind: the head of the INSERT (ledger/bulk.py adds the VALUES) and its width.
 _INSERT = {
-    "clients": "INSERT INTO clients (client_key, name, responsible_party) VALUES (?, ?, ?)",
-    "events": "INSERT INTO events (event_key, client_id, scheduled_date, status) VALUES (?, ?, ?, ?)",
-    "charges": "INSERT INTO charges (charge_key, client_id, service_date, amount_cents, payer, service_code,"
-               " description, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    "payments": "INSERT INTO payments (payment_key, client_id, received_date, amount_cents, apply_to,"
-                " entered_apply_to, event_id, method, reference, status, note, payer_name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "clients": ("INSERT INTO clients (client_key, name, responsible_party)", 3),
+    "events": ("INSERT INTO events (event_key, client_id, scheduled_date, status)", 4),
+    "charges": ("INSERT INTO charges (charge_key, client_id, service_date, amount_cents, payer, service_code,"
+                " description, event_id)", 8),
+    "payments": ("INSERT INTO payments (payment_key, client_id, received_date, amount_cents, apply_to,"
+                 " entered_apply_to, event_id, method, reference, status, note, payer_name)", 12),
 }
 
 
@@ -48,7 +50,8 @@ def existing(conn: sqlite3.Connection, kind: str, keys: Iterable[str]) -> dict[s
 
 
 def insert(conn: sqlite3.Connection, kind: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    conn.executemany(_INSERT[kind], rows)
+    head, width = _INSERT[kind]
+    insert_rows(conn, head, width, rows)
 
 
 def client_ids(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, int]:
