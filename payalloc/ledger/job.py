@@ -14,6 +14,7 @@ from typing import Any
 
 from payalloc.allocation import Allocation, Conversion, OpenCharge, OpenPayment
 from payalloc.gl import JournalLine
+from payalloc.ledger.bulk import insert_rows
 
 # --- job runs -----------------------------------------------------------------------------
 
@@ -114,10 +115,11 @@ def insert_remittances(
     conn: sqlite3.Connection, allocations: Sequence[Allocation], run_id: int, now: str
 ) -> None:
     """Insert a chunk's remittances and add them to the payments' and charges' caches."""
-    conn.executemany(
-        "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule,"
-        " job_run_id, created_at) VALUES (?, ?, ?, ?, 'job', ?, ?, ?)",
-        [(a.payment_id, a.charge_id, a.client_id, a.amount_cents, a.rule, run_id, now) for a in allocations],
+    insert_rows(
+        conn,
+        "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule, job_run_id,"
+        " created_at)", 8,
+        [(a.payment_id, a.charge_id, a.client_id, a.amount_cents, "job", a.rule, run_id, now) for a in allocations],
     )
     add_to_caches(conn, allocations)
 
@@ -223,14 +225,14 @@ def post_remittances(
     )
     batch_id = cur.lastrowid
     assert batch_id is not None
-    conn.executemany(
-        "INSERT INTO journal_lines (batch_id, remittance_id, entry, account, debit_cents, credit_cents)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+    insert_rows(
+        conn, "INSERT INTO journal_lines (batch_id, remittance_id, entry, account, debit_cents, credit_cents)", 6,
         [(batch_id, ln.remittance_id, ln.entry, ln.account, ln.debit_cents, ln.credit_cents) for ln in lines],
     )
-    cur = conn.executemany(
-        "UPDATE remittances SET status = 'posted', posted_batch_id = ? WHERE id = ? AND status = 'ready'",
-        [(batch_id, rid) for rid in remittance_ids],
+    cur = conn.execute(
+        "UPDATE remittances SET status = 'posted', posted_batch_id = ?"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND status = 'ready'",
+        (batch_id, json.dumps(list(remittance_ids))),
     )
     assert cur.rowcount == len(remittance_ids), "a ready remittance changed under the job's transaction"
     return batch_id
