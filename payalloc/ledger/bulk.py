@@ -25,9 +25,10 @@ def _statement(head: str, width: int, rows: int) -> str:
     return f"{head} VALUES {', '.join([row] * rows)}"
 
 
-def insert_rows(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
-    """Insert `rows` (each `width` values) with `head`, e.g. "INSERT INTO t (a, b)"."""
-    step = ROWS_PER_STATEMENT
+def insert_rows(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], *,
+                step: int = ROWS_PER_STATEMENT) -> None:
+    """Insert `rows` (each `width` values) with `head`, e.g. "INSERT INTO t (a, b)", `step` rows
+    per statement."""
     full = len(rows) - len(rows) % step
     if full:
         many = _statement(head, width, step)
