@@ -96,25 +96,29 @@ NOTES = """
 - Targets: import no slower than the baseline loader; run-job no slower than the baseline job;
   an idle re-run at most half the baseline's; client show, payment show and apply within 1.5x
   from 20,000 to 100,000 clients; import peak memory at most 150 MB at 100,000 clients.
-- **Where the time went, and what changed (session 2).** A CHECK written `x IN ('a', 'b', 'c')`
-  makes SQLite 3.40 build a temporary table for every row written (~1.4 us): migration 0002
-  rewrites them as equivalent `x = 'a' OR ...` (a quarter of the import; the remittance CHECKs
-  in the job). The job's per-row cache trigger (~11 us per remittance) was replaced for job rows
-  by one update per payment and charge of a chunk; the caches' CHECK still refuses an
-  over-allocation. Import checks each 2,000-record batch column by column with C-level builtins
-  (any batch with anything unusual goes row by row through the one path that words problems),
-  and pauses the cyclic GC.
-- **Import still misses its target.** The baseline inserts into bare tables; payalloc's ledger
-  has STRICT tables, CHECKs, foreign keys and secondary indexes, and every row is validated
-  (money, date and id grammar, references, conflicts with earlier imports). On the 20,000-client
-  files SQLite's inserts alone take about 1.1 s against the baseline's 0.5 s (measured with
-  pre-parsed rows: foreign keys ~0.1 s, CHECKs ~0.1 s, secondary indexes ~0.2 s), and four
-  payalloc processes start (Typer) for ~0.08 s each. csv.reader takes ~0.2 s and payalloc's own
-  checking ~0.5 s. 1x would need dropping guarantees the ledger keeps on purpose.
-- **run-job meets its target** (was 1.5-1.8x), with little room at 20,000 clients: it does the
-  baseline loop's work plus the database's guard per remittance (one read of the payment and
-  one of the charge) and foreign keys, and its process start (Typer) is ~0.05 s heavier. The
-  cyclic GC is paused during a run. The idle re-run is almost all process start.
+- **Session 3: many rows per INSERT** (`payalloc/ledger/bulk.py`). One `INSERT ... VALUES (...),
+  (...)` of 250 rows costs about two thirds of the same rows through executemany (200,000
+  charges: 0.40 s against 0.60 s), because SQLite runs one statement, not one per row. Import,
+  run-job's remittances and journal lines, and the posting of a batch's remittances (one UPDATE
+  over a JSON list of ids) use it. Import went from ~2.2x to ~1.6x; run-job gained ~20%.
+- **Session 2.** A CHECK written `x IN ('a', 'b', 'c')` makes SQLite 3.40 build a temporary
+  table for every row written (~1.4 us): migration 0002 rewrites them as equivalent
+  `x = 'a' OR ...`. The job's per-row cache trigger was replaced for job rows by one update per
+  payment and charge of a chunk (the caches' CHECK still refuses an over-allocation). Import
+  checks each 2,000-record batch column by column with C-level builtins, and pauses the cyclic GC.
+- **Import still misses its target, and cannot meet it with this ledger.** With the rows already
+  parsed, SQLite alone takes ~0.95 s to insert the 20,000-client files into payalloc's ledger
+  (STRICT tables, CHECKs, foreign keys, secondary indexes for the job and the clerk's views, in
+  the fastest form measured) against ~0.78 s for the baseline's bare tables; and the four
+  payalloc processes start (Typer) for ~0.1 s each. That is ~1.35 s before one cell is read,
+  against the baseline's ~1.45 s for everything. Measured and rejected: foreign keys off during
+  import (~0.1 s), `ignore_check_constraints` (~0.2 s) (both drop a guarantee the ledger keeps on
+  purpose); a thread that parses while SQLite writes (no gain: the GIL hand-off after each
+  statement costs what the overlap saves; measured 1.25-1.43 s against 1.17 s for charges);
+  `INSERT ... SELECT FROM json_each` (slower than executemany); no auto-checkpoint (~0.04 s).
+- **run-job meets its target**, with a margin now: per remittance it still does the database's
+  guard (one read of the payment and one of the charge) and foreign keys, and its process start
+  (Typer) is ~0.05 s heavier than the baseline's. The idle re-run is almost all process start.
 - `unallocated` reads every open payment (it is the whole work list), so it grows with the ledger.
 """
 
