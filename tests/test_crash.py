@@ -1,4 +1,4 @@
-"""kill -9 of real payalloc processes (issue 5, "Crash"; research note T2).
+"""kill -9 and a full disk, with real payalloc processes (issue 5, "Crash"; research note T2).
 
 Crash points are statement boundaries, through the test-only hook of ledger/connection.py
 (PAYALLOC_TEST_HOOKS=kill, PAYALLOC_TEST_KILL_AT=K: the process SIGKILLs itself when its Kth SQL
@@ -12,7 +12,9 @@ ledger is exactly what the spec allows —
 - import: the ledger before the command, exactly (whole file or nothing); a re-import gives the
   uninterrupted import's ledger;
 - apply / unapply, killed at EVERY statement: the ledger before or after the command, exactly.
-Timestamps (which come from the clock) are masked in the dumps compared. Random delays use a
+A full disk (SQLITE_FULL, simulated with PAYALLOC_TEST_HOOKS=max-pages) must leave the same states
+as a kill, with one sentence on stderr and exit 1, and the same command must succeed once there is
+room. Timestamps (which come from the clock) are masked in the dumps compared. Random delays use a
 seeded generator; the seed is printed so a failure can be replayed (PAYALLOC_CRASH_SEED).
 """
 
@@ -209,6 +211,7 @@ class JobReference:
     """The uninterrupted run-job from `base`, and what a killed run may leave instead."""
 
     base: Path
+    after_db: Path  # the ledger after the uninterrupted run
     expected: dict[str, Any]  # snapshot() after the uninterrupted run
     counts: dict[str, Any]  # its `run-job --json`
     rems: dict[str, set[tuple[Any, ...]]]  # its remittances by client
@@ -241,8 +244,8 @@ def job_reference(base: Path, tmp_path: Path) -> JobReference:
         "SELECT p.payment_key, cl.client_key FROM payments p JOIN clients cl ON cl.id = p.client_id").fetchall())
     c.close()
     assert len(pending) > 5 * CHUNK_CLIENTS
-    return JobReference(base, expected, counts, ref_rems, ref_modes, base_modes, base_cleared, pending,
-                        client_of_payment)
+    return JobReference(base, reference, expected, counts, ref_rems, ref_modes, base_modes, base_cleared,
+                        pending, client_of_payment)
 
 
 class Killed(NamedTuple):
@@ -256,40 +259,55 @@ class Killed(NamedTuple):
 
 
 def killed_job(ref: JobReference, db: Path, k: int, environ: dict[str, str]) -> Killed:
-    """Run the small-chunk job on `db` under a kill hook; it must die, leaving a prefix of whole chunks
-    (and of the posting), a sound and free ledger; then a re-run must give the uninterrupted result."""
+    """Run the small-chunk job on `db` under a kill hook: it must die; then see job_stopped_part_way()."""
     killed = subprocess.run([sys.executable, "-c", JOB_WORKER, str(db)], env=environ, capture_output=True,
                             text=True, check=False)
     assert killed.returncode == -signal.SIGKILL, (k, killed.returncode, killed.stderr)
     torn = uncommitted_wal_frames(db)  # before anything opens the ledger: the last close checkpoints
+    assert set(run_statuses(db)) <= {"running"}, f"K={k}: a killed run recorded an end"
+    return Killed(*job_stopped_part_way(ref, db, f"K={k}"), torn)
+
+
+def run_statuses(db: Path) -> list[str]:
+    c = sqlite3.connect(db)
+    try:
+        return [r[0] for r in c.execute("SELECT status FROM job_runs ORDER BY id")]
+    finally:
+        c.close()
+
+
+def job_stopped_part_way(ref: JobReference, db: Path, label: str) -> tuple[int, int, int]:
+    """After a run-job that stopped part-way (killed, or a write refused): the ledger holds a prefix of
+    whole chunks (and of the posting) and is sound and free; a re-run gives the uninterrupted result
+    and marks a run left 'running' interrupted. Returns (clients done, remittances posted, runs left
+    'running')."""
     rems, modes, cleared, posted = by_client(db)
     # A prefix: the clients done are the first pending ones, each with ALL of its remittances.
     done_clients = [k_ for k_ in ref.pending if k_ not in set(ref.base_cleared) and k_ in set(cleared)]
-    assert done_clients == ref.pending[:len(done_clients)], f"K={k}: chunks done out of order"
+    assert done_clients == ref.pending[:len(done_clients)], f"{label}: chunks done out of order"
     for client in ref.pending:
         want = ref.rems.get(client, set()) if client in done_clients else set()
-        assert rems.get(client, set()) == want, f"K={k}: client {client} is half done"
+        assert rems.get(client, set()) == want, f"{label}: client {client} is half done"
     for payment, mode in modes.items():
         done = ref.client_of_payment[payment] in done_clients
         want_mode = ref.modes[payment] if done else ref.base_modes[payment]
-        assert mode == want_mode, f"K={k}: payment {payment} converted outside its chunk"
+        assert mode == want_mode, f"{label}: payment {payment} converted outside its chunk"
     c = sqlite3.connect(db)
     ready_or_posted = [r[0] for r in c.execute(
         "SELECT id FROM remittances WHERE status IN ('ready', 'posted') ORDER BY id")]
-    stale = c.execute("SELECT count(*) FROM job_runs WHERE status = 'running'").fetchone()[0]
     c.close()
-    assert posted == ready_or_posted[:len(posted)], f"K={k}: posting is not a prefix"
+    runs = run_statuses(db)
+    stale = runs.count("running")
+    assert posted == ready_or_posted[:len(posted)], f"{label}: posting is not a prefix"
     assert_sound_and_free(db)
     rerun = payalloc(db, "run-job", "--json")
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["interrupted_runs"] == stale
-    assert snapshot(db) == ref.expected, f"K={k}: the re-run differs from the uninterrupted run"
-    c = sqlite3.connect(db)
-    statuses = [r[0] for r in c.execute("SELECT status FROM job_runs ORDER BY id")]
-    c.close()
-    assert statuses == ["interrupted"] * stale + ["done"], f"K={k}: {statuses}"
+    assert snapshot(db) == ref.expected, f"{label}: the re-run differs from the uninterrupted run"
+    statuses = run_statuses(db)
+    assert statuses == [("interrupted" if s == "running" else s) for s in runs] + ["done"], f"{label}: {statuses}"
     db.unlink()
-    return Killed(len(done_clients), len(posted), stale, torn)
+    return len(done_clients), len(posted), stale
 
 
 def small_chunk_job(db: Path) -> Callable[[sqlite3.Connection], Any]:
@@ -356,6 +374,7 @@ class ImportReference:
     kind: str
     file: Path
     base: Path
+    after_db: Path  # the ledger after the uninterrupted import
     before: list[str]
     after: list[str]
 
@@ -376,7 +395,7 @@ def import_reference(kind: str, stages: dict[str, Path], csvs: Path, tmp_path: P
     after_db = copy(base, tmp_path / "after.db")
     done = payalloc(after_db, "import", kind, str(file))
     assert done.returncode == 0, done.stderr
-    ref = ImportReference(kind, file, base, dump(base), dump(after_db))
+    ref = ImportReference(kind, file, base, after_db, dump(base), dump(after_db))
     assert ref.after != ref.before
     return ref
 
@@ -506,6 +525,86 @@ def test_run_job_killed_inside_statements_leaves_a_prefix_and_rerun_completes_it
     assert any(r.clients_done == len(ref.pending) and 0 < r.posted < ref.counts["remittances_posted"]
                for r in results), results
     assert sum(r.uncommitted_frames > 0 for r in results) > len(points) / 2, results
+
+
+# --- a full disk (PAYALLOC_TEST_HOOKS=max-pages) -------------------------------------------------
+# The hook sets PRAGMA max_page_count on the command's connection: a write that needs one more page
+# fails with SQLITE_FULL, as when the disk is full. Limits are placed between the ledger's size
+# before the command and after the uninterrupted command, so that the write fails part-way.
+
+def max_pages_env(pages: int) -> dict[str, str]:
+    return env(PAYALLOC_TEST_HOOKS="max-pages", PAYALLOC_TEST_MAX_PAGES=str(pages))
+
+
+def page_count(db: Path) -> int:
+    c = sqlite3.connect(db)
+    try:
+        return int(c.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        c.close()
+
+
+def limits(before: Path, after: Path, fractions: tuple[float, ...]) -> list[int]:
+    start, end = page_count(before), page_count(after)
+    assert end - start > 20, "the command must grow the ledger by more than a few pages"
+    return [start + max(1, round((end - start) * f)) for f in fractions]
+
+
+def assert_says_the_disk_is_full(result: subprocess.CompletedProcess[str]) -> None:
+    """Exit 1 (not 4: a cron wrapper may retry "busy" quietly; a full disk needs a person) and one
+    sentence that says what happened and what to do, no traceback, nothing on stdout."""
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the disk is full"), result.stderr
+    assert "nothing of it was written" in lines[0] and "run the command again" in lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["charges", "payments"])
+def test_import_on_a_full_disk_says_so_writes_nothing_and_succeeds_once_there_is_room(
+    kind: str, stages: dict[str, Path], csvs: Path, tmp_path: Path
+) -> None:
+    ref = import_reference(kind, stages, csvs, tmp_path)
+    for limit in limits(ref.base, ref.after_db, (0.1, 0.5, 0.9)):
+        db = copy(ref.base, tmp_path / f"full-{limit}.db")
+        assert_says_the_disk_is_full(payalloc(db, "import", kind, str(ref.file), environ=max_pages_env(limit)))
+        assert dump(db) == ref.before, f"limit {limit}: the import left part of the file"
+        assert_sound_and_free(db, by_cli=True)
+        again = payalloc(db, "import", kind, str(ref.file))  # room again: the limit is per process
+        assert again.returncode == 0, again.stderr
+        assert dump(db) == ref.after, f"limit {limit}: the import differs from an uninterrupted one"
+
+
+@pytest.mark.slow
+def test_run_job_on_a_full_disk_says_so_keeps_whole_chunks_and_a_rerun_completes(
+    stages: dict[str, Path], tmp_path: Path
+) -> None:
+    ref = job_reference(stages["full"], tmp_path)
+    # The CLI (one chunk of clients here, then one posting chunk): its message and exit status.
+    stopped = []
+    for limit in limits(ref.base, ref.after_db, (0.25, 0.85)):
+        db = copy(ref.base, tmp_path / f"full-{limit}.db")
+        assert_says_the_disk_is_full(payalloc(db, "run-job", environ=max_pages_env(limit)))
+        c = sqlite3.connect(db)
+        runs = c.execute("SELECT status, error FROM job_runs").fetchall()
+        c.close()
+        # `payalloc jobs` tells why the run stopped.
+        assert len(runs) == 1 and runs[0][0] == "failed" and "disk is full" in runs[0][1], runs
+        stopped.append(job_stopped_part_way(ref, db, f"limit {limit}")[:2])
+    # The limits stopped it in each phase: while applying, and while posting after the apply committed.
+    assert stopped == [(0, 0), (len(ref.pending), 0)], stopped
+    # Small chunks: the disk fills between committed chunks of both phases; those stay, whole.
+    stopped = []
+    for limit in limits(ref.base, ref.after_db, (0.3, 0.6, 0.9)):
+        db = copy(ref.base, tmp_path / f"small-{limit}.db")
+        worker = subprocess.run([sys.executable, "-c", JOB_WORKER, str(db)], env=max_pages_env(limit),
+                                capture_output=True, text=True, check=False)
+        assert worker.returncode == 1 and "database or disk is full" in worker.stderr, worker.stderr
+        stopped.append(job_stopped_part_way(ref, db, f"limit {limit}, small chunks")[:2])
+    print(f"(clients done, posted) when the disk filled: {stopped}")
+    assert any(0 < done < len(ref.pending) for done, _ in stopped), stopped
+    assert any(0 < posted < ref.counts["remittances_posted"] for _, posted in stopped), stopped
 
 
 # --- apply and unapply: every statement boundary ---------------------------------------------------

@@ -200,10 +200,17 @@ def _install_test_hooks(conn: sqlite3.Connection) -> None:
       calls every TEST_KILL_VM_STEPS VM instructions of a statement: in the middle of a statement.
       It also shrinks the page cache, so that a transaction writes its uncommitted pages into the
       WAL long before its COMMIT (as a big import does with the default cache): the kill then
-      leaves half a transaction in the file, which the next opener must ignore.
+      leaves half a transaction in the file, which the next opener must ignore;
+    - max-pages (PAYALLOC_TEST_MAX_PAGES=N): PRAGMA max_page_count = N, so that a write needing a
+      page beyond the Nth fails with SQLITE_FULL ("database or disk is full"), as on a full disk.
     """
     mode = os.environ.get("PAYALLOC_TEST_HOOKS")
     if mode is None:
+        return
+    if mode == "max-pages":
+        pages = os.environ.get("PAYALLOC_TEST_MAX_PAGES")
+        if pages:
+            conn.execute(f"PRAGMA max_page_count = {int(pages):d}")
         return
     kill_at = os.environ.get("PAYALLOC_TEST_KILL_AT")
     if not kill_at or mode not in ("kill", "kill-vm"):
