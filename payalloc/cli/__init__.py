@@ -16,8 +16,12 @@ from payalloc.cli.state import STATE
 from payalloc.errors import EXIT_BUG, EXIT_BUSY, PayallocError, ProblemsError
 
 EPILOG = (
-    "Exit status: 0 done, 1 internal error, 2 usage error, 3 input refused (nothing written), "
+    "Exit status: 0 done, 1 internal error or disk full, 2 usage error, 3 input refused (nothing written), "
     "4 ledger busy, 5 check found a violation."
+)
+DISK_FULL = (
+    "the disk is full (or the ledger reached its size limit): the change in progress was rolled back "
+    "and nothing of it was written; free some space and run the command again"
 )
 
 
@@ -41,6 +45,11 @@ class _ErrorBoundary(TyperGroup):
             if "locked" in str(err) or "busy" in str(err):
                 output.error("the ledger stayed locked by another process; nothing was changed, try again")
                 raise typer.Exit(EXIT_BUSY) from None
+            if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+                # Not 4: cron wrappers may treat "busy" as harmless and retry; a full disk needs a person.
+                # SQLite rolled back the write transaction in progress (for run-job: the current chunk).
+                output.error(DISK_FULL)
+                raise typer.Exit(EXIT_BUG) from None
             output.error(f"the ledger could not be used ({err}); run with --debug for details")
             raise typer.Exit(EXIT_BUG) from None
         except BrokenPipeError:

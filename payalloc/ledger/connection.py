@@ -37,7 +37,7 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
         if _is_busy(error):
             raise _busy() from None
         raise InputError(f"{path} is not a payalloc ledger ({error})") from None
-    _install_test_kill_hook(conn)
+    _install_test_hooks(conn)
     return conn
 
 
@@ -186,19 +186,45 @@ def job_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _install_test_kill_hook(conn: sqlite3.Connection) -> None:
-    """Test-only: SIGKILL this process at the Nth SQL statement, to prove crash safety.
+TEST_KILL_VM_STEPS = 1000  # kill-vm: SQLite VM instructions between two calls of the progress handler
+TEST_KILL_VM_CACHE_PAGES = 10  # kill-vm: a page cache this small spills uncommitted pages into the WAL
 
-    Needs two variables so that it can never fire by accident in production.
+
+def _install_test_hooks(conn: sqlite3.Connection) -> None:
+    """Test-only fault injection, to prove crash and disk-full safety with real processes.
+
+    Each mode needs PAYALLOC_TEST_HOOKS=<mode> AND its own number, so that none can fire by
+    accident in production; with the variables unset this reads one variable and installs nothing.
+    - kill (PAYALLOC_TEST_KILL_AT=K): SIGKILL when the Kth SQL statement starts (a statement boundary);
+    - kill-vm (PAYALLOC_TEST_KILL_AT=K): SIGKILL at the Kth call of a progress handler that SQLite
+      calls every TEST_KILL_VM_STEPS VM instructions of a statement: in the middle of a statement.
+      It also shrinks the page cache, so that a transaction writes its uncommitted pages into the
+      WAL long before its COMMIT (as a big import does with the default cache): the kill then
+      leaves half a transaction in the file, which the next opener must ignore;
+    - max-pages (PAYALLOC_TEST_MAX_PAGES=N): PRAGMA max_page_count = N, so that a write needing a
+      page beyond the Nth fails with SQLITE_FULL ("database or disk is full"), as on a full disk.
     """
+    mode = os.environ.get("PAYALLOC_TEST_HOOKS")
+    if mode is None:
+        return
+    if mode == "max-pages":
+        pages = os.environ.get("PAYALLOC_TEST_MAX_PAGES")
+        if pages:
+            conn.execute(f"PRAGMA max_page_count = {int(pages):d}")
+        return
     kill_at = os.environ.get("PAYALLOC_TEST_KILL_AT")
-    if not kill_at or os.environ.get("PAYALLOC_TEST_HOOKS") != "kill":
+    if not kill_at or mode not in ("kill", "kill-vm"):
         return
     remaining = [int(kill_at)]
 
-    def count(_statement: str) -> None:
+    def count(_statement: str | None = None) -> int:
         remaining[0] -= 1
         if remaining[0] == 0:
             os.kill(os.getpid(), signal.SIGKILL)
+        return 0  # a progress handler that returns non-zero interrupts the statement
 
-    conn.set_trace_callback(count)
+    if mode == "kill":
+        conn.set_trace_callback(count)
+    else:
+        conn.execute(f"PRAGMA cache_size = {TEST_KILL_VM_CACHE_PAGES:d}")
+        conn.set_progress_handler(count, TEST_KILL_VM_STEPS)
