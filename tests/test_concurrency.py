@@ -492,3 +492,51 @@ def test_an_import_during_run_job_loses_nothing_and_doubles_nothing(
     got = outcome(db)
     assert got["runs"] == [("done", 2)]
     assert {k: v for k, v in got.items() if k != "runs"} == {k: v for k, v in expected.items() if k != "runs"}
+
+
+# run_job in small chunks: many commits, so a clerk who waits only for the current chunk is done
+# long before the run.
+SMALL_CHUNK_JOB = r"""
+import sys
+from pathlib import Path
+from payalloc.ledger.connection import open_ledger
+from payalloc.services.job import run_job
+path = Path(sys.argv[1])
+run_job(open_ledger(path), path, "2026-12-01T02:00:00Z", clients_per_chunk=2, remittances_per_chunk=50)
+"""
+
+
+@pytest.mark.slow
+def test_a_clerk_goes_in_between_two_chunks_of_a_run(generated: dict[str, Path], tmp_path: Path) -> None:
+    """The promise of the README: during run-job a clerk's apply waits for one chunk, not the run.
+    Without the writers' turns (ledger/writers.py) SQLite lets the job start its next chunk before
+    a waiting clerk retries, and the apply lands after the last of the job's remittances."""
+    db = copy(generated["full"], tmp_path / "ledger.db")
+    c = sqlite3.connect(db)
+    # A specific payment and a charge of a client the job never touches (no oldest or event payment).
+    payment, charge = c.execute(
+        "SELECT p.payment_key, ch.charge_key FROM payments p JOIN charges ch ON ch.client_id = p.client_id"
+        " WHERE p.apply_to = 'specific' AND p.status = 'ready' AND p.applied_cents < p.amount_cents"
+        " AND ch.payer <> 'insurance' AND ch.applied_cents < ch.amount_cents"
+        " AND NOT EXISTS (SELECT 1 FROM payments o WHERE o.client_id = p.client_id AND o.apply_to <> 'specific')"
+        " LIMIT 1").fetchone()
+    job = subprocess.Popen([sys.executable, "-c", SMALL_CHUNK_JOB, str(db)], env=env(), stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        while c.execute("SELECT count(*) FROM remittances").fetchone()[0] == 0:  # its first chunk is in
+            assert job.poll() is None, job.stderr.read() if job.stderr else ""
+            time.sleep(0.01)
+        applied = payalloc(db, "apply", payment, f"{charge}=0.01", "--json")
+        assert applied.returncode == 0, applied.stderr
+        _, err = job.communicate(timeout=120)
+        assert job.returncode == 0, err
+    finally:
+        if job.poll() is None:
+            job.kill()
+    (manual,) = c.execute("SELECT id FROM remittances WHERE source = 'manual'").fetchone()
+    later = c.execute("SELECT count(*) FROM remittances WHERE source = 'job' AND id > ?", (manual,)).fetchone()[0]
+    total = c.execute("SELECT count(*) FROM remittances WHERE source = 'job'").fetchone()[0]
+    c.close()
+    assert later > 0, f"the clerk waited for the whole run: all {total} job remittances came before the apply"
+    print(f"{later} of {total} job remittances came after the clerk's apply")
+    assert_sound(db)

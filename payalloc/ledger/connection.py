@@ -17,6 +17,7 @@ from pathlib import Path
 
 from payalloc.errors import InputError, LedgerBusy, LedgerMissing
 from payalloc.ledger.migrations import SCHEMA_VERSION
+from payalloc.ledger.writers import waiting_turn
 
 APPLICATION_ID = 0x50414C43  # "PALC": marks a SQLite file as a payalloc ledger
 BUSY_TIMEOUT_MS = int(os.environ.get("PAYALLOC_BUSY_TIMEOUT_MS", "30000"))
@@ -140,24 +141,29 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
 
 
 @contextlib.contextmanager
-def write_txn(conn: sqlite3.Connection, *, dry_run: bool = False) -> Iterator[sqlite3.Connection]:
-    """One write transaction: BEGIN IMMEDIATE first, COMMIT on success (ROLLBACK if dry_run)."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as error:
-        if _is_busy(error):
-            raise _busy() from None
-        raise
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+def write_txn(
+    conn: sqlite3.Connection, *, dry_run: bool = False, turn: bool = True
+) -> Iterator[sqlite3.Connection]:
+    """One write transaction: BEGIN IMMEDIATE first, COMMIT on success (ROLLBACK if dry_run).
+    It waits for the ledger holding a writer's turn (ledger/writers.py), so that run-job lets
+    it in between two chunks; only run-job's own transactions say turn=False."""
+    with waiting_turn(conn) if turn else contextlib.nullcontext():
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if _is_busy(error):
+                raise _busy() from None
+            raise
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                conn.execute("ROLLBACK")
+            raise
+        if dry_run:
             conn.execute("ROLLBACK")
-        raise
-    if dry_run:
-        conn.execute("ROLLBACK")
-    else:
-        conn.execute("COMMIT")
+        else:
+            conn.execute("COMMIT")
 
 
 @contextlib.contextmanager

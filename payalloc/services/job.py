@@ -7,8 +7,9 @@ is one BEGIN IMMEDIATE transaction that reads the chunk's open payments and char
 inserts the remittances, converts event payments, and clears `job_pending` for exactly those
 clients. A chunk is therefore complete or absent: after a kill -9 the clients of the lost chunk
 are still pending and the next run does them, with the same plan. Posting works the same way
-over the ready remittances (the partial index `remittances_ready`). Between chunks the ledger is
-free, so a clerk's `apply` waits at most one chunk (well under a second).
+over the ready remittances (the partial index `remittances_ready`). Before each chunk the job lets
+any other waiting writer go first (ledger/writers.py), so a clerk's `apply` waits at most one
+chunk (well under a second).
 
 Overlap. The whole real run holds a kernel lock (flock) beside the ledger: a second run-job
 exits 4 at once; the lock is released when the holder dies, and the next run marks the dead
@@ -32,7 +33,8 @@ from payalloc.dates import utc_now
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
-from payalloc.ledger.connection import job_lock, read_txn, write_txn
+from payalloc.ledger.connection import BUSY_TIMEOUT_MS, job_lock, read_txn, write_txn
+from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
 from payalloc.services.gcpause import cyclic_gc_paused
 
@@ -101,14 +103,14 @@ def run_job(
     assert clients_per_chunk > 0 and remittances_per_chunk > 0
     if dry_run:
         return _dry_run(conn, clients_per_chunk, remittances_per_chunk)
-    with job_lock(ledger_path), cyclic_gc_paused():
-        with write_txn(conn):
+    with job_lock(ledger_path), job_turns(ledger_path, BUSY_TIMEOUT_MS / 1000) as turns, cyclic_gc_paused():
+        with write_txn(conn, turn=False):
             interrupted = sql.interrupt_stale_runs(conn, now)
             run_id = sql.insert_run(conn, now, os.getpid())
         result = JobResult(run_id=run_id, interrupted_runs=interrupted)
         try:
-            _apply_payments(conn, result, run_id, now, clients_per_chunk)
-            _post_remittances(conn, result, run_id, now, remittances_per_chunk)
+            _apply_payments(conn, turns, result, run_id, now, clients_per_chunk)
+            _post_remittances(conn, turns, result, run_id, now, remittances_per_chunk)
         except BaseException as error:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             _record_end(conn, run_id, clock(), status, result, f"{type(error).__name__}: {error}")
@@ -121,7 +123,7 @@ def _record_end(
     conn: sqlite3.Connection, run_id: int, at: str, status: str, result: JobResult, error: str | None
 ) -> None:
     try:
-        with write_txn(conn):
+        with write_txn(conn, turn=False):
             sql.finish_run(conn, run_id, finished_at=at, status=status, counts=result.counts(), error=error)
     except Exception:
         if status == "done":
@@ -148,12 +150,13 @@ def _chunk_counts(client_ids: list[int], plan: allocation.Plan) -> JobResult:
 
 
 def _apply_payments(
-    conn: sqlite3.Connection, result: JobResult, run_id: int, now: str, chunk: int
+    conn: sqlite3.Connection, turns: JobTurns, result: JobResult, run_id: int, now: str, chunk: int
 ) -> None:
     """Phases 1 and 2, one chunk of pending clients per transaction."""
     after = 0
     while True:
-        with write_txn(conn):
+        turns.let_writers_in()
+        with write_txn(conn, turn=False):
             client_ids = sql.pending_clients(conn, after, chunk)
             if not client_ids:
                 break
@@ -171,7 +174,7 @@ def _apply_payments(
 
 
 def _post_remittances(
-    conn: sqlite3.Connection, result: JobResult, run_id: int, now: str, chunk: int
+    conn: sqlite3.Connection, turns: JobTurns, result: JobResult, run_id: int, now: str, chunk: int
 ) -> None:
     """Phase 3 (rule 6): post every ready remittance, manual ones too, if the mappings exist."""
     with read_txn(conn):
@@ -184,7 +187,8 @@ def _post_remittances(
         return
     after = 0
     while True:
-        with write_txn(conn):
+        turns.let_writers_in()
+        with write_txn(conn, turn=False):
             mappings = gl_sql.mappings(conn)  # read in the transaction that uses them
             if missing_mappings(mappings):
                 break
