@@ -114,12 +114,17 @@ def open_charges(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[Op
 def insert_remittances(
     conn: sqlite3.Connection, allocations: Sequence[Allocation], run_id: int, now: str
 ) -> None:
-    """Insert a chunk's remittances and add them to the payments' and charges' caches."""
+    """Insert a chunk's remittances and add them to the payments' and charges' caches.
+
+    10 rows per statement: the guard trigger runs per row and costs the same either way (a 20,000-
+    client run takes as long as with 250), and a statement tracer (the crash tests' kill hook)
+    is handed the whole statement's text again at each trigger run: 25x less text to build."""
     insert_rows(
         conn,
         "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, rule, job_run_id,"
         " created_at)", 8,
         [(a.payment_id, a.charge_id, a.client_id, a.amount_cents, "job", a.rule, run_id, now) for a in allocations],
+        step=10,
     )
     add_to_caches(conn, allocations)
 
