@@ -125,6 +125,8 @@ def test_delete_with_attached_payment_without_terminal_needs_yes(
     assert audit(conn, "payment_apply_to_specific") == [
         ("clerk1", "C1", "P1", "E1", "event E1 was deleted and the payment is not fully applied")
     ]
+    (detail,) = conn.execute("SELECT detail FROM audit WHERE action = 'payment_apply_to_specific'").fetchone()
+    assert json.loads(detail)["unapplied"] == "50.00"  # money in JSON is a string, never raw cents
     again = cli("event", "delete", "E1", "--yes")
     assert again.exit_code == 0 and "already deleted" in again.stderr
     done = cli("event", "done", "E1")

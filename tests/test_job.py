@@ -235,7 +235,7 @@ def test_event_payment_waits_for_its_charge_then_becomes_specific_when_done(
     assert len(audit) == 1
     staff, _, payment, event, run_id, reason, detail = audit[0]
     assert (staff, payment, event, run_id) == (None, "P-EV", "E1", run.run_id)
-    assert "E1 is done" in reason and json.loads(detail)["unapplied"] == 4000
+    assert "E1 is done" in reason and json.loads(detail)["unapplied"] == "40.00"
     # The rest waits for the clerk: later runs leave it alone.
     add_charge(conn, "CH-NEW", "C1", "2026-04-01", 9000)
     job(conn, ledger_path)

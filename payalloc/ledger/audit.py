@@ -6,6 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
+from payalloc.money import plain_cents
+
 
 def record(
     conn: sqlite3.Connection,
@@ -32,3 +34,9 @@ def record(
             None if detail is None else json.dumps(detail, sort_keys=True),
         ),
     )
+
+
+def conversion_detail(unapplied_cents: int, event_status: str) -> dict[str, Any]:
+    """The detail of a payment_apply_to_specific row; money as "1234.50", as everywhere in JSON."""
+    return {"from": "event", "to": "specific", "unapplied": plain_cents(unapplied_cents),
+            "event_status": event_status}

@@ -14,6 +14,7 @@ from typing import Any
 
 from payalloc.allocation import Allocation, Conversion, OpenCharge, OpenPayment
 from payalloc.gl import JournalLine
+from payalloc.ledger.audit import conversion_detail
 from payalloc.ledger.bulk import insert_rows
 
 # --- job runs -----------------------------------------------------------------------------
@@ -174,8 +175,7 @@ def convert_to_specific(
         audit_rows.append((
             now, "payment_apply_to_specific", client_key, payment_key, event_key, run_id,
             f"event {event_key} {what} and the payment is not fully applied",
-            json.dumps({"from": "event", "to": "specific", "unapplied": c.unapplied_cents,
-                        "event_status": c.event_status}, sort_keys=True),
+            json.dumps(conversion_detail(c.unapplied_cents, c.event_status), sort_keys=True),
         ))
     conn.executemany(
         "INSERT INTO audit (at, staff, action, client_key, payment_key, event_key, job_run_id, reason,"

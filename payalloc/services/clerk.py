@@ -266,8 +266,7 @@ def _unapply(
                 conn, at=now, staff=staff, action="payment_apply_to_specific", client_key=payment.client_key,
                 payment_key=payment.key, event_key=payment.event_key,
                 reason=f"event {payment.event_key} was deleted and the payment is not fully applied",
-                detail={"from": "event", "to": "specific", "unapplied": payment.unapplied_cents,
-                        "event_status": "deleted"},
+                detail=audit.conversion_detail(payment.unapplied_cents, "deleted"),
             )
             payment = payment_ledger.payment_by_id(conn, payment.id)
     return UnapplyResult(remittance, remittance.amount_cents - kept_cents, kept_id, kept_cents, payment.apply_to)

@@ -140,8 +140,7 @@ def delete_event(
                 conn, at=now, staff=staff, action="payment_apply_to_specific", client_key=event.client_key,
                 payment_key=p["payment_id"], event_key=event.event_key,
                 reason=f"event {event.event_key} was deleted and the payment is not fully applied",
-                detail={"from": "event", "to": "specific", "unapplied": p["unapplied_cents"],
-                        "event_status": "deleted"},
+                detail=audit.conversion_detail(p["unapplied_cents"], "deleted"),
             )
     return EventChange(event.event_key, event.client_key, event.status, "deleted", True, _public(attached),
                        [p["payment_id"] for p in attached])
