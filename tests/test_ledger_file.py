@@ -176,7 +176,7 @@ def test_debug_shows_a_traceback_and_only_debug(tmp_path: Path) -> None:
     assert plain.stderr.strip() == f"error: ledger {path} does not exist (create it with: payalloc --db {path} init)"
 
     debug = _payalloc("--debug", "--db", str(path), "check")
-    assert debug.returncode != 0
+    assert debug.returncode == 3  # the same status: scripts may add --debug to see why
     assert "Traceback (most recent call last)" in debug.stderr
     assert "LedgerMissing" in debug.stderr and str(path) in debug.stderr
     assert not path.exists()
@@ -189,3 +189,4 @@ def test_debug_traceback_for_a_foreign_file(tmp_path: Path) -> None:
     assert plain.returncode == 3 and "Traceback" not in plain.stderr
     debug = _payalloc("--debug", "--db", str(path), "check")
     assert "Traceback (most recent call last)" in debug.stderr and "InputError" in debug.stderr
+    assert debug.returncode == 3 and debug.stderr.rstrip().endswith("is not a payalloc ledger")

@@ -26,20 +26,19 @@ DISK_FULL = (
 
 
 class _ErrorBoundary(TyperGroup):
-    """Renders every error in one place: one sentence on stderr, the spec's exit status,
-    no traceback (PHI may sit in locals) unless --debug."""
+    """Renders every error in one place: one sentence on stderr and the spec's exit status.
+    No traceback (PHI may sit in locals) unless --debug, which adds one and changes nothing
+    else: a script that adds --debug still sees 3 for refused input."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except PayallocError as err:
-            if STATE.debug:
-                raise
+            _traceback_if_debug()
             _report(err)
             raise typer.Exit(err.exit_code) from None
         except sqlite3.OperationalError as err:
-            if STATE.debug:
-                raise
+            _traceback_if_debug()
             from payalloc.cli import output
 
             if "locked" in str(err) or "busy" in str(err):
@@ -62,8 +61,9 @@ class _ErrorBoundary(TyperGroup):
         except Exception as err:
             # Typer's own control flow (help, usage errors, Exit) passes through; it lives in
             # typer._click, a vendored Click, so match on the module rather than on classes.
-            if STATE.debug or type(err).__module__.startswith("typer"):
+            if type(err).__module__.startswith("typer"):
                 raise
+            _traceback_if_debug()
             from payalloc.cli import output
 
             # Includes sqlite3.IntegrityError: the database's own guard refused a write the
@@ -73,6 +73,13 @@ class _ErrorBoundary(TyperGroup):
                 "run with --debug for a traceback and report it"
             )
             raise typer.Exit(EXIT_BUG) from None
+
+
+def _traceback_if_debug() -> None:
+    if STATE.debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
 
 
 def _report(err: PayallocError) -> None:
