@@ -190,6 +190,17 @@ def test_unapply_partial_and_job_warning(seeded: Cli, conn: sqlite3.Connection) 
     checked(cli)
 
 
+def test_a_remittance_id_beyond_sqlites_integers_is_a_usage_error_not_a_crash(seeded: Cli, dump: Dump) -> None:
+    before = dump()
+    for args in (("unapply", str(2**64), "--reason", "x"), ("reallocate", str(2**63), "CH-1=1.00", "--reason", "x"),
+                 ("jobs", "--limit", str(10**30))):
+        refused = seeded(*args)
+        assert refused.exit_code == 2 and "is not in the range" in refused.stderr, (args, refused.stderr)
+    largest = seeded("unapply", str(2**63 - 1), "--reason", "x")
+    assert largest.exit_code == 3 and "does not exist" in largest.stderr
+    assert dump() == before
+
+
 def test_audit_since_and_csv(seeded: Cli, conn: sqlite3.Connection) -> None:
     cli = seeded
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")

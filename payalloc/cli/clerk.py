@@ -14,7 +14,10 @@ from payalloc.cli.state import STATE
 if TYPE_CHECKING:
     from payalloc.services.clerk import Applied, UnapplyResult
 
-RemittanceArg = Annotated[int, typer.Argument(help="The remittance id (a number).", show_default=False)]
+# SQLite's integers end at 2**63 - 1: a larger number cannot be a remittance id (a usage error, not a crash).
+RemittanceArg = Annotated[
+    int, typer.Argument(help="The remittance id (a number).", show_default=False, min=1, max=2**63 - 1)
+]
 PairsArg = Annotated[
     list[str] | None,
     typer.Argument(metavar="CHARGE_ID=AMOUNT...", help="Charges and the amount to allocate to each.",

@@ -104,7 +104,7 @@ def _show_plan(result: Any) -> None:
             output.message(f"... and {hidden:,} more (run-job --dry-run --json lists them all)")
 
 
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=2**63 - 1, help="How many runs, newest first.")]
 
 
 def jobs(json_out: JsonOpt = False, limit: LimitOpt = 20) -> None:
