@@ -39,6 +39,7 @@ from payalloc.csv_import import (
 )
 from payalloc.errors import InputError, ProblemsError
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
+from payalloc.services import payments
 from payalloc.services.imports import ImportSummary, _Importer, import_csv
 from tests.builders import add_charge, add_client
 from tests.conftest import SAMPLE, Cli
@@ -336,6 +337,15 @@ def test_reimport_payment_pending_to_ready_is_an_update(conn: sqlite3.Connection
     assert (s.updated, s.unchanged) == (0, 25)
     assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3012'").fetchone() == ("ready",)
 
+
+
+def test_reimport_over_a_voided_payment_keeps_it_void_and_says_so(conn: sqlite3.Connection) -> None:
+    load_samples(conn)
+    payments.void_payment(conn, "P-3002", reason="check returned NSF", now=NOW, staff="clerk1")
+    s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())  # yesterday's export: P-3002 ready
+    assert (s.inserted, s.updated, s.unchanged) == (0, 0, 25)
+    assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3002'").fetchone() == ("void",)
+    assert s.warnings == ["in.csv: 1 payment(s) void in the ledger are not void in the file; they stay void"]
 
 @pytest.mark.parametrize(
     ("kind", "old", "new", "expect"),

@@ -373,6 +373,7 @@ class _Payments(_Importer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.ready: list[int] = []
+        self.void = 0  # known payments the ledger has voided since: the export is older
 
     def resolve(self, line: int, row: PaymentRow) -> tuple[Any, ...] | None:
         client = self.client_id(line, row.client_key)
@@ -428,10 +429,14 @@ class _Payments(_Importer):
             self.ready.append(old[0])
             self.summary.updated += 1
         else:
+            self.void += status == "void"  # a file cannot say void: it is older than the ledger
             self.summary.unchanged += 1
 
     def finish(self) -> None:
         sql.mark_payments_ready(self.conn, self.ready)
+        if self.void:
+            self.summary.warnings.append(
+                f"{self.name}: {self.void} payment(s) void in the ledger are not void in the file; they stay void")
 
 
 _IMPORTERS: dict[str, type[_Importer]] = {
