@@ -181,7 +181,6 @@ def test_apply_file_reports_every_problem_with_its_line(
         (b"", "is empty; it needs a header row: payment_id,charge_id,amount"),
         (b"payment,charge,amount\nY,X,1\n", "has no column payment_id, charge_id in its header"),
         (b"payment_id,charge_id,amount\n", "has no allocation rows"),
-        (b"payment_id,charge_id,amount\nY,X\n", "line 2: 2 fields, the header has 3"),
         (b'payment_id,charge_id,amount\nY,"X,1\n', "not valid CSV"),
         ("payment_id,charge_id,amount\n".encode("utf-16"), "NUL bytes"),
         (b"payment_id,charge_id,amount\nY,X\xe9,1\n", "is not UTF-8 text"),
@@ -194,6 +193,22 @@ def test_apply_file_refuses_a_bad_file(
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
         clerk.apply_file(ledger, str(path), now=NOW, staff="clerk1")
+
+
+def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
+    ledger: sqlite3.Connection, tmp_path: Path, dump: Callable[[], list[str]]
+) -> None:
+    path = tmp_path / "allocations.csv"
+    path.write_bytes(b"payment_id,charge_id,amount\nY,X,1.00\nY,X\nY,CH-404,1.00\nY,X,1,extra\n")
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        clerk.apply_file(ledger, str(path), now=NOW, staff="clerk1")
+    assert [str(p) for p in info.value.problems] == [
+        "line 3: 2 fields, the header has 3",
+        "line 5: 4 fields, the header has 3",
+        "charge CH-404 does not exist",
+    ]
+    assert dump() == before
 
 
 def test_apply_file_missing(ledger: sqlite3.Connection, tmp_path: Path) -> None:

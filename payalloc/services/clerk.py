@@ -80,14 +80,15 @@ def apply_pairs(
 
 def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> ApplyResult:
     """`payalloc apply --file F`: rows payment_id,charge_id,amount (header required; `-` = stdin)."""
-    raw, ignored = read_apply_file(path)
-    if not raw:
+    raw, ignored, problems = read_apply_file(path)
+    if not raw and not problems:
         raise InputError(f"{path} has no allocation rows under its header")
-    return ApplyResult(_apply(conn, raw, [], now=now, staff=staff), ignored)
+    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff), ignored)
 
 
-def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str]]:
-    """The rows of an apply file, and the names of the columns it ignores."""
+def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Problem]]:
+    """The rows of an apply file, the names of the columns it ignores, and its rows of the wrong
+    width (reported with every other problem of the set, not alone)."""
     data = _read_bytes(path)
     if b"\x00" in data:
         raise InputError(f"{path} contains NUL bytes: it is not a CSV text file (UTF-16?)")
@@ -109,11 +110,13 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str]]:
         index = {c: names.index(c) for c in FILE_COLUMNS}
         ignored = [n for n in names if n not in FILE_COLUMNS]
         lines: list[manual.RawLine] = []
+        problems: list[Problem] = []
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             if len(row) != len(names):
-                raise InputError(f"{path} line {reader.line_num}: {len(row)} fields, the header has {len(names)}")
+                problems.append(Problem(f"line {reader.line_num}", f"{len(row)} fields, the header has {len(names)}"))
+                continue
             lines.append(
                 manual.RawLine(
                     f"line {reader.line_num}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]]
@@ -121,7 +124,7 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str]]:
             )
     except csv.Error as error:
         raise InputError(f"{path} line {reader.line_num}: not valid CSV ({error})") from None
-    return lines, ignored
+    return lines, ignored, problems
 
 
 def _read_bytes(path: str) -> bytes:
