@@ -428,11 +428,17 @@ def test_import_killed_anywhere_leaves_the_ledger_before_and_reimport_completes(
     points = spread(total, 80 if DEEP else 20)
     parallel(lambda k: killed_import(ref, copy(before_db, tmp_path / f"killed-{k}.db"), k, kill_env(k)),
              points)
-    for n in range(4 if DEEP else 2):  # and SIGKILL from outside, at a random moment
+    # And SIGKILL from outside, at a random moment of a whole import process (timed here: on a loaded
+    # machine a fixed range of delays would mostly fall after it ended).
+    timed = copy(before_db, tmp_path / "timed.db")
+    started = time.monotonic()
+    assert payalloc(timed, "import", kind, str(file)).returncode == 0
+    lasts = time.monotonic() - started
+    for n in range(4 if DEEP else 2):
         db = copy(before_db, tmp_path / f"delay-{n}.db")
         proc = subprocess.Popen([sys.executable, "-m", "payalloc", "--db", str(db), "import", kind, str(file)],
                                 env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        delay = rnd.uniform(0.05, 0.5)
+        delay = rnd.uniform(0.3, 0.95) * lasts  # past the start of Python, before the end
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
