@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.builders import add_charge, add_client, add_payment
-from tests.conftest import Cli
+from tests.conftest import Cli, fits, whole
 
 Dump = Callable[[], list[str]]
 
@@ -205,3 +205,30 @@ def test_usage_errors_exit_2(seeded: Cli) -> None:
     assert seeded("apply").exit_code == 2
     assert seeded("apply", "Y", "X=1", "--file", "f.csv").exit_code == 2
     assert seeded("payment", "mode", "Y", "event").exit_code == 2
+
+
+@pytest.mark.parametrize("width", [80, 60, 50])
+def test_work_list_and_audit_keep_ids_and_amounts_whole_on_a_narrow_terminal(
+        seeded: Cli, conn: sqlite3.Connection, width: int) -> None:
+    cli = seeded
+    add_client(conn, "C-100234", "Rowan Mbeki-Alvarez, Jr. (guardian: Maria Alvarez)")
+    add_charge(conn, "CH-20261120-0001", "C-100234", "2026-10-01", 1234567)
+    add_payment(conn, "P-20261120-3f9a1c", "C-100234", "2026-11-01", 1000000, apply_to="specific")
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    ok(cli("apply", "P-20261120-3f9a1c", "CH-20261120-0001=2,500.00"))
+    ok(cli("apply", "Y", "X=60"))
+    env = {"COLUMNS": str(width)}
+    work = ok(cli("unallocated", env=env)).stdout
+    assert fits(work, width), work
+    for entry in json.loads(ok(cli("unallocated", "--json")).stdout):
+        assert whole(entry["client_id"], work), work
+    for amount in ("10,000.00", "7,500.00", "9,845.67"):
+        assert whole(amount, work), (amount, work)
+    if width == 80:  # the clerk's work list stays a table on a standard terminal
+        assert "┃ Name" in work and "-[ 1 ]" not in work
+    trail = ok(cli("audit", env=env)).stdout
+    assert fits(trail, width), trail
+    for entry in json.loads(ok(cli("audit", "--json")).stdout):
+        for key in ("at", "client_id", "payment_id", "charge_id", "remittance_id"):
+            if entry[key] is not None:
+                assert whole(str(entry[key]), trail), (key, trail)

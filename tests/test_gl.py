@@ -12,7 +12,7 @@ from collections.abc import Callable
 from payalloc.ledger.connection import write_txn
 from payalloc.ledger.remittances import reverse_remittance
 from tests.builders import add_charge, add_client, add_payment
-from tests.conftest import Cli
+from tests.conftest import Cli, fits, whole
 
 
 def small_ledger(conn: sqlite3.Connection) -> None:
@@ -126,3 +126,23 @@ def test_export_to_a_file_is_owner_only_and_complete(cli: Cli, conn: sqlite3.Con
     assert [p.name for p in exports.iterdir()] == ["journal.csv"]  # no temporary file left behind
     missing = cli("gl", "export", "--csv", "--output", str(tmp_path / "no" / "j.csv"))
     assert missing.exit_code == 3 and "does not exist" in missing.stderr
+
+
+def test_export_table_keeps_accounts_ids_and_amounts_whole_on_a_narrow_terminal(
+        cli: Cli, conn: sqlite3.Connection) -> None:
+    add_client(conn, "C-20261120-long")
+    add_charge(conn, "CH-20261120-0001", "C-20261120-long", "2026-01-05", 123456789)
+    add_payment(conn, "P-20261120-3f9a1c", "C-20261120-long", "2026-01-10", 123456789)
+    cli("gl", "map", "unapplied_default", "2150-unapplied-client-payments")
+    cli("gl", "map", "self_pay_ar", "1210-self-pay-receivable")
+    assert cli("run-job", "-q").exit_code == 0
+    lines = json.loads(cli("gl", "export", "--json").stdout)
+    assert len(lines) == 2
+    for width in (80, 60):
+        out = cli("gl", "export", env={"COLUMNS": str(width)}).stdout
+        assert fits(out, width), out
+        for line in lines:
+            for key in ("line_id", "batch_id", "batch_created_at", "remittance_id", "payment_id", "charge_id",
+                        "client_id", "account"):
+                assert whole(str(line[key]), out), (key, out)
+        assert whole("1,234,567.89", out) and whole("0.00", out), out

@@ -51,9 +51,9 @@ def unallocated(
         output.emit_csv(fields, (e.as_json() for e in entries),
                         numeric=["total_payments", "unallocated", "charges_balance", "pending", "days_waiting"])
         return
-    # Short headers and an unwrapped id column: on an 80-column terminal the name wraps, the id never does.
+    # Short headers: on an 80-column terminal the name wraps, the figures stay on one line.
     columns = [
-        output.Column("Client", "client_id", money=True), output.Column("Name", "name"),
+        output.Column("Client", "client_id"), output.Column("Name", "name", text=True),
         output.Column("Payments", "total_payments", money=True),
         output.Column("Unallocated", "unallocated", money=True),
         output.Column("Self-pay", "charges_balance", money=True),
@@ -240,10 +240,10 @@ def audit(
         output.emit_csv(fields, rows)
         return
     output.table(
-        [output.Column("At", "at"), output.Column("Staff", "staff"), output.Column("Action", "action"),
+        [output.Column("At", "at"), output.Column("Staff", "staff", text=True), output.Column("Action", "action"),
          output.Column("Client", "client_id"), output.Column("Payment", "payment_id"),
          output.Column("Charge", "charge_id"), output.Column("Remittance", "remittance_id"),
-         output.Column("Reason", "reason"), output.Column("Detail", "detail")],
+         output.Column("Reason", "reason", text=True), output.Column("Detail", "detail", text=True)],
         [{**r, "staff": r["staff"] or "run-job"} for r in rows],
         empty="no audit entries",
     )

@@ -41,7 +41,6 @@ def show(json_out: JsonOpt = False) -> None:
 
     Example: payalloc gl show --json
     """
-    from payalloc.money import format_cents, parse_cents
     from payalloc.services import gl
 
     with STATE.ledger() as conn:
@@ -51,20 +50,16 @@ def show(json_out: JsonOpt = False) -> None:
         return
     output.table(
         [output.Column("Mapping", "key"), output.Column("Account", "account"),
-         output.Column("Updated", "updated_at"), output.Column("By", "updated_by")],
+         output.Column("Updated", "updated_at"), output.Column("By", "updated_by", text=True)],
         [{**m, "account": m["account"] or "(not configured)"} for m in status["mappings"]],
         title="GL mappings",
     )
-
-    def money(text: str) -> str:
-        return "0.00" if text == "0.00" else format_cents(parse_cents(text))
-
     output.fields([
         ("Posting", "ready" if status["posting_ready"] else "not ready: missing " + ", ".join(status["missing"])),
-        ("Ready remittances", f"{status['ready_remittances']:,} ({money(status['ready_amount'])})"),
+        ("Ready remittances", f"{status['ready_remittances']:,} ({_table_money(status['ready_amount'])})"),
         ("Journal lines", f"{status['journal_lines']:,}"),
-        ("Journal debit", money(status["journal_debit"])),
-        ("Journal credit", money(status["journal_credit"])),
+        ("Journal debit", _table_money(status["journal_debit"])),
+        ("Journal credit", _table_money(status["journal_credit"])),
         ("Balanced", "yes" if status["balanced"] else "NO"),
     ])
 
@@ -105,8 +100,16 @@ def _print_export(rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fie
              output.Column("Charge", "charge_id"), output.Column("Client", "client_id"),
              output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
              output.Column("Credit", "credit", money=True)],
-            rows, title="Posted journal", empty="the journal is empty",
+            [{**r, "debit": _table_money(r["debit"]), "credit": _table_money(r["credit"])} for r in rows],
+            title="Posted journal", empty="the journal is empty",
         )
+
+
+def _table_money(plain: str) -> str:
+    """"1234.50" (as the services give it) -> "1,234.50", as tables show money."""
+    from payalloc.money import format_cents, parse_cents
+
+    return "0.00" if plain == "0.00" else format_cents(parse_cents(plain))
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -134,7 +134,7 @@ def jobs(json_out: JsonOpt = False, limit: LimitOpt = 20) -> None:
         [output.Column("Run", "run_id"), output.Column("Started", "started_at"),
          output.Column("Status", "status"), output.Column("Remittances", "remittances", money=True),
          output.Column("Amount", "amount", money=True), output.Column("To specific", "converted", money=True),
-         output.Column("Posted", "posted", money=True), output.Column("Error", "error")],
+         output.Column("Posted", "posted", money=True), output.Column("Error", "error", text=True)],
         rows, title="run-job runs", empty="run-job has not run on this ledger yet",
     )
 

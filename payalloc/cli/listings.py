@@ -54,7 +54,8 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
 
     with STATE.ledger() as conn:
         rows = list_clients(conn)
-    columns = [Column("client", "client_id"), Column("name", "name"), Column("responsible party", "responsible_party"),
+    columns = [Column("client", "client_id"), Column("name", "name", text=True),
+               Column("responsible party", "responsible_party", text=True),
                Column("payments", "payments"), Column("charges", "charges")]
     _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} clients", empty="no clients in the ledger")
 
@@ -78,7 +79,7 @@ def payment_list(
     columns = [Column("payment", "payment_id"), Column("client", "client_id"), Column("received", "received_date"),
                Column("amount", "amount", money=True), Column("unapplied", "unapplied", money=True),
                Column("apply to", "apply_to"), Column("event", "event_id"), Column("status", "status"),
-               Column("method", "method"), Column("reference", "reference")]
+               Column("method", "method"), Column("reference", "reference", text=True)]
     _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} payments", empty="no payments match")
 
 
@@ -99,7 +100,7 @@ def remittances_list(
         rows = list_remittances(conn, client=client, payment=payment, status=status and status.value)
     columns = [Column("id", "id"), Column("payment", "payment_id"), Column("charge", "charge_id"),
                Column("client", "client_id"), Column("amount", "amount", money=True), Column("status", "status"),
-               Column("source", "source"), Column("rule", "rule"), Column("staff", "staff"),
+               Column("source", "source"), Column("rule", "rule"), Column("staff", "staff", text=True),
                Column("created (UTC)", "created_at")]
     _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} remittances", empty="no remittances match")
 
