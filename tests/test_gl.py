@@ -98,7 +98,7 @@ def test_export_includes_reversing_lines_and_balances_to_zero(cli: Cli, conn: sq
     assert cli("gl", "export").exit_code == 0
     bad = cli("gl", "export", "--since", "2026-13-01")
     assert bad.exit_code == 3 and "YYYY-MM-DD" in bad.stderr
-    assert cli("gl", "export", "--json", "--csv").exit_code == 3
+    assert cli("gl", "export", "--json", "--csv").exit_code == 2
 
 
 def test_export_to_a_file_is_owner_only_and_complete(cli: Cli, conn: sqlite3.Connection, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -59,7 +59,8 @@ def test_summary_line_quiet_and_json(cli: Cli, conn: sqlite3.Connection) -> None
     assert [r["run_id"] for r in json.loads(cli("jobs", "--json", "--limit", "1").stdout)] == [3]
     table = cli("jobs")
     assert table.exit_code == 0 and "1,254.50" in table.stdout
-    assert cli("run-job", "--json", "-q").exit_code == 3
+    both = cli("run-job", "--json", "-q")
+    assert both.exit_code == 2 and both.stderr == "error: choose one of --json and --quiet\n"
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(

@@ -79,7 +79,7 @@ def test_empty_listings(cli: Cli) -> None:
 def test_json_and_csv_together_are_refused(cli: Cli, ledger: sqlite3.Connection) -> None:
     for args in (("client", "list"), ("payment", "list"), ("remittances", "list")):
         result = cli(*args, "--json", "--csv")
-        assert result.exit_code == 3 and "choose one of --json and --csv" in result.stderr
+        assert result.exit_code == 2 and result.stderr == "error: choose one of --json and --csv\n"
 
 
 # --- payment list ---------------------------------------------------------------------------------

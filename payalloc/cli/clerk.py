@@ -10,6 +10,7 @@ import typer
 from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, JsonOpt, ReasonOpt, one_format
 from payalloc.cli.state import STATE
+from payalloc.errors import UsageError
 
 if TYPE_CHECKING:
     from payalloc.services.clerk import Applied, UnapplyResult
@@ -119,6 +120,8 @@ def apply(
         raise typer.BadParameter("give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file, not both")
     if file is None and payment_id is None:
         raise typer.BadParameter("give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F")
+    if file is None and not pairs:
+        raise UsageError("give CHARGE_ID=AMOUNT pairs after the payment id, or --file F")
     from payalloc.dates import utc_now
     from payalloc.money import format_cents
     from payalloc.services import clerk

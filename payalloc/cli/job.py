@@ -7,9 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import DryRunOpt, JsonOpt
+from payalloc.cli.common import DryRunOpt, JsonOpt, exclusive
 from payalloc.cli.state import STATE
-from payalloc.errors import InputError
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (for cron).")]
 
@@ -20,8 +19,7 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
 
     Example: payalloc --db practice.db run-job -q
     """
-    if json_out and quiet:
-        raise InputError("choose one of --json and --quiet")
+    exclusive(("--json", json_out), ("--quiet", quiet))
     from payalloc.dates import utc_now
     from payalloc.services import job
 

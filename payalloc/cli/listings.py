@@ -33,7 +33,6 @@ ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this clien
 def _emit(rows: list[dict[str, Any]], columns: list[Column], json_out: bool, csv_out: bool, *,
           title: str, empty: str) -> None:
     """Rows carry money as *_cents ints: plain "1234.50" strings for machines, 1,234.50 for people."""
-    one_format(json_out, csv_out)
     if json_out or csv_out:
         machine = [output.money_fields(row, plain_cents) for row in rows]
         if json_out:
@@ -50,6 +49,7 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
 
     Example: payalloc client list --csv > clients.csv
     """
+    one_format(json_out, csv_out)
     from payalloc.services.listings import list_clients
 
     with STATE.ledger() as conn:
@@ -71,6 +71,7 @@ def payment_list(
 
     Example: payalloc payment list --client C-1003 --status ready --json
     """
+    one_format(json_out, csv_out)
     from payalloc.services.listings import list_payments
 
     with STATE.ledger() as conn:
@@ -94,6 +95,7 @@ def remittances_list(
 
     Example: payalloc remittances list --status ready --json
     """
+    one_format(json_out, csv_out)
     from payalloc.services.listings import list_remittances
 
     with STATE.ledger() as conn:
