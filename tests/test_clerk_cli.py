@@ -205,7 +205,7 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
     before = dump()
     both = [("unallocated",), ("client", "list"), ("payment", "list"), ("remittances", "list"), ("audit",),
-            ("event", "list"), ("gl", "export"), ("payment", "list", "--client", "C-9999")]
+            ("event", "list"), ("gl", "export"), ("jobs",), ("payment", "list", "--client", "C-9999")]
     for args in both:
         result = seeded(*args, "--json", "--csv")
         assert (result.exit_code, result.stderr, result.stdout) == (
