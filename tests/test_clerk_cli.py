@@ -200,6 +200,17 @@ def test_audit_since_and_csv(seeded: Cli, conn: sqlite3.Connection) -> None:
     assert cli("audit", "--since", "yesterday").exit_code == 3
 
 
+def test_audit_of_an_unknown_client_is_refused_like_the_other_client_filters(seeded: Cli) -> None:
+    for args in (("audit", "--client", "C-9999"), ("audit", "--client", "C-9999", "--json"),
+                 ("payment", "list", "--client", "C-9999"), ("event", "list", "--client", "C-9999")):
+        result = seeded(*args)
+        assert (result.exit_code, result.stderr, result.stdout) == (
+            3, "error: client C-9999 is not in the ledger\n", ""), args
+    known = ok(seeded("audit", "--client", "C-2"))  # a client with nothing done by hand yet
+    assert known.stderr == "no audit entries\n"
+    assert json.loads(ok(seeded("audit", "--client", "C-2", "--json")).stdout) == []
+
+
 def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) -> None:
     """Spec: 2 = usage error (bad option, missing argument), one sentence; 3 is for refused input."""
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
