@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -200,6 +201,23 @@ def test_audit_since_and_csv(seeded: Cli, conn: sqlite3.Connection) -> None:
     assert cli("audit", "--since", "yesterday").exit_code == 3
 
 
+def test_audit_table_and_csv_name_the_event(seeded: Cli) -> None:
+    """An event_delete row must say which event: the table had no Event column, only --json did."""
+    cli = seeded
+    ok(cli("event", "add", "--client", "C-1", "--date", "2026-12-01", "--id", "E-77"))
+    ok(cli("event", "delete", "E-77", "--yes"))
+    trail = json.loads(ok(cli("audit", "--json")).stdout)
+    deleted = [a for a in trail if a["event_id"] == "E-77"]
+    assert {a["action"] for a in deleted} >= {"event_delete"}, trail
+    table = ok(cli("audit")).stdout
+    header = next(line for line in table.splitlines() if "Action" in line)
+    assert "Event" in header
+    assert re.search(r"event_delete .*│ E-77 ", table), table
+    rows = list(csv.DictReader(io.StringIO(ok(cli("audit", "--csv")).stdout)))
+    assert "event_id" in rows[0]
+    assert [r["event_id"] for r in rows if r["action"] == "event_delete"] == ["E-77"]
+
+
 def test_audit_of_an_unknown_client_is_refused_like_the_other_client_filters(seeded: Cli) -> None:
     for args in (("audit", "--client", "C-9999"), ("audit", "--client", "C-9999", "--json"),
                  ("payment", "list", "--client", "C-9999"), ("event", "list", "--client", "C-9999")):
@@ -244,6 +262,7 @@ def test_work_list_and_audit_keep_ids_and_amounts_whole_on_a_narrow_terminal(
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
     ok(cli("apply", "P-20261120-3f9a1c", "CH-20261120-0001=2,500.00"))
     ok(cli("apply", "Y", "X=60"))
+    ok(cli("event", "add", "--client", "C-100234", "--date", "2026-12-01", "--id", "EV-20261201-0001"))
     env = {"COLUMNS": str(width)}
     work = ok(cli("unallocated", env=env)).stdout
     assert fits(work, width), work
@@ -256,6 +275,6 @@ def test_work_list_and_audit_keep_ids_and_amounts_whole_on_a_narrow_terminal(
     trail = ok(cli("audit", env=env)).stdout
     assert fits(trail, width), trail
     for entry in json.loads(ok(cli("audit", "--json")).stdout):
-        for key in ("at", "client_id", "payment_id", "charge_id", "remittance_id"):
+        for key in ("at", "client_id", "payment_id", "charge_id", "event_id", "remittance_id"):
             if entry[key] is not None:
                 assert whole(str(entry[key]), trail), (key, trail)

@@ -245,8 +245,8 @@ def audit(
     output.table(
         [output.Column("At", "at"), output.Column("Staff", "staff", text=True), output.Column("Action", "action"),
          output.Column("Client", "client_id"), output.Column("Payment", "payment_id"),
-         output.Column("Charge", "charge_id"), output.Column("Remittance", "remittance_id"),
-         output.Column("Reason", "reason", text=True), output.Column("Detail", "detail", text=True)],
+         output.Column("Charge", "charge_id"), output.Column("Event", "event_id"),
+         output.Column("Remittance", "remittance_id"), output.Column("Reason", "reason", text=True), output.Column("Detail", "detail", text=True)],
         [{**r, "staff": r["staff"] or "run-job"} for r in rows],
         empty="no audit entries",
     )
