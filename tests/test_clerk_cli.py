@@ -142,6 +142,19 @@ def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     assert "is void" in refused(cli, dump, "payment", "mode", "P-7", "oldest")
 
 
+def test_unallocated_csv_has_the_same_columns_with_or_without_all(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    add_payment(conn, "W", "C-1", "2026-11-02", 2500, apply_to="specific", status="pending")
+    add_payment(conn, "V", "C-2", "2026-11-02", 1000, apply_to="specific", status="pending")
+    fields = list(json.loads(ok(cli("unallocated", "--json")).stdout)[0])
+    ready_only = list(csv.reader(io.StringIO(ok(cli("unallocated", "--csv")).stdout, newline="")))
+    with_pending = list(csv.reader(io.StringIO(ok(cli("unallocated", "--all", "--csv")).stdout, newline="")))
+    assert ready_only[0] == with_pending[0] == fields  # a script's column indexes hold either way
+    assert [dict(zip(fields, r, strict=True))["pending"] for r in ready_only[1:]] == ["25.00"]
+    assert sorted(dict(zip(fields, r, strict=True))["pending"] for r in with_pending[1:]) == ["10.00", "25.00"]
+
+
 def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, dump: Dump) -> None:
     cli = seeded
     add_payment(conn, "OLD", "C-1", "2026-11-01", 5000, apply_to="oldest")

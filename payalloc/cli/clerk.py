@@ -45,9 +45,9 @@ def unallocated(
     if json_out:
         output.emit_json([e.as_json() for e in entries])
         return
-    fields = ["client_id", "name", "total_payments", "unallocated", "charges_balance", "needs_clerk", "days_waiting"]
-    if all_:
-        fields.append("pending")
+    # The same columns with or without --all (as --json): a script reading them must not break.
+    fields = ["client_id", "name", "total_payments", "unallocated", "charges_balance", "needs_clerk", "days_waiting",
+              "pending"]
     if csv_out:
         output.emit_csv(fields, (e.as_json() for e in entries),
                         numeric=["total_payments", "unallocated", "charges_balance", "pending", "days_waiting"])
