@@ -11,6 +11,7 @@ import typer
 from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, JsonOpt, one_format
 from payalloc.cli.state import STATE
+from payalloc.errors import UsageError
 
 
 def map_account(
@@ -71,19 +72,25 @@ def export(
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
     output_file: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (owner-only, 0600) instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (owner-only, 0600) instead of stdout; needs --csv or"
+                     " --json, and refuses an existing file unless --force."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
 ) -> None:
-    """Export the posted journal (posting and reversing lines) for the accounting system.
+    """Export the posted journal (posting and reversing lines) for the accounting system: a
+    table, or --csv / --json, on stdout or (with --csv or --json) into the --output file.
 
     Example: payalloc gl export --since 2026-11-01 --csv --output journal-2026-11.csv
     """
     one_format(json_out, csv_out)
+    if output_file is not None and not (json_out or csv_out):
+        raise UsageError("--output needs --csv or --json")
     from payalloc.services import gl
 
     with STATE.ledger() as conn:
         rows = gl.export(conn, since)
-    with output.to_file(output_file):
+    with output.to_file(output_file, replace=force):
         _print_export(rows, json_out, csv_out, gl.EXPORT_FIELDS)
 
 

@@ -79,10 +79,11 @@ def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, An
 
 
 @contextlib.contextmanager
-def to_file(path: Path | None) -> Iterator[None]:
+def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
     """Send what is printed to stdout into PATH instead: created owner-only (0600, it holds
-    health data) under a temporary name and renamed when complete, so a killed export never
-    leaves a partial file under PATH. None: stdout as usual."""
+    health data) under a temporary name and moved to PATH when complete, so a killed export never
+    leaves a partial file under PATH. An existing PATH is refused unless `replace` (as backup
+    does without --force), also if it appears while the export runs. None: stdout as usual."""
     if path is None:
         yield
         return
@@ -92,6 +93,11 @@ def to_file(path: Path | None) -> Iterator[None]:
         raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a directory")
+    if path.exists() or path.is_symlink():
+        if not replace:
+            raise InputError(f"{path} already exists; use --force to replace it")
+        if not path.is_file():
+            raise InputError(f"cannot write {path}: it is not a regular file; refusing to replace it")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     saved = sys.stdout
     try:
@@ -101,7 +107,14 @@ def to_file(path: Path | None) -> Iterator[None]:
             yield
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        if replace:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # never clobbers: FileExistsError if PATH appeared meanwhile
+            except FileExistsError:
+                raise InputError(f"{path} appeared while exporting; use --force to replace it") from None
+            temporary.unlink()
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
