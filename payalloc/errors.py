@@ -21,6 +21,12 @@ class PayallocError(Exception):
     exit_code = EXIT_BUG
 
 
+class UsageError(PayallocError):
+    """The command line itself is wrong (options that exclude each other, a missing argument)."""
+
+    exit_code = EXIT_USAGE
+
+
 class InputError(PayallocError):
     """Input refused: validation failed and nothing was written."""
 

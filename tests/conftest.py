@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,3 +66,15 @@ def dump(ledger_path: Path) -> Callable[[], list[str]]:
             c.close()
 
     return _dump
+
+
+def whole(value: str, text: str) -> bool:
+    """VALUE appears in TEXT as a whole cell: not cut ("P-3…"), not split over two lines."""
+    return re.search(rf"(?<!\S){re.escape(value)}(?!\S)", text) is not None
+
+
+def fits(text: str, width: int) -> bool:
+    """No line wider than the terminal (Rich would crop it) and no ellipsis (Rich cut a cell)."""
+    from rich.cells import cell_len
+
+    return "\u2026" not in text and all(cell_len(line) <= width for line in text.splitlines())

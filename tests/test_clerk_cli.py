@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.builders import add_charge, add_client, add_payment
-from tests.conftest import Cli
+from tests.conftest import Cli, fits, whole
 
 Dump = Callable[[], list[str]]
 
@@ -141,6 +142,19 @@ def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     assert "is void" in refused(cli, dump, "payment", "mode", "P-7", "oldest")
 
 
+def test_unallocated_csv_has_the_same_columns_with_or_without_all(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    add_payment(conn, "W", "C-1", "2026-11-02", 2500, apply_to="specific", status="pending")
+    add_payment(conn, "V", "C-2", "2026-11-02", 1000, apply_to="specific", status="pending")
+    fields = list(json.loads(ok(cli("unallocated", "--json")).stdout)[0])
+    ready_only = list(csv.reader(io.StringIO(ok(cli("unallocated", "--csv")).stdout, newline="")))
+    with_pending = list(csv.reader(io.StringIO(ok(cli("unallocated", "--all", "--csv")).stdout, newline="")))
+    assert ready_only[0] == with_pending[0] == fields  # a script's column indexes hold either way
+    assert [dict(zip(fields, r, strict=True))["pending"] for r in ready_only[1:]] == ["25.00"]
+    assert sorted(dict(zip(fields, r, strict=True))["pending"] for r in with_pending[1:]) == ["10.00", "25.00"]
+
+
 def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, dump: Dump) -> None:
     cli = seeded
     add_payment(conn, "OLD", "C-1", "2026-11-01", 5000, apply_to="oldest")
@@ -156,7 +170,6 @@ def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, d
         "  charge Q does not exist",
     ]
     assert "is not CHARGE_ID=AMOUNT" in refused(cli, dump, "apply", "Y", "X:10")
-    assert "nothing to apply" in refused(cli, dump, "apply", "Y")
     assert "remittance 99 does not exist" in refused(cli, dump, "unapply", "99", "--reason", "x")
     assert "remittance 99 does not exist" in refused(cli, dump, "reallocate", "99", "X=1", "--reason", "x")
 
@@ -212,7 +225,80 @@ def test_audit_since_and_csv(seeded: Cli, conn: sqlite3.Connection) -> None:
     assert cli("audit", "--since", "yesterday").exit_code == 3
 
 
-def test_usage_errors_exit_2(seeded: Cli) -> None:
+def test_audit_table_and_csv_name_the_event(seeded: Cli) -> None:
+    """An event_delete row must say which event: the table had no Event column, only --json did."""
+    cli = seeded
+    ok(cli("event", "add", "--client", "C-1", "--date", "2026-12-01", "--id", "E-77"))
+    ok(cli("event", "delete", "E-77", "--yes"))
+    trail = json.loads(ok(cli("audit", "--json")).stdout)
+    deleted = [a for a in trail if a["event_id"] == "E-77"]
+    assert {a["action"] for a in deleted} >= {"event_delete"}, trail
+    table = ok(cli("audit")).stdout
+    header = next(line for line in table.splitlines() if "Action" in line)
+    assert "Event" in header
+    assert re.search(r"event_delete .*│ E-77 ", table), table
+    rows = list(csv.DictReader(io.StringIO(ok(cli("audit", "--csv")).stdout)))
+    assert "event_id" in rows[0]
+    assert [r["event_id"] for r in rows if r["action"] == "event_delete"] == ["E-77"]
+
+
+def test_audit_of_an_unknown_client_is_refused_like_the_other_client_filters(seeded: Cli) -> None:
+    for args in (("audit", "--client", "C-9999"), ("audit", "--client", "C-9999", "--json"),
+                 ("payment", "list", "--client", "C-9999"), ("event", "list", "--client", "C-9999")):
+        result = seeded(*args)
+        assert (result.exit_code, result.stderr, result.stdout) == (
+            3, "error: client C-9999 is not in the ledger\n", ""), args
+    known = ok(seeded("audit", "--client", "C-2"))  # a client with nothing done by hand yet
+    assert known.stderr == "no audit entries\n"
+    assert json.loads(ok(seeded("audit", "--client", "C-2", "--json")).stdout) == []
+
+
+def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) -> None:
+    """Spec: 2 = usage error (bad option, missing argument), one sentence; 3 is for refused input."""
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    before = dump()
+    both = [("unallocated",), ("client", "list"), ("payment", "list"), ("remittances", "list"), ("audit",),
+            ("event", "list"), ("gl", "export"), ("jobs",), ("payment", "list", "--client", "C-9999")]
+    for args in both:
+        result = seeded(*args, "--json", "--csv")
+        assert (result.exit_code, result.stderr, result.stdout) == (
+            2, "error: choose one of --json and --csv\n", ""), args
+    result = seeded("run-job", "-q", "--json")
+    assert (result.exit_code, result.stderr) == (2, "error: choose one of --json and --quiet\n")
+    result = seeded("apply", "Y")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: give CHARGE_ID=AMOUNT pairs after the payment id, or --file F\n")
+    result = seeded("event", "list", "--status", "bogus")
+    assert result.exit_code == 2 and "'bogus' is not one of 'scheduled', 'done', 'deleted'" in result.stderr
+    assert dump() == before
     assert seeded("apply").exit_code == 2
     assert seeded("apply", "Y", "X=1", "--file", "f.csv").exit_code == 2
     assert seeded("payment", "mode", "Y", "event").exit_code == 2
+
+
+@pytest.mark.parametrize("width", [80, 60, 50])
+def test_work_list_and_audit_keep_ids_and_amounts_whole_on_a_narrow_terminal(
+        seeded: Cli, conn: sqlite3.Connection, width: int) -> None:
+    cli = seeded
+    add_client(conn, "C-100234", "Rowan Mbeki-Alvarez, Jr. (guardian: Maria Alvarez)")
+    add_charge(conn, "CH-20261120-0001", "C-100234", "2026-10-01", 1234567)
+    add_payment(conn, "P-20261120-3f9a1c", "C-100234", "2026-11-01", 1000000, apply_to="specific")
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    ok(cli("apply", "P-20261120-3f9a1c", "CH-20261120-0001=2,500.00"))
+    ok(cli("apply", "Y", "X=60"))
+    ok(cli("event", "add", "--client", "C-100234", "--date", "2026-12-01", "--id", "EV-20261201-0001"))
+    env = {"COLUMNS": str(width)}
+    work = ok(cli("unallocated", env=env)).stdout
+    assert fits(work, width), work
+    for entry in json.loads(ok(cli("unallocated", "--json")).stdout):
+        assert whole(entry["client_id"], work), work
+    for amount in ("10,000.00", "7,500.00", "9,845.67"):
+        assert whole(amount, work), (amount, work)
+    if width == 80:  # the clerk's work list stays a table on a standard terminal
+        assert "┃ Name" in work and "-[ 1 ]" not in work
+    trail = ok(cli("audit", env=env)).stdout
+    assert fits(trail, width), trail
+    for entry in json.loads(ok(cli("audit", "--json")).stdout):
+        for key in ("at", "client_id", "payment_id", "charge_id", "event_id", "remittance_id"):
+            if entry[key] is not None:
+                assert whole(str(entry[key]), trail), (key, trail)

@@ -84,7 +84,7 @@ def test_event_list_json_csv_and_filters(cli: Cli, conn: sqlite3.Connection) -> 
     table = cli("event", "list")
     assert table.exit_code == 0 and "120.50" in table.stdout
     bad = cli("event", "list", "--status", "gone")
-    assert bad.exit_code == 3 and "scheduled, done, deleted" in bad.stderr
+    assert bad.exit_code == 2 and "'gone' is not one of 'scheduled', 'done', 'deleted'" in bad.stderr
 
 
 def test_event_done_then_run_job_makes_the_rest_specific(cli: Cli, conn: sqlite3.Connection) -> None:

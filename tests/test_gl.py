@@ -12,7 +12,7 @@ from collections.abc import Callable
 from payalloc.ledger.connection import write_txn
 from payalloc.ledger.remittances import reverse_remittance
 from tests.builders import add_charge, add_client, add_payment
-from tests.conftest import Cli
+from tests.conftest import Cli, fits, whole
 
 
 def small_ledger(conn: sqlite3.Connection) -> None:
@@ -98,7 +98,7 @@ def test_export_includes_reversing_lines_and_balances_to_zero(cli: Cli, conn: sq
     assert cli("gl", "export").exit_code == 0
     bad = cli("gl", "export", "--since", "2026-13-01")
     assert bad.exit_code == 3 and "YYYY-MM-DD" in bad.stderr
-    assert cli("gl", "export", "--json", "--csv").exit_code == 3
+    assert cli("gl", "export", "--json", "--csv").exit_code == 2
 
 
 def test_export_to_a_file_is_owner_only_and_complete(cli: Cli, conn: sqlite3.Connection, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -126,3 +126,66 @@ def test_export_to_a_file_is_owner_only_and_complete(cli: Cli, conn: sqlite3.Con
     assert [p.name for p in exports.iterdir()] == ["journal.csv"]  # no temporary file left behind
     missing = cli("gl", "export", "--csv", "--output", str(tmp_path / "no" / "j.csv"))
     assert missing.exit_code == 3 and "does not exist" in missing.stderr
+
+
+def test_export_output_needs_a_format_and_never_replaces_a_file_without_force(  # type: ignore[no-untyped-def]
+        cli: Cli, conn: sqlite3.Connection, tmp_path) -> None:
+    import stat
+
+    small_ledger(conn)
+    cli("gl", "map", "unapplied_default", "2150")
+    cli("gl", "map", "self_pay_ar", "1210")
+    assert cli("run-job", "-q").exit_code == 0
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    target = exports / "journal.csv"
+    # Without --csv or --json the file would get a box-drawing table: a usage error, nothing written.
+    for args in (("--output", str(target)), ("-o", str(target), "--force")):
+        bare = cli("gl", "export", *args)
+        assert (bare.exit_code, bare.stderr, bare.stdout) == (2, "error: --output needs --csv or --json\n", "")
+    assert list(exports.iterdir()) == []
+
+    assert cli("gl", "export", "--csv", "-o", str(target)).exit_code == 0
+    first = target.read_text()
+    again = cli("gl", "export", "--json", "-o", str(target))
+    assert (again.exit_code, again.stderr) == (3, f"error: {target} already exists; use --force to replace it\n")
+    assert target.read_text() == first  # kept as it was
+    replaced = cli("gl", "export", "--json", "-o", str(target), "--force")
+    assert replaced.exit_code == 0, replaced.stderr
+    assert [line["entry"] for line in json.loads(target.read_text())] == ["post", "post"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in exports.iterdir()] == ["journal.csv"]  # no temporary file left behind
+
+
+def test_export_table_keeps_accounts_ids_and_amounts_whole_on_a_narrow_terminal(
+        cli: Cli, conn: sqlite3.Connection) -> None:
+    add_client(conn, "C-20261120-long")
+    add_charge(conn, "CH-20261120-0001", "C-20261120-long", "2026-01-05", 123456789)
+    add_payment(conn, "P-20261120-3f9a1c", "C-20261120-long", "2026-01-10", 123456789)
+    cli("gl", "map", "unapplied_default", "2150-unapplied-client-payments")
+    cli("gl", "map", "self_pay_ar", "1210-self-pay-receivable")
+    assert cli("run-job", "-q").exit_code == 0
+    lines = json.loads(cli("gl", "export", "--json").stdout)
+    assert len(lines) == 2
+    for width in (80, 60):
+        out = cli("gl", "export", env={"COLUMNS": str(width)}).stdout
+        assert fits(out, width), out
+        for line in lines:
+            for key in ("line_id", "batch_id", "batch_created_at", "remittance_id", "payment_id", "charge_id",
+                        "client_id", "account"):
+                assert whole(str(line[key]), out), (key, out)
+        assert whole("1,234,567.89", out) and whole("0.00", out), out
+
+
+def test_an_export_file_that_appears_meanwhile_is_not_clobbered(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from payalloc.cli import output
+    from payalloc.errors import InputError
+
+    target = tmp_path / "journal.csv"
+    with pytest.raises(InputError, match="appeared while exporting; use --force"), output.to_file(target):
+        output.line("line_id,debit")
+        target.write_text("someone else's file\n")  # e.g. a second export started at the same moment
+    assert target.read_text() == "someone else's file\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["journal.csv"]

@@ -59,7 +59,37 @@ def test_summary_line_quiet_and_json(cli: Cli, conn: sqlite3.Connection) -> None
     assert [r["run_id"] for r in json.loads(cli("jobs", "--json", "--limit", "1").stdout)] == [3]
     table = cli("jobs")
     assert table.exit_code == 0 and "1,254.50" in table.stdout
-    assert cli("run-job", "--json", "-q").exit_code == 3
+    both = cli("run-job", "--json", "-q")
+    assert both.exit_code == 2 and both.stderr == "error: choose one of --json and --quiet\n"
+
+
+def test_jobs_csv_has_the_json_fields_with_the_counts_flattened(cli: Cli, conn: sqlite3.Connection) -> None:
+    import csv
+    import io
+
+    from payalloc.ledger.connection import write_txn
+
+    small(conn)
+    assert cli("run-job", "-q").exit_code == 0
+    with write_txn(conn):  # a run that failed early: no counts, an error a spreadsheet would run as a formula
+        conn.execute("INSERT INTO job_runs (started_at, finished_at, status, pid, error)"
+                     " VALUES ('2026-01-11T02:00:00Z', '2026-01-11T02:00:01Z', 'failed', 42, '=HYPERLINK(\"x\")')")
+    result = cli("jobs", "--csv")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    counts = ["clients_checked", "clients", "remittances_created", "amount_applied", "event_payments_converted",
+              "remittances_posted", "amount_posted", "posting_batches"]
+    assert list(rows[0]) == ["run_id", "started_at", "finished_at", "status", "pid", *counts, "error"]
+    runs = json.loads(cli("jobs", "--json").stdout)
+    assert [r["run_id"] for r in rows] == [str(r["run_id"]) for r in runs] == ["2", "1"]
+    failed, done = rows
+    assert failed["status"] == "failed" and failed["error"] == "'=HYPERLINK(\"x\")"
+    assert all(failed[k] == "" for k in counts)
+    assert {k: done[k] for k in counts} == {k: str(runs[1]["counts"][k]) for k in counts}
+    assert done["amount_applied"] == "1254.50" and done["remittances_created"] == "3" and done["error"] == ""
+    assert (done["started_at"], done["finished_at"], done["pid"]) == (
+        runs[1]["started_at"], runs[1]["finished_at"], str(runs[1]["pid"]))
+    assert cli("jobs", "--csv", "--limit", "1").stdout.count("\n") == 2
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(

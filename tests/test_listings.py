@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SAMPLE, Cli
+from tests.conftest import SAMPLE, Cli, fits, whole
 from tests.test_import import load_samples
 
 AMOUNT = re.compile(r"[0-9]+\.[0-9]{2}", re.ASCII)
@@ -79,7 +79,7 @@ def test_empty_listings(cli: Cli) -> None:
 def test_json_and_csv_together_are_refused(cli: Cli, ledger: sqlite3.Connection) -> None:
     for args in (("client", "list"), ("payment", "list"), ("remittances", "list")):
         result = cli(*args, "--json", "--csv")
-        assert result.exit_code == 3 and "choose one of --json and --csv" in result.stderr
+        assert result.exit_code == 2 and result.stderr == "error: choose one of --json and --csv\n"
 
 
 # --- payment list ---------------------------------------------------------------------------------
@@ -202,6 +202,43 @@ def test_remittances_csv_has_the_json_fields_and_numeric_amounts(cli: Cli, ledge
         assert record["id"] == str(row["id"]) and record["staff"] == (row["staff"] or "")
     table = cli("remittances", "list")
     assert table.exit_code == 0 and f"{len(rows)} remittances" in table.stdout and "clerk1" in table.stdout
+
+
+# --- narrow terminals ------------------------------------------------------------------------------
+
+
+def as_table_money(value: str) -> str:
+    from payalloc.money import format_cents
+
+    return format_cents(cents(value))
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_listing_tables_keep_every_id_date_and_amount_whole(cli: Cli, ledger: sqlite3.Connection, width: int) -> None:
+    """A clerk on an 80-column terminal reads ids to type them into the next command: never "P-3…"."""
+    assert cli("run-job", "-q").exit_code == 0
+    generated = cli("payment", "record", "--client", "C-1003", "--amount", "1,234.50", "--date", "2026-11-20",
+                    "--apply-to", "specific", "--reference", "a rather long bank reference")
+    assert generated.exit_code == 0, generated.stderr
+    assert cli("apply", generated.stdout.strip(), "CH-2013=187.00").exit_code == 0
+    listings = {
+        ("payment", "list"): ("payment_id", "client_id", "received_date", "amount", "unapplied", "event_id"),
+        ("remittances", "list"): ("id", "payment_id", "charge_id", "client_id", "amount", "created_at"),
+        ("client", "list"): ("client_id",),
+    }
+    for args, keys in listings.items():
+        rows = js(cli, *args)
+        result = cli(*args, env={"COLUMNS": str(width)})
+        assert result.exit_code == 0, result.stderr
+        out = result.stdout
+        assert fits(out, width), out
+        for row in rows:
+            for key in keys:
+                value = row[key]
+                if value is None:
+                    continue
+                shown = as_table_money(value) if key in ("amount", "unapplied") else str(value)
+                assert whole(shown, out), (args, width, key, shown, out)
 
 
 def test_a_closed_pipe_is_not_an_error(ledger_path: Path) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from payalloc.cli import output
 from payalloc.cli.output import Column, emit_csv, neutralize, safe
-from tests.conftest import Cli
+from tests.conftest import Cli, fits, whole
 from tests.test_import import imp
 
 FORMULA = ("=", "+", "-", "@", "|", "\t", "\r", "\x00")
@@ -120,6 +120,58 @@ def test_tables_render_any_text_without_markup_errors(text: str, brackets: str) 
     rendered = out.getvalue()
     assert "\x1b" not in rendered and not UNSAFE.search(rendered)
     assert "1,234.50" in rendered
+
+
+# --- narrow terminals: ids, dates and amounts are never cut or wrapped -----------------------------
+
+NARROW_COLUMNS = [Column("Payment", "payment_id"), Column("Client", "client_id"), Column("Received", "received"),
+                  Column("Amount", "amount", money=True), Column("Payment unapplied", "unapplied", money=True),
+                  Column("Apply to", "apply_to"), Column("Status", "status"),
+                  Column("Name", "name", text=True), Column("Note", "note", text=True)]
+NARROW_ROWS = [
+    {"payment_id": "P-20261120-3f9a1c", "client_id": "C-100234", "received": "2026-11-20", "amount": "1,234,567.89",
+     "unapplied": "0.00", "apply_to": "specific", "status": "pending", "name": "Rowan Mbeki-Alvarez",
+     "note": "Apply to the evaluation only, per client; call the responsible party before the 30th"},
+    {"payment_id": "P-3005", "client_id": "C-1", "received": "2026-01-02", "amount": "60.00",
+     "unapplied": "60.00", "apply_to": "oldest", "status": "ready", "name": "Ann", "note": ""},
+]
+FIXED_KEYS = [c.key for c in NARROW_COLUMNS if not c.text]
+
+
+def rendered_at(width: int, monkeypatch: pytest.MonkeyPatch, columns: list[Column], rows: list[dict[str, str]],
+                **kwargs: object) -> str:
+    monkeypatch.setenv("COLUMNS", str(width))
+    with captured_stdout() as out:
+        output.table(columns, rows, **kwargs)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", [40, 50, 60, 72, 80, 100, 120, 160, 200])
+def test_tables_keep_ids_dates_and_amounts_whole_at_any_width(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = rendered_at(width, monkeypatch, NARROW_COLUMNS, NARROW_ROWS, title="2 payments",
+                      footer={"payment_id": "Total", "amount": "1,234,627.89"})
+    assert fits(out, width), out
+    for row in [*NARROW_ROWS, {"payment_id": "Total", "amount": "1,234,627.89"}]:
+        for key in FIXED_KEYS:
+            if row.get(key):
+                assert whole(row[key], out), (width, key, out)
+    for row in NARROW_ROWS:  # free text wraps, but no word of it is lost or cut
+        for word in (row["name"] + " " + row["note"]).split():
+            assert word in out, (width, word, out)
+
+
+def test_a_table_that_fits_stays_a_table_and_a_narrow_terminal_gets_one_block_per_row(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    wide = rendered_at(200, monkeypatch, NARROW_COLUMNS, NARROW_ROWS)
+    assert "┃ Payment " in wide and "-[ 1 ]" not in wide
+    # 80 columns: the note wraps within the table; the ids and amounts stay on one line each
+    medium = rendered_at(80, monkeypatch, [NARROW_COLUMNS[i] for i in (0, 1, 2, 3, 6, 8)], NARROW_ROWS)
+    assert "┃ Client " in medium and "-[ 1 ]" not in medium
+    assert re.search(r"P-20261120-3f9a1c .* 1,234,567\.89 .* Apply", medium)
+    assert len(medium.splitlines()) > 8  # the note took several lines
+    narrow = rendered_at(50, monkeypatch, NARROW_COLUMNS, NARROW_ROWS)
+    assert "-[ 1 ]" in narrow and "-[ 2 ]" in narrow
+    assert re.search(r"^Amount +1,234,567\.89 *$", narrow, re.MULTILINE)
 
 
 # --- spreadsheets ---------------------------------------------------------------------------------

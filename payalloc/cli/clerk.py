@@ -10,6 +10,7 @@ import typer
 from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, JsonOpt, ReasonOpt, one_format
 from payalloc.cli.state import STATE
+from payalloc.errors import UsageError
 
 if TYPE_CHECKING:
     from payalloc.services.clerk import Applied, UnapplyResult
@@ -47,16 +48,16 @@ def unallocated(
     if json_out:
         output.emit_json([e.as_json() for e in entries])
         return
-    fields = ["client_id", "name", "total_payments", "unallocated", "charges_balance", "needs_clerk", "days_waiting"]
-    if all_:
-        fields.append("pending")
+    # The same columns with or without --all (as --json): a script reading them must not break.
+    fields = ["client_id", "name", "total_payments", "unallocated", "charges_balance", "needs_clerk", "days_waiting",
+              "pending"]
     if csv_out:
         output.emit_csv(fields, (e.as_json() for e in entries),
                         numeric=["total_payments", "unallocated", "charges_balance", "pending", "days_waiting"])
         return
-    # Short headers and an unwrapped id column: on an 80-column terminal the name wraps, the id never does.
+    # Short headers: on an 80-column terminal the name wraps, the figures stay on one line.
     columns = [
-        output.Column("Client", "client_id", money=True), output.Column("Name", "name"),
+        output.Column("Client", "client_id"), output.Column("Name", "name", text=True),
         output.Column("Payments", "total_payments", money=True),
         output.Column("Unallocated", "unallocated", money=True),
         output.Column("Self-pay", "charges_balance", money=True),
@@ -122,6 +123,8 @@ def apply(
         raise typer.BadParameter("give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file, not both")
     if file is None and payment_id is None:
         raise typer.BadParameter("give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F")
+    if file is None and not pairs:
+        raise UsageError("give CHARGE_ID=AMOUNT pairs after the payment id, or --file F")
     from payalloc.dates import utc_now
     from payalloc.money import format_cents
     from payalloc.services import clerk
@@ -243,10 +246,10 @@ def audit(
         output.emit_csv(fields, rows)
         return
     output.table(
-        [output.Column("At", "at"), output.Column("Staff", "staff"), output.Column("Action", "action"),
+        [output.Column("At", "at"), output.Column("Staff", "staff", text=True), output.Column("Action", "action"),
          output.Column("Client", "client_id"), output.Column("Payment", "payment_id"),
-         output.Column("Charge", "charge_id"), output.Column("Remittance", "remittance_id"),
-         output.Column("Reason", "reason"), output.Column("Detail", "detail")],
+         output.Column("Charge", "charge_id"), output.Column("Event", "event_id"),
+         output.Column("Remittance", "remittance_id"), output.Column("Reason", "reason", text=True), output.Column("Detail", "detail", text=True)],
         [{**r, "staff": r["staff"] or "run-job"} for r in rows],
         empty="no audit entries",
     )

@@ -37,10 +37,10 @@ def show(
         ("Pending", format_cents(d.pending_cents)),
         ("Needs clerk", "yes" if d.needs_clerk else "no"),
     ])
-    # Ids never wrap (money=True keeps a column whole). Method, reference and note get their own
-    # table so that the figures stay readable on an 80-column terminal.
+    # Method, reference and note get their own table so that the figures stay readable on an
+    # 80-column terminal.
     output.table(
-        [output.Column("Payment", "payment_id", money=True), output.Column("Received", "received_date"),
+        [output.Column("Payment", "payment_id"), output.Column("Received", "received_date"),
          output.Column("Amount", "amount", money=True), output.Column("Unapplied", "unapplied", money=True),
          output.Column("Apply to", "apply_to"), output.Column("Status", "status")],
         [{"payment_id": p.key, "received_date": p.received_date, "amount": format_cents(p.amount_cents),
@@ -52,9 +52,9 @@ def show(
     described = [p for p in d.payments if p.note or p.method or p.reference or p.payer_name]
     if described:
         output.table(
-            [output.Column("Payment", "payment_id", money=True), output.Column("Method", "method"),
-             output.Column("Reference", "reference"), output.Column("Payer", "payer_name"),
-             output.Column("Note", "note")],
+            [output.Column("Payment", "payment_id"), output.Column("Method", "method"),
+             output.Column("Reference", "reference", text=True), output.Column("Payer", "payer_name", text=True),
+             output.Column("Note", "note", text=True)],
             [{"payment_id": p.key, "method": p.method or "", "reference": p.reference or "",
               "payer_name": p.payer_name or "", "note": p.note or ""} for p in described],
             title="Payment notes",

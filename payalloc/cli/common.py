@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from payalloc.errors import InputError
+from payalloc.errors import InputError, UsageError
 
 
 class ApplyTo(StrEnum):
@@ -24,9 +24,15 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the audit
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and report without writing anything.")]
 
 
+def exclusive(*options: tuple[str, bool]) -> None:
+    """Refuse, as a usage error (exit 2), more than one of OPTIONS given: ("--json", json_out), ..."""
+    given = [name for name, on in options if on]
+    if len(given) > 1:
+        raise UsageError(f"choose one of {' and '.join(given)}")
+
+
 def one_format(json_out: bool, csv_out: bool) -> None:
-    if json_out and csv_out:
-        raise InputError("choose one of --json and --csv")
+    exclusive(("--json", json_out), ("--csv", csv_out))
 
 
 def required_text(value: str, option: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,6 +12,13 @@ from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, JsonOpt, one_format
 from payalloc.cli.state import STATE
 from payalloc.errors import InputError
+
+
+class EventStatus(StrEnum):
+    scheduled = "scheduled"
+    done = "done"
+    deleted = "deleted"
+
 
 EventArg = Annotated[str, typer.Argument(help="The event id.", show_default=False, metavar="EVENT_ID")]
 
@@ -40,7 +48,7 @@ def add(
 
 def list_events(
     client: Annotated[str | None, typer.Option("--client", help="Only this client's events.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="scheduled, done or deleted.")] = None,
+    status: Annotated[EventStatus | None, typer.Option("--status", help="Only events with this status.")] = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
 ) -> None:
@@ -53,7 +61,7 @@ def list_events(
     from payalloc.services import events
 
     with STATE.ledger() as conn:
-        rows = events.list_events(conn, client_key=client, status=status)
+        rows = events.list_events(conn, client_key=client, status=status and status.value)
     fields = ["event_id", "client_id", "scheduled_date", "status", "charges", "attached_payments",
               "attached_unapplied"]
     if json_out or csv_out:

@@ -11,6 +11,7 @@ import typer
 from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, JsonOpt, one_format
 from payalloc.cli.state import STATE
+from payalloc.errors import UsageError
 
 
 def map_account(
@@ -41,7 +42,6 @@ def show(json_out: JsonOpt = False) -> None:
 
     Example: payalloc gl show --json
     """
-    from payalloc.money import format_cents, parse_cents
     from payalloc.services import gl
 
     with STATE.ledger() as conn:
@@ -51,20 +51,16 @@ def show(json_out: JsonOpt = False) -> None:
         return
     output.table(
         [output.Column("Mapping", "key"), output.Column("Account", "account"),
-         output.Column("Updated", "updated_at"), output.Column("By", "updated_by")],
+         output.Column("Updated", "updated_at"), output.Column("By", "updated_by", text=True)],
         [{**m, "account": m["account"] or "(not configured)"} for m in status["mappings"]],
         title="GL mappings",
     )
-
-    def money(text: str) -> str:
-        return "0.00" if text == "0.00" else format_cents(parse_cents(text))
-
     output.fields([
         ("Posting", "ready" if status["posting_ready"] else "not ready: missing " + ", ".join(status["missing"])),
-        ("Ready remittances", f"{status['ready_remittances']:,} ({money(status['ready_amount'])})"),
+        ("Ready remittances", f"{status['ready_remittances']:,} ({_table_money(status['ready_amount'])})"),
         ("Journal lines", f"{status['journal_lines']:,}"),
-        ("Journal debit", money(status["journal_debit"])),
-        ("Journal credit", money(status["journal_credit"])),
+        ("Journal debit", _table_money(status["journal_debit"])),
+        ("Journal credit", _table_money(status["journal_credit"])),
         ("Balanced", "yes" if status["balanced"] else "NO"),
     ])
 
@@ -76,19 +72,25 @@ def export(
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
     output_file: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (owner-only, 0600) instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (owner-only, 0600) instead of stdout; needs --csv or"
+                     " --json, and refuses an existing file unless --force."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
 ) -> None:
-    """Export the posted journal (posting and reversing lines) for the accounting system.
+    """Export the posted journal (posting and reversing lines) for the accounting system: a
+    table, or --csv / --json, on stdout or (with --csv or --json) into the --output file.
 
     Example: payalloc gl export --since 2026-11-01 --csv --output journal-2026-11.csv
     """
     one_format(json_out, csv_out)
+    if output_file is not None and not (json_out or csv_out):
+        raise UsageError("--output needs --csv or --json")
     from payalloc.services import gl
 
     with STATE.ledger() as conn:
         rows = gl.export(conn, since)
-    with output.to_file(output_file):
+    with output.to_file(output_file, replace=force):
         _print_export(rows, json_out, csv_out, gl.EXPORT_FIELDS)
 
 
@@ -105,8 +107,16 @@ def _print_export(rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fie
              output.Column("Charge", "charge_id"), output.Column("Client", "client_id"),
              output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
              output.Column("Credit", "credit", money=True)],
-            rows, title="Posted journal", empty="the journal is empty",
+            [{**r, "debit": _table_money(r["debit"]), "credit": _table_money(r["credit"])} for r in rows],
+            title="Posted journal", empty="the journal is empty",
         )
+
+
+def _table_money(plain: str) -> str:
+    """"1234.50" (as the services give it) -> "1,234.50", as tables show money."""
+    from payalloc.money import format_cents, parse_cents
+
+    return "0.00" if plain == "0.00" else format_cents(parse_cents(plain))
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

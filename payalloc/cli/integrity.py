@@ -15,7 +15,7 @@ from payalloc.errors import CheckFailed
 _COLUMNS = (
     output.Column("Code", "code"),
     output.Column("Ids", "ids"),
-    output.Column("Problem", "message"),
+    output.Column("Problem", "message", text=True),
 )
 
 

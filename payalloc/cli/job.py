@@ -7,9 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import DryRunOpt, JsonOpt
+from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format
 from payalloc.cli.state import STATE
-from payalloc.errors import InputError
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (for cron).")]
 
@@ -20,8 +19,7 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
 
     Example: payalloc --db practice.db run-job -q
     """
-    if json_out and quiet:
-        raise InputError("choose one of --json and --quiet")
+    exclusive(("--json", json_out), ("--quiet", quiet))
     from payalloc.dates import utc_now
     from payalloc.services import job
 
@@ -107,17 +105,27 @@ def _show_plan(result: Any) -> None:
 LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=2**63 - 1, help="How many runs, newest first.")]
 
 
-def jobs(json_out: JsonOpt = False, limit: LimitOpt = 20) -> None:
-    """List the recorded runs of run-job, newest first.
+def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 20) -> None:
+    """List the recorded runs of run-job, newest first. --csv has the JSON's fields, with each
+    of its counts in a column of its own.
 
     Example: payalloc --db practice.db jobs --limit 5
     """
+    one_format(json_out, csv_out)
     from payalloc.services import job
 
     with STATE.ledger() as conn:
         runs = job.list_runs(conn, limit)
     if json_out:
         output.emit_json(runs)
+        return
+    if csv_out:
+        # Every count run-job records, in a fixed order: a run that stopped early has blanks.
+        counts = list(job.JobResult().counts())
+        output.emit_csv(["run_id", "started_at", "finished_at", "status", "pid", *counts, "error"],
+                        ({**{k: v for k, v in run.items() if k != "counts"},
+                          **{k: run["counts"].get(k) for k in counts}} for run in runs),
+                        numeric=["amount_applied", "amount_posted"])
         return
     rows = []
     for run in runs:
@@ -134,7 +142,7 @@ def jobs(json_out: JsonOpt = False, limit: LimitOpt = 20) -> None:
         [output.Column("Run", "run_id"), output.Column("Started", "started_at"),
          output.Column("Status", "status"), output.Column("Remittances", "remittances", money=True),
          output.Column("Amount", "amount", money=True), output.Column("To specific", "converted", money=True),
-         output.Column("Posted", "posted", money=True), output.Column("Error", "error")],
+         output.Column("Posted", "posted", money=True), output.Column("Error", "error", text=True)],
         rows, title="run-job runs", empty="run-job has not run on this ledger yet",
     )
 

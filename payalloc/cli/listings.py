@@ -33,7 +33,6 @@ ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this clien
 def _emit(rows: list[dict[str, Any]], columns: list[Column], json_out: bool, csv_out: bool, *,
           title: str, empty: str) -> None:
     """Rows carry money as *_cents ints: plain "1234.50" strings for machines, 1,234.50 for people."""
-    one_format(json_out, csv_out)
     if json_out or csv_out:
         machine = [output.money_fields(row, plain_cents) for row in rows]
         if json_out:
@@ -50,11 +49,13 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
 
     Example: payalloc client list --csv > clients.csv
     """
+    one_format(json_out, csv_out)
     from payalloc.services.listings import list_clients
 
     with STATE.ledger() as conn:
         rows = list_clients(conn)
-    columns = [Column("client", "client_id"), Column("name", "name"), Column("responsible party", "responsible_party"),
+    columns = [Column("client", "client_id"), Column("name", "name", text=True),
+               Column("responsible party", "responsible_party", text=True),
                Column("payments", "payments"), Column("charges", "charges")]
     _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} clients", empty="no clients in the ledger")
 
@@ -70,6 +71,7 @@ def payment_list(
 
     Example: payalloc payment list --client C-1003 --status ready --json
     """
+    one_format(json_out, csv_out)
     from payalloc.services.listings import list_payments
 
     with STATE.ledger() as conn:
@@ -78,7 +80,7 @@ def payment_list(
     columns = [Column("payment", "payment_id"), Column("client", "client_id"), Column("received", "received_date"),
                Column("amount", "amount", money=True), Column("unapplied", "unapplied", money=True),
                Column("apply to", "apply_to"), Column("event", "event_id"), Column("status", "status"),
-               Column("method", "method"), Column("reference", "reference")]
+               Column("method", "method"), Column("reference", "reference", text=True)]
     _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} payments", empty="no payments match")
 
 
@@ -93,13 +95,14 @@ def remittances_list(
 
     Example: payalloc remittances list --status ready --json
     """
+    one_format(json_out, csv_out)
     from payalloc.services.listings import list_remittances
 
     with STATE.ledger() as conn:
         rows = list_remittances(conn, client=client, payment=payment, status=status and status.value)
     columns = [Column("id", "id"), Column("payment", "payment_id"), Column("charge", "charge_id"),
                Column("client", "client_id"), Column("amount", "amount", money=True), Column("status", "status"),
-               Column("source", "source"), Column("rule", "rule"), Column("staff", "staff"),
+               Column("source", "source"), Column("rule", "rule"), Column("staff", "staff", text=True),
                Column("created (UTC)", "created_at")]
     _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} remittances", empty="no remittances match")
 

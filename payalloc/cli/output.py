@@ -79,10 +79,11 @@ def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, An
 
 
 @contextlib.contextmanager
-def to_file(path: Path | None) -> Iterator[None]:
+def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
     """Send what is printed to stdout into PATH instead: created owner-only (0600, it holds
-    health data) under a temporary name and renamed when complete, so a killed export never
-    leaves a partial file under PATH. None: stdout as usual."""
+    health data) under a temporary name and moved to PATH when complete, so a killed export never
+    leaves a partial file under PATH. An existing PATH is refused unless `replace` (as backup
+    does without --force), also if it appears while the export runs. None: stdout as usual."""
     if path is None:
         yield
         return
@@ -92,6 +93,11 @@ def to_file(path: Path | None) -> Iterator[None]:
         raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a directory")
+    if path.exists() or path.is_symlink():
+        if not replace:
+            raise InputError(f"{path} already exists; use --force to replace it")
+        if not path.is_file():
+            raise InputError(f"cannot write {path}: it is not a regular file; refusing to replace it")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     saved = sys.stdout
     try:
@@ -101,7 +107,14 @@ def to_file(path: Path | None) -> Iterator[None]:
             yield
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        if replace:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # never clobbers: FileExistsError if PATH appeared meanwhile
+            except FileExistsError:
+                raise InputError(f"{path} appeared while exporting; use --force to replace it") from None
+            temporary.unlink()
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -149,9 +162,73 @@ def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: 
 
 @dataclass(frozen=True)
 class Column:
+    """One table column. Ids, dates, money, statuses and counts are never wrapped or cut: the
+    table is laid out around them. Only free text (names, notes, reasons) wraps to fit."""
+
     header: str
     key: str
-    money: bool = False  # right-aligned, never wrapped
+    money: bool = False  # amounts and counts: right-aligned
+    text: bool = False  # free text: wraps at spaces, and a word too long for the column folds
+
+
+# The boxed table spends 3 cells per column (a border, a space of padding each side) plus the last
+# border; when that does not fit, the same table without its outer edges spends 4 cells less.
+_BOXES = ((1, True), (-3, False))  # (cells beyond 3 per column, outer edges drawn)
+# A free-text column may shrink to its longest word, but to no less than this, nor need more than
+# _TEXT_WORD_CAP for a long word (a longer word folds): the text of a row stays readable.
+_TEXT_FLOOR = 6
+_TEXT_WORD_CAP = 20
+
+
+def _cell_text(value: object) -> str:
+    return safe(value).expandtabs(8)
+
+
+def _widths(texts: Iterable[str], words: bool = True) -> tuple[int, int]:
+    """(widest line, longest word if asked) in terminal cells."""
+    from rich.cells import cell_len
+
+    widest = word = 0
+    for text in texts:
+        for line_text in text.split("\n") if "\n" in text else (text,):
+            widest = max(widest, cell_len(line_text))
+            if words:
+                word = max(word, max(map(cell_len, line_text.split()), default=0))
+    return widest, word
+
+
+def _layout(columns: Sequence[Column], cells: Sequence[Sequence[str]], available: int) -> list[int] | None:
+    """Content widths that keep every id, date and amount whole within `available` cells, or None
+    when even folded headers and squeezed free text cannot make them fit on one line."""
+    natural: list[int] = []
+    narrowest: list[int] = []  # fixed columns: values whole, header folded at its spaces
+    text_min: list[int] = []
+    for index, column in enumerate(columns):
+        head_width, head_word = _widths([column.header])
+        value_width, value_word = _widths((row[index] for row in cells), words=column.text)
+        natural.append(max(head_width, value_width, 1))
+        if column.text:
+            floor = max(head_word, _TEXT_FLOOR, min(value_word, _TEXT_WORD_CAP))
+            text_min.append(min(natural[-1], floor))
+            narrowest.append(text_min[-1])
+        else:
+            text_min.append(0)
+            narrowest.append(max(head_word, value_width, 1))
+    text = [c.text for c in columns]
+    for fixed in (natural, narrowest):
+        widths = [m if t else f for f, m, t in zip(fixed, text_min, text, strict=True)]
+        spare = available - sum(widths)
+        if spare < 0:
+            continue
+        # Give the room left to the free-text columns, the narrowest first, up to their natural width.
+        while spare > 0:
+            growable = [i for i, t in enumerate(text) if t and widths[i] < natural[i]]
+            if not growable:
+                break
+            widths[min(growable, key=lambda i: widths[i])] += 1
+            spare -= 1
+        return widths
+    return None
 
 
 def table(
@@ -162,23 +239,63 @@ def table(
     footer: dict[str, Any] | None = None,
     empty: str = "nothing to show",
 ) -> None:
-    """A Rich table on stdout; every cell escaped."""
-    from rich.markup import escape
-    from rich.table import Table
+    """A Rich table on stdout. Cells are plain Text (never read as markup), stripped of controls.
 
+    Laid out so that ids, dates and amounts are never wrapped or cut: free-text columns wrap to
+    make room; when the terminal is too narrow even for that, each row is printed as a block of
+    "header  value" lines instead (like psql's expanded display)."""
     rows = list(rows)
     if not rows:
         message(empty)
         return
-    t = Table(title=escape(safe(title)) if title else None, show_footer=footer is not None, title_justify="left")
-    for c in columns:
-        foot = escape(safe(footer.get(c.key, ""))) if footer else ""
+    cells = [[_cell_text(row.get(c.key, "")) for c in columns] for row in rows]
+    foot = [_cell_text(footer.get(c.key, "")) for c in columns] if footer is not None else None
+    console = _console()
+    measured = [*cells, *([foot] if foot else [])]
+    fits = ((_layout(columns, measured, console.width - 3 * len(columns) - edge_cells), edges)
+            for edge_cells, edges in _BOXES)
+    widths, edges = next(((w, e) for w, e in fits if w is not None), (None, True))
+    if widths is None:
+        _records(console, columns, cells, title=title, footer=foot)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=escape(safe(title)) if title else None, show_footer=foot is not None, title_justify="left",
+              show_edge=edges, pad_edge=edges)
+    for index, (c, width) in enumerate(zip(columns, widths, strict=True)):
         t.add_column(
-            escape(c.header), footer=foot, justify="right" if c.money else "left", no_wrap=c.money
+            Text(c.header, no_wrap=False, overflow="fold"),
+            footer=Text(foot[index]) if foot else "",
+            justify="right" if c.money else "left",
+            no_wrap=not c.text, overflow="fold", width=width,
         )
-    for row in rows:
-        t.add_row(*(escape(safe(row.get(c.key, ""))) for c in columns))
-    _console().print(t)
+    for row_cells in cells:
+        t.add_row(*(Text(cell) for cell in row_cells))
+    console.print(t)
+
+
+def _records(console: Console, columns: Sequence[Column], cells: Sequence[Sequence[str]], *,
+             title: str | None, footer: Sequence[str] | None) -> None:
+    """One block per row, "header  value" on each line: for terminals too narrow for the table."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if title:
+        console.print(Text(safe(title), style="italic"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(overflow="fold")  # only a value longer than the whole line folds
+    blocks = [(f"-[ {n} ]", row) for n, row in enumerate(cells, 1)]
+    if footer is not None:
+        blocks.append(("-[ total ]", footer))
+    for label, row_cells in blocks:
+        grid.add_row(Text(label, style="dim"), "")
+        for c, cell in zip(columns, row_cells, strict=True):
+            if cell or row_cells is not footer:
+                grid.add_row(Text(c.header), Text(cell))
+    console.print(grid)
 
 
 def heading(text: str) -> None:

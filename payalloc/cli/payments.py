@@ -138,7 +138,7 @@ def show(payment_id: PaymentArg, json_out: JsonOpt = False) -> None:
         [output.Column("Id", "id"), output.Column("Charge", "charge_id"),
          output.Column("Amount", "amount", money=True), output.Column("Status", "status"),
          output.Column("From", "origin"), output.Column("Created", "created_at"),
-         output.Column("Reversed", "reversed")],
+         output.Column("Reversed", "reversed", text=True)],
         [{"id": r.id, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents), "status": r.status,
           "origin": views.origin(r), "created_at": r.created_at[:10],
           "reversed": f"{r.reversed_at[:10]} {r.reversed_by or 'run-job'}: {r.reversal_reason}" if r.reversed_at else ""}

@@ -175,7 +175,10 @@ def audit_trail(
 ) -> list[ledger.AuditRow]:
     client_key = parse_id(client, "client_id") if client is not None else None
     since_date = parse_date(since) if since is not None else None
-    return ledger.audit_rows(conn, client_key=client_key, since=since_date)
+    with read_txn(conn):
+        if client_key is not None and payment_ledger.find_client(conn, client_key) is None:
+            raise NotFound(f"client {client_key} is not in the ledger")  # as the other --client filters say
+        return ledger.audit_rows(conn, client_key=client_key, since=since_date)
 
 
 def audit_json(a: ledger.AuditRow) -> dict[str, Any]:
