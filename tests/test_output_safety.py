@@ -174,6 +174,19 @@ def test_a_table_that_fits_stays_a_table_and_a_narrow_terminal_gets_one_block_pe
     assert re.search(r"^Amount +1,234,567\.89 *$", narrow, re.MULTILINE)
 
 
+
+def test_a_table_too_wide_for_boxes_is_drawn_compact_before_it_becomes_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten short columns (a remittance list) need 3 cells each boxed: on 80 columns they are drawn with
+    one space between columns and a rule under the header, still a table, every value whole."""
+    columns = [Column(f"col{i}", f"k{i}") for i in range(10)]
+    rows = [{f"k{i}": f"V{i}-{n}xx" for i in range(10)} for n in range(3)]  # 7 cells a column: 70 + 9 spaces
+    boxed = rendered_at(120, monkeypatch, columns, rows)
+    assert "┃ col0 " in boxed
+    compact = rendered_at(80, monkeypatch, columns, rows)
+    assert "┃" not in compact and "-[ 1 ]" not in compact and fits(compact, 80), compact
+    assert re.search(r"^V0-0xx +V1-0xx .* V9-0xx *$", compact, re.MULTILINE), compact
+    assert "-[ 1 ]" in rendered_at(60, monkeypatch, columns, rows)  # narrower still: one block per row
+
 # --- spreadsheets ---------------------------------------------------------------------------------
 
 

@@ -171,9 +171,11 @@ class Column:
     text: bool = False  # free text: wraps at spaces, and a word too long for the column folds
 
 
-# The boxed table spends 3 cells per column (a border, a space of padding each side) plus the last
-# border; when that does not fit, the same table without its outer edges spends 4 cells less.
-_BOXES = ((1, True), (-3, False))  # (cells beyond 3 per column, outer edges drawn)
+# How a table may be drawn, widest first: (cells per column, cells beyond them, compact). The boxed
+# table spends 3 cells per column (a border, a space of padding each side) plus the last border;
+# without its outer edges, 4 cells less; compact, one space between columns and a rule under the
+# header (what fits a 9-column payment list on 80 columns).
+_STYLES = ((3, 1, False), (3, -3, False), (1, -1, True))
 # A free-text column may shrink to its longest word, but to no less than this, nor need more than
 # _TEXT_WORD_CAP for a long word (a longer word folds): the text of a row stays readable.
 _TEXT_FLOOR = 6
@@ -202,21 +204,24 @@ def _layout(columns: Sequence[Column], cells: Sequence[Sequence[str]], available
     when even folded headers and squeezed free text cannot make them fit on one line."""
     natural: list[int] = []
     narrowest: list[int] = []  # fixed columns: values whole, header folded at its spaces
-    text_min: list[int] = []
+    text_min: list[int] = []  # free text: its header's longest word fits
+    text_tight: list[int] = []  # free text, last resort: its header folds inside a word too
     for index, column in enumerate(columns):
         head_width, head_word = _widths([column.header])
         value_width, value_word = _widths((row[index] for row in cells), words=column.text)
         natural.append(max(head_width, value_width, 1))
         if column.text:
-            floor = max(head_word, _TEXT_FLOOR, min(value_word, _TEXT_WORD_CAP))
-            text_min.append(min(natural[-1], floor))
+            floor = max(_TEXT_FLOOR, min(value_word, _TEXT_WORD_CAP))
+            text_min.append(min(natural[-1], max(head_word, floor)))
+            text_tight.append(min(natural[-1], floor))
             narrowest.append(text_min[-1])
         else:
             text_min.append(0)
+            text_tight.append(0)
             narrowest.append(max(head_word, value_width, 1))
     text = [c.text for c in columns]
-    for fixed in (natural, narrowest):
-        widths = [m if t else f for f, m, t in zip(fixed, text_min, text, strict=True)]
+    for fixed, least in ((natural, text_min), (narrowest, text_min), (narrowest, text_tight)):
+        widths = [m if t else f for f, m, t in zip(fixed, least, text, strict=True)]
         spare = available - sum(widths)
         if spare < 0:
             continue
@@ -252,18 +257,21 @@ def table(
     foot = [_cell_text(footer.get(c.key, "")) for c in columns] if footer is not None else None
     console = _console()
     measured = [*cells, *([foot] if foot else [])]
-    fits = ((_layout(columns, measured, console.width - 3 * len(columns) - edge_cells), edges)
-            for edge_cells, edges in _BOXES)
-    widths, edges = next(((w, e) for w, e in fits if w is not None), (None, True))
+    fits = ((_layout(columns, measured, console.width - per_column * len(columns) - beyond), (beyond, compact))
+            for per_column, beyond, compact in _STYLES)
+    widths, (beyond, compact) = next(((w, style) for w, style in fits if w is not None), (None, (0, False)))
     if widths is None:
         _records(console, columns, cells, title=title, footer=foot)
         return
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
+    edges = beyond > 0
     t = Table(title=escape(safe(title)) if title else None, show_footer=foot is not None, title_justify="left",
-              show_edge=edges, pad_edge=edges)
+              show_edge=edges, pad_edge=edges, box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+              padding=(0, 0) if compact else (0, 1))
     for index, (c, width) in enumerate(zip(columns, widths, strict=True)):
         t.add_column(
             Text(c.header, no_wrap=False, overflow="fold"),
