@@ -214,6 +214,20 @@ def test_a_remittance_id_beyond_sqlites_integers_is_a_usage_error_not_a_crash(se
     assert dump() == before
 
 
+def test_unallocated_shows_pending_money_whenever_it_is_in_the_payments_figure(
+    seeded: Cli, conn: sqlite3.Connection
+) -> None:
+    """Payments counts a pending check too; without its column, Payments - Unallocated would not be
+    what was allocated."""
+    add_payment(conn, "P-R", "C-2", "2026-10-05", 2500, apply_to="specific")
+    table = ok(seeded("unallocated")).stdout
+    assert "Pending" not in table  # nothing pending: the usual, narrower table
+    add_payment(conn, "P-P", "C-2", "2026-10-06", 3000, apply_to="specific", status="pending")
+    table = ok(seeded("unallocated")).stdout
+    assert "Pending" in table
+    assert re.search(r"C-2 .* 55\.00 .* 25\.00 .* 30\.00", table), table  # payments, unallocated, pending
+
+
 def test_audit_since_and_csv(seeded: Cli, conn: sqlite3.Connection) -> None:
     cli = seeded
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")

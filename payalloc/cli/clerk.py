@@ -63,7 +63,8 @@ def unallocated(
         output.Column("Self-pay", "charges_balance", money=True),
         output.Column("Clerk", "needs_clerk"), output.Column("Days", "days_waiting", money=True),
     ]
-    if all_:
+    # "Payments" counts pending checks too: whenever one is listed, its column says how much.
+    if all_ or any(e.pending_cents for e in entries):
         columns.append(output.Column("Pending", "pending", money=True))
     output.table(
         columns,
