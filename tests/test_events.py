@@ -178,3 +178,17 @@ def test_service_refuses_unconfirmed_delete(conn: sqlite3.Connection) -> None:
         event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=False)
     change = event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=True)
     assert change.converted == ["P1"] and change.previous_status == "scheduled"
+
+
+def test_taking_over_an_event_payment_says_it_leaves_its_event(cli: Cli, conn: sqlite3.Connection) -> None:
+    """Rule 4 would keep the deposit on its event until the event is done or deleted; the clerk may
+    take it over by hand, and is told which event it no longer waits for."""
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    taken = cli("payment", "mode", "P1", "oldest")
+    assert taken.exit_code == 0
+    assert taken.stderr.strip() == "payment P1 now applies to oldest; it no longer waits for event E1"
+    assert apply_to(conn, "P1") == "oldest"
+    again = cli("payment", "mode", "P1", "specific")
+    assert again.stderr.strip() == "payment P1 now applies to specific"

@@ -227,11 +227,12 @@ def test_void_a_pending_payment(ledger: sqlite3.Connection) -> None:
 
 def test_mode_changes_apply_to_but_keeps_what_was_entered(ledger: sqlite3.Connection) -> None:
     add_payment(ledger, "P-E", "C-1", "2026-11-20", 6000, apply_to="event", event="E-1")
-    assert payments.change_mode(ledger, "P-E", "specific", now=NOW, staff="clerk1") is True
+    assert payments.change_mode(ledger, "P-E", "specific", now=NOW, staff="clerk1") == payments.ModeChange(True, "E-1")
     row = payment_row(ledger, "P-E")
     assert (row["apply_to"], row["entered_apply_to"]) == ("specific", "event")
-    assert payments.change_mode(ledger, "P-E", "specific", now=NOW, staff="clerk1") is False
-    assert payments.change_mode(ledger, "P-E", "oldest", now=NOW, staff="clerk1") is True
+    assert payments.change_mode(ledger, "P-E", "specific", now=NOW, staff="clerk1") == payments.ModeChange(False)
+    # no longer an event payment: nothing more to say of its event
+    assert payments.change_mode(ledger, "P-E", "oldest", now=NOW, staff="clerk1") == payments.ModeChange(True)
     assert payment_row(ledger, "P-E")["apply_to"] == "oldest"
     assert [a[0] for a in audit_actions(ledger)] == ["payment.mode", "payment.mode"]
 

@@ -420,7 +420,8 @@ class LedgerMachine(RuleBasedStateMachine):
         changed = self.attempt(p is not None and p.status != "void" and mode != "event", f"mode {key} {mode}",
                                lambda: payments.change_mode(self.conn, key, mode, now=self.now(), staff=STAFF))
         if changed is not None:
-            assert p is not None and changed == (p.apply_to != mode)
+            assert p is not None and changed.changed == (p.apply_to != mode)
+            assert changed.left_event == (p.event if p.apply_to == "event" and mode != "event" else None)
             p.apply_to = mode
 
     # --- the clerk ---------------------------------------------------------------------------

@@ -105,9 +105,12 @@ def mode(
     from payalloc.services import payments
 
     with STATE.ledger() as conn:
-        changed = payments.change_mode(conn, payment_id, new_mode.value, now=utc_now(), staff=STATE.staff)
+        change = payments.change_mode(conn, payment_id, new_mode.value, now=utc_now(), staff=STATE.staff)
     key = payment_id.strip()
-    if changed:
+    if change.left_event:
+        output.message(f"payment {key} now applies to {new_mode.value}; it no longer waits for event "
+                       f"{change.left_event}")
+    elif change.changed:
         output.message(f"payment {key} now applies to {new_mode.value}")
     else:
         output.message(f"payment {key} already applies to {new_mode.value}; nothing changed")

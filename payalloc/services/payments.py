@@ -166,11 +166,16 @@ def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now
     return VoidResult(payment.key, reversed_ids, reversed_cents)
 
 
-def change_mode(conn: sqlite3.Connection, payment_key: str, mode: str, *, now: str, staff: str) -> bool:
-    """Switch how a payment is applied (oldest: by run-job; specific: by the clerk).
+@dataclass(frozen=True)
+class ModeChange:
+    changed: bool  # False: the payment already had that mode
+    left_event: str | None = None  # an event payment taken over: the event it no longer waits for
 
-    Returns False when the payment already has that mode.
-    """
+
+def change_mode(conn: sqlite3.Connection, payment_key: str, mode: str, *, now: str, staff: str) -> ModeChange:
+    """Switch how a payment is applied (oldest: by run-job; specific: by the clerk). An event
+    payment taken over this way leaves its event (rule 4 would have kept it there until the
+    event is done or deleted): the clerk is told which."""
     if mode not in MODES:
         raise InputError(f"mode '{mode}' is not one of {', '.join(MODES)}")
     with write_txn(conn):
@@ -178,7 +183,7 @@ def change_mode(conn: sqlite3.Connection, payment_key: str, mode: str, *, now: s
         if payment.status == "void":
             raise InputError(f"payment {payment.key} is void; its mode cannot change")
         if payment.apply_to == mode:
-            return False
+            return ModeChange(False)
         ledger.set_apply_to(conn, payment.id, mode)
         audit.record(
             conn, at=now, staff=staff, action="payment.mode", client_key=payment.client_key,
@@ -186,5 +191,5 @@ def change_mode(conn: sqlite3.Connection, payment_key: str, mode: str, *, now: s
             detail={"from": payment.apply_to, "to": mode,
                     "unapplied": plain_cents(payment.unapplied_cents)},
         )
-    return True
+    return ModeChange(True, payment.event_key if payment.apply_to == "event" else None)
 
