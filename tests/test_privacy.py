@@ -39,7 +39,7 @@ def test_every_file_payalloc_creates_is_owner_only(tmp_path: Path) -> None:
     reader.execute("SELECT count(*) FROM remittances").fetchone()
     created = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     reader.close()
-    assert {"practice.db", "practice.db-wal", "practice.db-shm", "practice.db.lock", "journal.csv",
+    assert {"practice.db", "practice.db-wal", "practice.db-shm", "practice.db.lock", "practice.db.writers", "journal.csv",
             "copy.db"} <= created.keys()
     assert {name: mode for name, mode in created.items() if mode != 0o600} == {}
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from payalloc.errors import InputError, LedgerBusy, LedgerMissing
+from payalloc.ledger import writers
 from payalloc.ledger.migrations import SCHEMA_VERSION
-from payalloc.ledger.writers import waiting_turn
 
 APPLICATION_ID = 0x50414C43  # "PALC": marks a SQLite file as a payalloc ledger
 BUSY_TIMEOUT_MS = int(os.environ.get("PAYALLOC_BUSY_TIMEOUT_MS", "30000"))
@@ -134,6 +134,7 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
         conn.close()
         if created:
             path.unlink(missing_ok=True)
+            writers.remove(str(path.resolve()))
         raise
     finally:
         with contextlib.suppress(sqlite3.ProgrammingError):
@@ -147,7 +148,7 @@ def write_txn(
     """One write transaction: BEGIN IMMEDIATE first, COMMIT on success (ROLLBACK if dry_run).
     It waits for the ledger holding a writer's turn (ledger/writers.py), so that run-job lets
     it in between two chunks; only run-job's own transactions say turn=False."""
-    with waiting_turn(conn) if turn else contextlib.nullcontext():
+    with writers.waiting_turn(conn, BUSY_TIMEOUT_MS / 1000) if turn else contextlib.nullcontext():
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
@@ -180,7 +181,8 @@ def read_txn(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 @contextlib.contextmanager
 def job_lock(path: Path) -> Iterator[None]:
     """Exclusive lock for run-job: a kernel lock (flock), released when the holder dies."""
-    lock_path = path.with_name(path.name + ".lock")
+    real = path.resolve()  # through a symbolic link or not, one ledger has one lock
+    lock_path = real.with_name(real.name + ".lock")
     fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         try:

@@ -1,11 +1,16 @@
 """Turns between run-job and the other writers: a clerk's `apply` goes in between two chunks.
 
-SQLite alone would make it wait for the whole run: the job begins its next chunk microseconds
-after committing one, while a writer waiting for the lock only retries every few to 100 ms, so
-it almost never finds the ledger free (measured: a one-row import started with a 1.1 s run
-finished after it, 3 times out of 3). So every writer but the job holds a shared kernel lock
+SQLite alone would often make it wait for the whole run: the job begins its next chunk
+microseconds after committing one, while a writer waiting for the lock only retries every few
+to 100 ms, so it seldom finds the ledger free (measured: a one-row import started with a 1.1 s
+run finished after it, 3 times out of 3). So every writer but the job holds a shared kernel lock
 (flock) on `<ledger>.writers` while its transaction waits and runs, and the job, before each
 chunk, lets such writers finish first. The kernel releases the lock of a process that dies.
+
+The turns are a courtesy, never a condition: where the lock file cannot be opened (a directory
+the user may not write to, a file another user created) writers and the job go on without it,
+as SQLite's own locking keeps them correct. Both sides name the file after the path SQLite
+opened (symbolic links resolved), so that they always meet on the same file.
 """
 
 from __future__ import annotations
@@ -16,26 +21,58 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 SUFFIX = ".writers"
 POLL_S = 0.002
 
 
-def _open(ledger: str | Path) -> int:
-    return os.open(f"{ledger}{SUFFIX}", os.O_CREAT | os.O_RDWR, 0o600)  # beside the ledger, owner-only
+def ledger_file(conn: sqlite3.Connection) -> str:
+    """The file SQLite opened for `conn` ("" for an in-memory or temporary database)."""
+    return str(conn.execute("PRAGMA database_list").fetchone()[2] or "")
+
+
+def _open(ledger: str) -> int | None:
+    """The lock file beside the ledger, owner-only; None when it cannot be opened."""
+    try:
+        fd = os.open(ledger + SUFFIX, os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError:
+        return None
+    if os.geteuid() == 0:  # root (a cron job) must not leave a file the ledger's owner cannot open
+        with contextlib.suppress(OSError):
+            owner = os.stat(ledger)
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+    return fd
+
+
+def remove(ledger: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(ledger + SUFFIX)
+
+
+def _wait(fd: int, operation: int, patience_s: float) -> bool:
+    """Take the lock, trying until patience_s has passed; False if it could not be had."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_S)
 
 
 @contextlib.contextmanager
-def waiting_turn(conn: sqlite3.Connection) -> Iterator[None]:
-    """Hold a writer's place for one transaction of `conn` (nothing for an in-memory ledger)."""
-    ledger = conn.execute("PRAGMA database_list").fetchone()[2]
-    if not ledger:
+def waiting_turn(conn: sqlite3.Connection, patience_s: float) -> Iterator[None]:
+    """Hold a writer's place for one transaction of `conn`. The shared lock is refused only while
+    the job looks for writers (microseconds); past patience_s the writer goes on without it."""
+    ledger = ledger_file(conn)
+    fd = _open(ledger) if ledger else None
+    if fd is None:
         yield
         return
-    fd = _open(ledger)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while the job checks for writers, microseconds
+        _wait(fd, fcntl.LOCK_SH, patience_s)
         yield
     finally:
         os.close(fd)
@@ -44,32 +81,25 @@ def waiting_turn(conn: sqlite3.Connection) -> Iterator[None]:
 class JobTurns:
     """The job's side: before each chunk, `let_writers_in()`."""
 
-    def __init__(self, ledger: Path, patience_s: float) -> None:
-        self.fd = _open(ledger)
+    def __init__(self, conn: sqlite3.Connection, patience_s: float) -> None:
+        ledger = ledger_file(conn)
+        self.fd = _open(ledger) if ledger else None
         self.patience_s = patience_s
 
     def let_writers_in(self) -> None:
         """Wait while another writer waits for the ledger or writes to it, at most patience_s
         (then the chunk goes on and waits for SQLite's lock, as any writer does)."""
-        deadline = time.monotonic() + self.patience_s
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return
-                time.sleep(POLL_S)
-            else:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-                return
+        if self.fd is not None and _wait(self.fd, fcntl.LOCK_EX, self.patience_s):
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 @contextlib.contextmanager
-def job_turns(ledger: Path, patience_s: float) -> Iterator[JobTurns]:
-    turns = JobTurns(ledger, patience_s)
+def job_turns(conn: sqlite3.Connection, patience_s: float) -> Iterator[JobTurns]:
+    turns = JobTurns(conn, patience_s)
     try:
         yield turns
     finally:

@@ -103,7 +103,7 @@ def run_job(
     assert clients_per_chunk > 0 and remittances_per_chunk > 0
     if dry_run:
         return _dry_run(conn, clients_per_chunk, remittances_per_chunk)
-    with job_lock(ledger_path), job_turns(ledger_path, BUSY_TIMEOUT_MS / 1000) as turns, cyclic_gc_paused():
+    with job_lock(ledger_path), job_turns(conn, BUSY_TIMEOUT_MS / 1000) as turns, cyclic_gc_paused():
         with write_txn(conn, turn=False):
             interrupted = sql.interrupt_stale_runs(conn, now)
             run_id = sql.insert_run(conn, now, os.getpid())

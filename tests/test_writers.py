@@ -1,0 +1,65 @@
+"""ledger/writers.py: run-job lets a waiting writer in before its next chunk; the turns never block
+a write they cannot serve. (A clerk landing between a real run's chunks: tests/test_concurrency.py.)"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from payalloc.ledger import writers
+from payalloc.ledger.connection import open_ledger, write_txn
+from tests.builders import add_client
+
+
+def test_the_job_waits_while_a_writer_holds_its_turn_and_goes_on_after(ledger_path: Path) -> None:
+    clerk, job = open_ledger(ledger_path), open_ledger(ledger_path)
+    passed = threading.Event()
+    with writers.job_turns(job, patience_s=30) as turns:
+        with writers.waiting_turn(clerk, patience_s=1):  # a clerk waiting for, or in, its transaction
+            worker = threading.Thread(target=lambda: (turns.let_writers_in(), passed.set()))
+            worker.start()
+            assert not passed.wait(0.3), "the job went on while a writer waited for its turn"
+        worker.join(5)
+        assert passed.is_set(), "the job did not go on once the writer was done"
+        turns.let_writers_in()  # nobody waiting: at once
+    clerk.close()
+    job.close()
+
+
+def test_a_job_out_of_patience_goes_on(ledger_path: Path) -> None:
+    clerk, job = open_ledger(ledger_path), open_ledger(ledger_path)
+    with writers.job_turns(job, patience_s=0.05) as turns, writers.waiting_turn(clerk, patience_s=1):
+        turns.let_writers_in()  # returns after its patience, the writer still holding its turn
+    clerk.close()
+    job.close()
+
+
+def test_writes_go_on_when_the_lock_file_cannot_be_opened(ledger_path: Path, conn: sqlite3.Connection) -> None:
+    lock = ledger_path.parent / (ledger_path.name + writers.SUFFIX)
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # cannot be opened: as good as a file of another user's
+    add_client(conn, "C1")  # through write_txn
+    with writers.job_turns(conn, patience_s=1) as turns:
+        turns.let_writers_in()
+        with write_txn(conn, turn=False):
+            conn.execute("UPDATE clients SET name = 'x' WHERE client_key = 'C1'")
+    assert conn.execute("SELECT name FROM clients").fetchone() == ("x",)
+
+
+def test_a_ledger_opened_through_a_symbolic_link_has_the_same_turns(ledger_path: Path, tmp_path: Path) -> None:
+    link = tmp_path / "elsewhere" / "current.db"
+    link.parent.mkdir()
+    link.symlink_to(ledger_path)
+    through_link, direct = open_ledger(link), open_ledger(ledger_path)
+    passed = threading.Event()
+    with writers.job_turns(through_link, patience_s=30) as turns:
+        with writers.waiting_turn(direct, patience_s=1):
+            worker = threading.Thread(target=lambda: (turns.let_writers_in(), passed.set()))
+            worker.start()
+            assert not passed.wait(0.3), "the job, through the link, did not see the writer"
+        worker.join(5)
+    assert passed.is_set()
+    assert not (link.parent / ("current.db" + writers.SUFFIX)).exists()
+    through_link.close()
+    direct.close()
