@@ -187,6 +187,23 @@ def test_a_table_too_wide_for_boxes_is_drawn_compact_before_it_becomes_blocks(mo
     assert re.search(r"^V0-0xx +V1-0xx .* V9-0xx *$", compact, re.MULTILINE), compact
     assert "-[ 1 ]" in rendered_at(60, monkeypatch, columns, rows)  # narrower still: one block per row
 
+
+@pytest.mark.parametrize("width", [4, 8, 12, 16, 19, 24])
+def test_a_terminal_narrower_than_the_headers_still_shows_every_value(width: int,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks put each header above its value when the two do not fit side by side (the values
+    were dropped); a value wider than the terminal itself folds, but nothing is lost."""
+    columns = [Column("id", "id"), Column("payment", "p"), Column("Payment unapplied", "u", money=True),
+               Column("created (UTC)", "c")]
+    row = {"id": "26", "p": "P-3004", "u": "1,234.50", "c": "2026-12-01T22:30:11Z"}
+    out = rendered_at(width, monkeypatch, columns, [row])
+    assert fits(out, width), out
+    joined = "".join(line.strip() for line in out.splitlines())
+    for value in row.values():
+        assert value in joined, (width, value, out)
+        if len(value) <= width:
+            assert whole(value, out), (width, value, out)
+
 # --- spreadsheets ---------------------------------------------------------------------------------
 
 

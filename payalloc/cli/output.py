@@ -292,17 +292,26 @@ def _records(console: Console, columns: Sequence[Column], cells: Sequence[Sequen
 
     if title:
         console.print(Text(safe(title), style="italic"))
+    from rich.cells import cell_len
+
+    # The header beside its value; on a terminal too narrow for both, the header above it.
+    beside = console.width - max(cell_len(c.header) for c in columns) - 2 >= _TEXT_FLOOR
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True, style="bold")
-    grid.add_column(overflow="fold")  # only a value longer than the whole line folds
+    grid.add_column(no_wrap=beside, overflow="fold", style="bold")
+    if beside:
+        grid.add_column(overflow="fold")  # only a value longer than the whole line folds
     blocks = [(f"-[ {n} ]", row) for n, row in enumerate(cells, 1)]
     if footer is not None:
         blocks.append(("-[ total ]", footer))
     for label, row_cells in blocks:
-        grid.add_row(Text(label, style="dim"), "")
+        grid.add_row(Text(label, style="dim"), *([""] if beside else []))
         for c, cell in zip(columns, row_cells, strict=True):
             if cell or row_cells is not footer:
-                grid.add_row(Text(c.header), Text(cell))
+                if beside:
+                    grid.add_row(Text(c.header), Text(cell))
+                else:
+                    grid.add_row(Text(c.header))
+                    grid.add_row(Text(cell, style="not bold"))
     console.print(grid)
 
 
