@@ -191,6 +191,20 @@ def full_scans(plan: list[str]) -> list[str]:
     return [p for p in plan if p.split()[:2] in (["SCAN", t] for t in LEDGER_TABLES) and " USING INDEX " not in p]
 
 
+def test_an_audit_row_of_an_earlier_version_shows_its_money_as_money(ledger: sqlite3.Connection) -> None:
+    """Earlier versions kept a conversion's unapplied amount in cents; the trail is never rewritten,
+    so it is read as "160.00", like the rows written now, in the table and in JSON alike."""
+    add_client(ledger, "C1")
+    with write_txn(ledger):
+        ledger.execute(
+            "INSERT INTO audit (at, staff, action, client_key, payment_key, event_key, reason, detail) VALUES"
+            " ('2026-11-01T02:00:00Z', NULL, 'payment_apply_to_specific', 'C1', 'P1', 'E1', 'event E1 is done',"
+            " '{\"event_status\": \"done\", \"from\": \"event\", \"to\": \"specific\", \"unapplied\": 16000}')")
+    (row,) = views.audit_trail(ledger, client="C1")
+    assert views.audit_json(row)["detail"] == {"event_status": "done", "from": "event", "to": "specific",
+                                               "unapplied": "160.00"}
+
+
 def test_client_show_payment_show_and_apply_never_scan(ledger: sqlite3.Connection, plans: Callable[[], list[str]]) -> None:
     views.client_detail(ledger, "C-1")
     views.payment_detail(ledger, "P1")

@@ -40,3 +40,12 @@ def conversion_detail(unapplied_cents: int, event_status: str) -> dict[str, Any]
     """The detail of a payment_apply_to_specific row; money as "1234.50", as everywhere in JSON."""
     return {"from": "event", "to": "specific", "unapplied": plain_cents(unapplied_cents),
             "event_status": event_status}
+
+
+def read_detail(action: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A stored detail as it is shown. Conversions recorded by earlier versions kept `unapplied`
+    in cents (16000 for 160.00); the trail is never rewritten, so such a detail is read as money."""
+    unapplied = detail.get("unapplied")
+    if action == "payment_apply_to_specific" and type(unapplied) is int:
+        return {**detail, "unapplied": plain_cents(unapplied)}
+    return detail

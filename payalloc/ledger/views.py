@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from payalloc.ledger.audit import read_detail
+
 
 @dataclass(frozen=True)
 class BucketRow:
@@ -109,6 +111,6 @@ def audit_rows(conn: sqlite3.Connection, *, client_key: str | None, since: str |
         detail = json.loads(r[11]) if r[11] else None
         out.append(
             AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                     detail if isinstance(detail, dict) else None)
+                     read_detail(r[3], detail) if isinstance(detail, dict) else None)
         )
     return out
