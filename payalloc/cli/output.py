@@ -88,6 +88,7 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
         yield
         return
     from payalloc.errors import InputError
+    from payalloc.files import place_new
 
     if not path.parent.is_dir():
         raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
@@ -111,10 +112,9 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
             os.replace(temporary, path)
         else:
             try:
-                os.link(temporary, path)  # never clobbers: FileExistsError if PATH appeared meanwhile
+                place_new(temporary, path)
             except FileExistsError:
                 raise InputError(f"{path} appeared while exporting; use --force to replace it") from None
-            temporary.unlink()
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -11,6 +11,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from payalloc.files import place_new
+
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
@@ -55,8 +57,7 @@ def publish(partial: Path, dest: Path, *, replace: bool) -> None:
     if replace:
         os.replace(partial, dest)
     else:
-        os.link(partial, dest)  # FileExistsError if dest appeared meanwhile: never clobbered
-        partial.unlink()
+        place_new(partial, dest)  # FileExistsError if dest appeared meanwhile: never clobbered
     with contextlib.suppress(OSError):
         fd = os.open(dest.parent, os.O_RDONLY)
         try:
