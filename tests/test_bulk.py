@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payalloc.ledger import bulk
-from payalloc.ledger.connection import write_txn
 from tests.builders import add_client
 
 HEAD = "INSERT INTO t (k, n, note)"
@@ -31,14 +30,16 @@ def test_rows_are_inserted_exactly_once_in_the_order_given(rows: list[tuple[str,
     assert conn.execute("SELECT count(*), coalesce(max(id), 0) FROM t").fetchone() == (len(rows), len(rows))
 
 
-def test_a_refused_row_refuses_its_whole_statement_and_the_transaction_keeps_nothing(
-    conn: sqlite3.Connection,
-) -> None:
-    """The import relies on it: a duplicate key anywhere in a batch raises, and the batch's
-    savepoint (or the file's transaction) then holds none of its rows."""
+def test_a_refused_row_refuses_its_whole_statement(conn: sqlite3.Connection) -> None:
+    """Rows of a statement go in together or not at all: a duplicate key in the middle of the first
+    statement leaves none of its rows, even before the transaction rolls back (the import's
+    savepoint then drops the rest of the batch)."""
     add_client(conn, "C1")
     rows = [(f"K{i}", "name", None) for i in range(bulk.ROWS_PER_STATEMENT + 5)]
-    rows[-1] = ("C1", "again", None)  # in the executemany tail
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), write_txn(conn):
+    rows[100] = ("C1", "again", None)  # inside the first 250-row statement
+    conn.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         bulk.insert_rows(conn, "INSERT INTO clients (client_key, name, responsible_party)", 3, rows)
+    assert conn.in_transaction  # still open: what it holds is what the failed statement left
     assert conn.execute("SELECT client_key FROM clients").fetchall() == [("C1",)]
+    conn.execute("ROLLBACK")
