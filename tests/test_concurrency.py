@@ -516,9 +516,10 @@ run_job(open_ledger(path), path, "2026-12-01T02:00:00Z", clients_per_chunk=2, re
 
 @pytest.mark.slow
 def test_a_clerk_goes_in_between_two_chunks_of_a_run(generated: dict[str, Path], tmp_path: Path) -> None:
-    """The promise of the README: during run-job a clerk's apply waits for one chunk, not the run.
-    Without the writers' turns (ledger/writers.py) SQLite lets the job start its next chunk before
-    a waiting clerk retries, and the apply lands after the last of the job's remittances."""
+    """The promise of the README, end to end: during run-job a clerk's apply waits for a chunk,
+    not the run. Without the writers' turns (ledger/writers.py) SQLite often lets the job start
+    its next chunk before a waiting clerk retries (then the apply lands after the last of the
+    job's remittances), but not always: tests/test_writers.py proves the mechanism itself."""
     db = copy(generated["full"], tmp_path / "ledger.db")
     c = sqlite3.connect(db)
     # A specific payment and a charge of a client the job never touches (no oldest or event payment).
