@@ -106,19 +106,22 @@ def check(
     lines: Sequence[Line],
     payments: Mapping[str, PaymentState],
     charges: Mapping[str, ChargeState],
+    *,
+    locate: bool = False,
 ) -> list[Problem]:
     """Every reason the set cannot be applied as a whole; empty when it can.
 
     `payments` and `charges` hold the ledger's current state of the ids the lines name
-    (an id missing from them is unknown). Each problem is reported once, in line order.
+    (an id missing from them is unknown). Each problem is reported once, in line order; with
+    `locate` (the lines of a file) a problem of an id names the first line where it appears.
     """
     problems: list[Problem] = []
     seen: set[str] = set()
 
-    def once(tag: str, reason: str) -> None:
+    def once(tag: str, reason: str, line: Line) -> None:
         if tag not in seen:
             seen.add(tag)
-            problems.append(Problem("", reason))
+            problems.append(Problem(line.where if locate else "", reason))
 
     payment_total: dict[str, int] = {}
     payment_lines: dict[str, int] = {}
@@ -129,20 +132,21 @@ def check(
         charge = charges.get(line.charge_key)
         usable = True
         if payment is None:
-            once(f"p:{line.payment_key}", f"payment {line.payment_key} does not exist")
+            once(f"p:{line.payment_key}", f"payment {line.payment_key} does not exist", line)
             usable = False
         else:
             reason = _payment_refusal(payment)
             if reason:
-                once(f"p:{payment.key}", reason)
+                once(f"p:{payment.key}", reason, line)
                 usable = False
         if charge is None:
-            once(f"c:{line.charge_key}", f"charge {line.charge_key} does not exist")
+            once(f"c:{line.charge_key}", f"charge {line.charge_key} does not exist", line)
             usable = False
         elif charge.payer not in SELF_PAY_PAYERS:
             once(
                 f"c:{charge.key}",
                 f"charge {charge.key} is billed to insurance and is never allocated client payments",
+                line,
             )
             usable = False
         if payment is not None and charge is not None and payment.client_key != charge.client_key:
@@ -150,6 +154,7 @@ def check(
                 f"x:{payment.key}:{charge.key}",
                 f"charge {charge.key} belongs to client {charge.client_key}, "
                 f"not to client {payment.client_key} of payment {payment.key}",
+                line,
             )
             usable = False
         if not usable:

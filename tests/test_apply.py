@@ -167,7 +167,7 @@ def test_apply_file_reports_every_problem_with_its_line(
         clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
     assert [str(p) for p in info.value.problems] == [
         "line 5: 'abc' is not an amount like 1,234.50",
-        "charge INS is billed to insurance and is never allocated client payments",
+        "line 4: charge INS is billed to insurance and is never allocated client payments",
         "200.00 exceeds the 187.00 balance of charge X",
         "220.00 in total exceeds the 60.00 unapplied on payment Y",
     ]
@@ -206,7 +206,7 @@ def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
     assert [str(p) for p in info.value.problems] == [
         "line 3: 2 fields, the header has 3",
         "line 5: 4 fields, the header has 3",
-        "charge CH-404 does not exist",
+        "line 4: charge CH-404 does not exist",  # a file's problems of an id name the line
     ]
     assert dump() == before
 

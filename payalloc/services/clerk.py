@@ -83,7 +83,7 @@ def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> 
     raw, ignored, problems = read_apply_file(path)
     if not raw and not problems:
         raise InputError(f"{path} has no allocation rows under its header")
-    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff), ignored)
+    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff, locate=True), ignored)
 
 
 def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Problem]]:
@@ -141,12 +141,13 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _apply(
-    conn: sqlite3.Connection, raw: list[manual.RawLine], problems: list[Problem], *, now: str, staff: str
+    conn: sqlite3.Connection, raw: list[manual.RawLine], problems: list[Problem], *, now: str, staff: str,
+    locate: bool = False,
 ) -> list[Applied]:
     lines, more = manual.parse_lines(raw)
     problems = problems + more
     with write_txn(conn):
-        return _check_and_write(conn, lines, problems, now=now, staff=staff, reason=None)
+        return _check_and_write(conn, lines, problems, now=now, staff=staff, reason=None, locate=locate)
 
 
 def _check_and_write(
@@ -157,6 +158,7 @@ def _check_and_write(
     now: str,
     staff: str,
     reason: str | None,
+    locate: bool = False,
 ) -> list[Applied]:
     """Inside the caller's transaction: check the set against the ledger as it is now, then write it."""
     payments = payment_ledger.payments_by_keys(conn, [line.payment_key for line in lines])
@@ -166,6 +168,7 @@ def _check_and_write(
         {k: manual.PaymentState(p.key, p.client_key, p.status, p.apply_to, p.unapplied_cents)
          for k, p in payments.items()},
         {k: manual.ChargeState(c.key, c.client_key, c.payer, c.balance_cents) for k, c in charges.items()},
+        locate=locate,
     )
     if problems:
         count = len(problems)
