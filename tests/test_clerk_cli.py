@@ -114,8 +114,14 @@ def test_a_clerks_morning(seeded: Cli, dump: Dump) -> None:
 
 def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     cli = seeded
-    assert ok(cli("payment", "record", "--client", "C-2", "--amount", "25", "--date", "2026-11-01",
-                  "--apply-to", "oldest", "--pending", "--id", "P-7", "--payer-name", "Mom")).stdout == "P-7\n"
+    recorded = ok(cli("payment", "record", "--client", "C-2", "--amount", "25", "--date", "2026-11-01",
+                      "--apply-to", "oldest", "--pending", "--id", "P-7", "--payer-name", "Mom"))
+    assert recorded.stdout == "P-7\n" and "warning" not in recorded.stderr
+    later = ok(cli("payment", "record", "--client", "C-2", "--amount", "5", "--date", "2999-06-01",
+                   "--apply-to", "specific", "--id", "P-F"))  # recorded as given, but the clerk is told
+    assert later.stdout == "P-F\n"
+    assert "warning: payment P-F: its received date 2999-06-01 is after today" in later.stderr
+    assert "is void" in ok(cli("payment", "void", "P-F", "--reason", "typo in the year")).stderr
     assert json.loads(ok(cli("unallocated", "--json")).stdout) == []
     rows = list(csv.DictReader(io.StringIO(ok(cli("unallocated", "--all", "--csv")).stdout)))
     assert rows == [{"client_id": "C-2", "name": "Bob", "total_payments": "25.00", "unallocated": "0.00",

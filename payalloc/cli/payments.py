@@ -49,16 +49,19 @@ def record(
 
     Example: payalloc payment record --client C-1003 --amount 60.00 --date 2026-11-20 --apply-to specific --method check --reference 1042
     """
-    from payalloc.dates import utc_now
+    from payalloc.dates import parse_date, utc_now
     from payalloc.services import payments
 
+    now = utc_now()
     with STATE.ledger() as conn:
         key = payments.record_payment(
-            conn, now=utc_now(), staff=STATE.staff, client=client, amount=amount, date=date,
+            conn, now=now, staff=STATE.staff, client=client, amount=amount, date=date,
             apply_to=apply_to.value, event=event, method=method.value if method else None, reference=reference,
             note=note, payer_name=payer_name, pending=pending, payment_id=payment_id,
         )
     output.line(key)
+    if parse_date(date) > now[:10]:  # a typo, most likely: money is not received in the future
+        output.warn(f"payment {key}: its received date {parse_date(date)} is after today ({now[:10]}, UTC)")
 
 
 def ready(payment_id: PaymentArg) -> None:
