@@ -284,14 +284,32 @@ def test_unapply_refusals(ledger: sqlite3.Connection, dump: Dump) -> None:
     assert dump() == before
 
 
-def test_unapply_a_job_remittance_warns_the_job_will_reapply(ledger: sqlite3.Connection) -> None:
+def job_remittance(ledger: sqlite3.Connection) -> int:
+    """A remittance of 60.00 of the oldest payment OLD to charge X, as run-job writes it."""
     with write_txn(ledger):
         run = ledger.execute("INSERT INTO job_runs (started_at, status) VALUES (?, 'done')", (NOW,)).lastrowid
         payment, client = ledger.execute("SELECT id, client_id FROM payments WHERE payment_key = 'OLD'").fetchone()
         charge = ledger.execute("SELECT id FROM charges WHERE charge_key = 'X'").fetchone()[0]
         job_sql.insert_remittances(ledger, [Allocation(payment, charge, client, 6000, "oldest")], run, NOW)
-    r = ledger.execute("SELECT max(id) FROM remittances").fetchone()[0]
+    return int(ledger.execute("SELECT max(id) FROM remittances").fetchone()[0])
+
+
+def test_unapply_a_job_remittance_warns_the_job_will_reapply(ledger: sqlite3.Connection) -> None:
+    r = job_remittance(ledger)
     assert clerk.unapply(ledger, r, reason="x", now=NOW, staff="c").payment_apply_to == "oldest"
+
+
+def test_part_of_a_job_remittance_cannot_be_kept_by_hand(ledger: sqlite3.Connection, dump: Dump) -> None:
+    """Rule 2: what stays applied of a partial unapply is a remittance by hand, and an oldest payment
+    is never applied by hand. Whole, it may be unapplied (run-job applies the money again)."""
+    r = job_remittance(ledger)
+    before = dump()
+    with pytest.raises(InputError, match=f"remittance {r} belongs to payment OLD, which run-job applies"
+                                         r" \(oldest\); unapply it whole"):
+        clerk.unapply(ledger, r, reason="x", now=NOW, staff="c", amount="20.00")
+    assert dump() == before
+    result = clerk.unapply(ledger, r, reason="x", now=NOW, staff="c", amount="60.00")  # all of it: allowed
+    assert (result.unapplied_cents, result.kept_id) == (6000, None)
 
 
 def test_shared_reverse_remittance_refuses_twice(ledger: sqlite3.Connection) -> None:

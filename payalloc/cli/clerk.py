@@ -175,7 +175,7 @@ def unapply(
     remittance_id: RemittanceArg,
     reason: ReasonOpt,
     amount: Annotated[
-        str | None, typer.Option("--amount", help="Unapply only this much; the rest stays applied.")
+        str | None, typer.Option("--amount", help="Unapply only this much; the rest stays applied (payments applied by hand only: specific).")
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:

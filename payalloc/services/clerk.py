@@ -254,8 +254,16 @@ def _unapply(
             f"{format_cents(amount_cents)} is more than the {format_cents(remittance.amount_cents)}"
             f" of remittance {remittance_id}"
         )
-    ledger.reverse_remittance(conn, remittance_id, staff=staff, reason=reason, now=now)
     kept_cents = 0 if amount_cents is None else remittance.amount_cents - amount_cents
+    if kept_cents:
+        owner = payment_ledger.payment_by_id(conn, remittance.payment_id)
+        if owner.apply_to != "specific":  # rule 2: what stays applied would be applied by hand
+            raise InputError(
+                f"remittance {remittance_id} belongs to payment {owner.key}, which run-job applies"
+                f" ({owner.apply_to}); unapply it whole (the next run-job applies the money again),"
+                f" or take the payment over first: payalloc payment mode {owner.key} specific"
+            )
+    ledger.reverse_remittance(conn, remittance_id, staff=staff, reason=reason, now=now)
     kept_id = None
     if kept_cents:
         kept_id = ledger.insert_manual(
