@@ -6,9 +6,11 @@ They use raw SQL inside write_txn so that tests of one service do not depend on 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from payalloc.ledger.clients import mark_for_job
-from payalloc.ledger.connection import write_txn
+from payalloc.ledger.connection import open_ledger, write_txn
+from payalloc.services.check import check_ledger
 
 
 def _id(conn: sqlite3.Connection, table: str, key_column: str, key: str | None) -> int | None:
@@ -81,3 +83,13 @@ def add_payment(
         if status == "ready" and apply_to != "specific":
             mark_for_job(conn, [_id(conn, "clients", "client_key", client) or 0])
     return int(cur.lastrowid or 0)
+
+
+def assert_check_passes(db: Path) -> None:
+    """`payalloc check` finds nothing wrong with the ledger file `db` (in process)."""
+    conn = open_ledger(db)
+    try:
+        report = check_ledger(conn)
+    finally:
+        conn.close()
+    assert report.ok, [v.message for v in report.violations]

@@ -33,6 +33,7 @@ import pytest
 
 from payalloc.ledger.connection import open_ledger
 from payalloc.services.check import check_ledger
+from tests.builders import assert_check_passes
 
 SEED = int(os.environ.get("PAYALLOC_CONCURRENCY_SEED", str(random.randrange(1 << 30))))
 DEEP = os.environ.get("PAYALLOC_TEST_PROFILE") == "deep"
@@ -364,15 +365,6 @@ def without_audit(lines: list[str]) -> list[str]:
     return [line for line in lines if not line.startswith('INSERT INTO "audit"')]
 
 
-def assert_sound(db: Path) -> None:
-    conn = open_ledger(db)
-    try:
-        report = check_ledger(conn)
-    finally:
-        conn.close()
-    assert report.ok, [v.message for v in report.violations]
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A generated practice of 1,200 clients (about 12,000 charges and 9,500 payments): its CSV files
@@ -434,7 +426,7 @@ def test_two_imports_of_the_same_file_at_once_insert_it_once(
     assert summaries == [(0, rows), (rows, 0)]
     # Each row once, nothing else: the ledger of a single import (plus the second import's audit row).
     assert without_audit(dump(db)) == expected
-    assert_sound(db)
+    assert_check_passes(db)
     c = sqlite3.connect(db)
     audited = sorted((d["inserted"], d["unchanged"]) for (d,) in (
         (json.loads(r[0]),) for r in c.execute("SELECT detail FROM audit WHERE action = ?", (f"import_{kind}",))))
@@ -496,7 +488,7 @@ def test_an_import_during_run_job_loses_nothing_and_doubles_nothing(
     # The next run applies what arrived after the racing run had passed a client.
     again = payalloc(db, "run-job", "-q")
     assert again.returncode == 0, again.stderr
-    assert_sound(db)
+    assert_check_passes(db)
     got = outcome(db)
     assert got["runs"] == [("done", 2)]
     assert {k: v for k, v in got.items() if k != "runs"} == {k: v for k, v in expected.items() if k != "runs"}
@@ -548,4 +540,4 @@ def test_a_clerk_goes_in_between_two_chunks_of_a_run(generated: dict[str, Path],
     c.close()
     assert later > 0, f"the clerk waited for the whole run: all {total} job remittances came before the apply"
     print(f"{later} of {total} job remittances came after the clerk's apply")
-    assert_sound(db)
+    assert_check_passes(db)

@@ -42,8 +42,8 @@ import pytest
 
 from payalloc.ledger.bulk import ROWS_PER_STATEMENT
 from payalloc.ledger.connection import TEST_KILL_VM_STEPS, open_ledger
-from payalloc.services.check import check_ledger
 from payalloc.services.job import run_job
+from tests.builders import assert_check_passes
 from tests.test_job_cli import copy, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,12 +97,7 @@ def assert_sound_and_free(db: Path, *, by_cli: bool = False) -> None:
         checked = payalloc(db, "check")
         assert checked.returncode == 0, checked.stdout + checked.stderr
     else:
-        conn = open_ledger(db)
-        try:
-            report = check_ledger(conn)
-        finally:
-            conn.close()
-        assert report.ok, [v.message for v in report.violations]
+        assert_check_passes(db)
     c = sqlite3.connect(db, timeout=5, isolation_level=None)
     try:
         started = time.monotonic()
