@@ -190,3 +190,30 @@ def test_debug_traceback_for_a_foreign_file(tmp_path: Path) -> None:
     debug = _payalloc("--debug", "--db", str(path), "check")
     assert "Traceback (most recent call last)" in debug.stderr and "InputError" in debug.stderr
     assert debug.returncode == 3 and debug.stderr.rstrip().endswith("is not a payalloc ledger")
+
+
+@pytest.mark.parametrize(("code", "message", "says"), [
+    (sqlite3.SQLITE_NOTADB, "file is not a database", "x.db is not a payalloc ledger (file is not a database)"),
+    # the disk or the file system, not the file, is at fault: say so
+    (sqlite3.SQLITE_IOERR, "disk I/O error", "cannot open ledger x.db (disk I/O error); nothing was done"),
+    (sqlite3.SQLITE_CANTOPEN, "unable to open database file",
+     "cannot open ledger x.db (unable to open database file); nothing was done"),
+])
+def test_a_ledger_that_cannot_be_opened_is_described_by_what_went_wrong(code: int, message: str, says: str) -> None:
+    from payalloc.ledger import connection
+
+    error = sqlite3.DatabaseError(message)
+    error.sqlite_errorcode = code  # as SQLite sets it
+    assert str(connection._unusable(Path("x.db"), error)) == says
+
+
+def test_a_run_job_lock_that_cannot_be_opened_is_one_sentence(ledger_path: Path) -> None:
+    from payalloc.errors import InputError
+    from payalloc.ledger.connection import job_lock
+
+    lock = ledger_path.parent / (ledger_path.name + ".lock")
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # as good as a lock file of another user's
+    with pytest.raises(InputError, match=r"cannot open the run-job lock .*ledger\.db\.lock \(Is a directory\)"), \
+            job_lock(ledger_path):
+        pass

@@ -37,9 +37,17 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
         conn.close()
         if _is_busy(error):
             raise _busy() from None
-        raise InputError(f"{path} is not a payalloc ledger ({error})") from None
+        raise _unusable(path, error) from None
     _install_test_hooks(conn)
     return conn
+
+
+def _unusable(path: Path, error: sqlite3.DatabaseError) -> InputError:
+    """Why a ledger file could not be opened: not a database at all, or a file or disk problem."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FORMAT):
+        return InputError(f"{path} is not a payalloc ledger ({error})")
+    return InputError(f"cannot open ledger {path} ({error}); nothing was done")
 
 
 def open_ledger(path: Path) -> sqlite3.Connection:
@@ -76,7 +84,7 @@ def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
     except sqlite3.DatabaseError as error:
         if _is_busy(error):
             raise _busy() from None
-        raise InputError(f"{path} is not a payalloc ledger") from None
+        raise _unusable(path, error) from None
     return int(app_id), int(version)
 
 
@@ -181,9 +189,12 @@ def read_txn(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 @contextlib.contextmanager
 def job_lock(path: Path) -> Iterator[None]:
     """Exclusive lock for run-job: a kernel lock (flock), released when the holder dies."""
-    real = path.resolve()  # through a symbolic link or not, one ledger has one lock
-    lock_path = real.with_name(real.name + ".lock")
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    real = str(path.resolve())  # through a symbolic link or not, one ledger has one lock
+    try:
+        fd = writers.open_beside(real, ".lock")
+    except OSError as error:
+        raise InputError(f"cannot open the run-job lock {real}.lock ({error.strerror}); "
+                         "nothing was done") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -31,17 +31,22 @@ def ledger_file(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA database_list").fetchone()[2] or "")
 
 
-def _open(ledger: str) -> int | None:
-    """The lock file beside the ledger, owner-only; None when it cannot be opened."""
-    try:
-        fd = os.open(ledger + SUFFIX, os.O_CREAT | os.O_RDWR, 0o600)
-    except OSError:
-        return None
+def open_beside(ledger: str, suffix: str) -> int:
+    """A lock file beside the ledger (`<ledger><suffix>`), owner-only; OSError if it cannot be had."""
+    fd = os.open(ledger + suffix, os.O_CREAT | os.O_RDWR, 0o600)
     if os.geteuid() == 0:  # root (a cron job) must not leave a file the ledger's owner cannot open
         with contextlib.suppress(OSError):
             owner = os.stat(ledger)
             os.fchown(fd, owner.st_uid, owner.st_gid)
     return fd
+
+
+def _open(ledger: str) -> int | None:
+    """The writers' lock file; None when it cannot be opened (the turns are then skipped)."""
+    try:
+        return open_beside(ledger, SUFFIX)
+    except OSError:
+        return None
 
 
 def remove(ledger: str) -> None:
