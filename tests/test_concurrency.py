@@ -34,6 +34,7 @@ import pytest
 from payalloc.ledger.connection import open_ledger
 from payalloc.services.check import check_ledger
 from tests.builders import assert_check_passes
+from tests.test_crash import import_stages
 
 SEED = int(os.environ.get("PAYALLOC_CONCURRENCY_SEED", str(random.randrange(1 << 30))))
 DEEP = os.environ.get("PAYALLOC_TEST_PROFILE") == "deep"
@@ -373,20 +374,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("generated")
     subprocess.run([sys.executable, str(GEN), str(tmp / "csv"), "--clients", "1200", "--payments", "8",
                     "--seed", "23"], check=True, capture_output=True)
-    db = tmp / "ledger.db"
-    created = payalloc(db, "init")
-    assert created.returncode == 0, created.stderr
-    out = {"csv": tmp / "csv"}
-    for kind, stage in (("clients", ""), ("events", ""), ("charges", "events"), ("payments", "charges")):
-        if stage:
-            out[stage] = copy(db, tmp / f"{stage}.db")
-        done = payalloc(db, "import", kind, str(tmp / "csv" / f"{kind}.csv"))
-        assert done.returncode == 0, done.stderr
-    for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
-        mapped = payalloc(db, "gl", "map", key, account)
-        assert mapped.returncode == 0, mapped.stderr
-    out["full"] = db
-    return out
+    return {"csv": tmp / "csv", **import_stages(tmp / "csv", tmp)}
 
 
 @pytest.mark.slow

@@ -158,11 +158,9 @@ def csvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def stages(csvs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The ledger after each import, through the CLI: 'events' (clients and events), 'charges', 'full'
-    (payments too, GL mapped: the job posts)."""
-    tmp = tmp_path_factory.mktemp("stages")
+def import_stages(csvs: Path, tmp: Path) -> dict[str, Path]:
+    """Import the four files into a new ledger in `tmp` through the CLI, keeping a copy after each
+    stage: 'events' (clients and events), 'charges', 'full' (payments too, GL mapped: the job posts)."""
     db = tmp / "ledger.db"
     created = payalloc(db, "init")
     assert created.returncode == 0, created.stderr
@@ -179,6 +177,11 @@ def stages(csvs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
         assert mapped.returncode == 0, mapped.stderr
     out["full"] = db
     return out
+
+
+@pytest.fixture(scope="module")
+def stages(csvs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return import_stages(csvs, tmp_path_factory.mktemp("stages"))
 
 
 # --- run-job ------------------------------------------------------------------------------------
