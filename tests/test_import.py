@@ -548,7 +548,8 @@ _DATES = st.sampled_from(["2026-01-31", " 2026-01-31", "2026-01-31 \t", "2026-02
                           "2026-01-31\u00a0", "\u20032026-01-31", "2026-01-31\n", " " * 45 + "2026-01-01"]) \
     | st.text(alphabet="0123456789- ", max_size=12)
 _AMOUNTS = st.sampled_from(["150.00", "$1,234.50", " 12.5 ", "12.5\u00a0", "\u00a012.5", "0", "-5", "1e3", "",
-                            "12,50", " ", "1,000,000,000.00", "1000000000.01", " " * 45 + "1.00", "7\n"]) \
+                            "12,50", " ", "1,000,000,000.00", "1000000000.01", " " * 45 + "1.00", "7\n", "0.00", "00.50",
+                            "01.00", "0.05", "999999999.99", "1000000000.00"]) \
     | st.text(alphabet="0123456789,.$ -\u00a0", max_size=12)
 _TEXTS = st.sampled_from(["Ann", "", " ", "x" * 64, "x" * 65, "x" * 200, "x" * 201, "y" * 4000, "y" * 4001,
                           "[/]", "a\x1b[2Jb", " padded "]) | st.text(max_size=20)
@@ -772,6 +773,28 @@ def test_fast_path_values_are_exact_when_the_caches_are_full(monkeypatch: pytest
     fast = _read("charges", text, 10)
     assert all(isinstance(b, CleanBatch) for b in fast)
     assert [b.as_rows() for b in fast] == _batches("charges", text, fast=False, size=10)
+
+
+@pytest.mark.parametrize(("amounts", "cents"), [
+    (["293.86", "0.05", "999999999.99"], [29386, 5, 99999999999]),  # the usual column, read at once
+    (["293.86", "7", "$1,234.50"], [29386, 700, 123450]),  # other forms: parsed cell by cell
+])
+def test_fast_path_amounts_are_the_cents_parse_cents_gives(amounts: list[str], cents: list[int]) -> None:
+    text = "charge_id,client_id,service_date,amount,payer\n" + "".join(
+        f"X{i},C-1,2026-01-31,\"{amount}\",self_pay\n" for i, amount in enumerate(amounts))
+    (batch,) = _read("charges", text, 10)
+    assert isinstance(batch, CleanBatch)
+    assert [row.amount_cents for _, row in batch.as_rows().rows] == cents
+
+
+@pytest.mark.parametrize("bad", ["0.00", "00.50", "01.00", "1000000000.01"])
+def test_a_bad_amount_among_plain_ones_goes_row_by_row(bad: str) -> None:
+    """A zero, a leading zero or too large an amount looks plain; it is still refused, on its line."""
+    text = "charge_id,client_id,service_date,amount,payer\n" + "".join(
+        f"X{i},C-1,2026-01-31,{amount},self_pay\n" for i, amount in enumerate(["10.00", bad, "12.34"]))
+    (batch,) = _read("charges", text, 10)
+    assert not isinstance(batch, CleanBatch)
+    assert [p.where for p in batch.problems] == ["f.csv: line 3, column amount"]
 
 
 # Raw CSV text, hostile to line counting: quoted cells with CR, LF and CRLF, empty lines, lone CRs.
