@@ -345,7 +345,10 @@ def test_reimport_over_a_voided_payment_keeps_it_void_and_says_so(conn: sqlite3.
     s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())  # yesterday's export: P-3002 ready
     assert (s.inserted, s.updated, s.unchanged) == (0, 0, 25)
     assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3002'").fetchone() == ("void",)
-    assert s.warnings == ["in.csv: 1 payment(s) void in the ledger are not void in the file; they stay void"]
+    assert s.warnings == ["in.csv: 1 payment void in the ledger is not void in the file; it stays void"]
+    payments.void_payment(conn, "P-3003", reason="card chargeback", now=NOW, staff="clerk1")
+    s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())
+    assert s.warnings == ["in.csv: 2 payments void in the ledger are not void in the file; they stay void"]
 
 @pytest.mark.parametrize(
     ("kind", "old", "new", "expect"),

@@ -435,8 +435,10 @@ class _Payments(_Importer):
     def finish(self) -> None:
         sql.mark_payments_ready(self.conn, self.ready)
         if self.void:
+            one = self.void == 1
             self.summary.warnings.append(
-                f"{self.name}: {self.void} payment(s) void in the ledger are not void in the file; they stay void")
+                f"{self.name}: {self.void} payment{'' if one else 's'} void in the ledger"
+                f" {'is' if one else 'are'} not void in the file; {'it stays' if one else 'they stay'} void")
 
 
 _IMPORTERS: dict[str, type[_Importer]] = {
