@@ -326,8 +326,9 @@ class _Events(_Importer):
     def finish(self) -> None:
         sql.mark_events_done(self.conn, self.done)
         if self.ignored:
-            self.summary.warnings.append(
-                f"{self.name}: {self.ignored} event status(es) older than the ledger's were left as they are")
+            what = "status older than the ledger's was left as it is" if self.ignored == 1 else \
+                "statuses older than the ledger's were left as they are"
+            self.summary.warnings.append(f"{self.name}: {self.ignored} event {what}")
 
 
 class _Charges(_Importer):
