@@ -178,6 +178,10 @@ def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, d
         "  charge Q does not exist",
     ]
     assert "is not CHARGE_ID=AMOUNT" in refused(cli, dump, "apply", "Y", "X:10")
+    # A bad payment id is one problem, of the payment id: not one per pair, blamed on the pair.
+    assert refused(cli, dump, "apply", " ", "X=1", "Z=1") == "error: nothing was applied: payment_id is empty\n"
+    assert refused(cli, dump, "apply", "P" * 65, "X=1", "Z=1") == (
+        "error: nothing was applied: payment_id is longer than 64 characters\n")
     assert "remittance 99 does not exist" in refused(cli, dump, "unapply", "99", "--reason", "x")
     assert "remittance 99 does not exist" in refused(cli, dump, "reallocate", "99", "X=1", "--reason", "x")
 
