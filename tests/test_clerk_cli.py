@@ -145,7 +145,8 @@ def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     assert "needs --event" in refused(cli, dump, "payment", "record", "--client", "C-2", "--amount", "1",
                                       "--date", "2026-11-01", "--apply-to", "event")
     assert refused(cli, dump, "payment", "ready", "P-404") == "error: payment P-404 does not exist\n"
-    ok(cli("payment", "void", "P-7", "--reason", "bounced"))
+    voided = ok(cli("payment", "void", "P-7", "--reason", "bounced"))  # pending: never allocated
+    assert voided.stderr == "payment P-7 is void; it had no remittances to reverse\n"
     assert refused(cli, dump, "payment", "void", "P-7", "--reason", "again") == "error: payment P-7 is already void\n"
     assert "is void" in refused(cli, dump, "payment", "mode", "P-7", "oldest")
 
