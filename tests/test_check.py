@@ -460,6 +460,29 @@ def test_clean_ledger_passes_with_counts_on_stderr(clean_ledger: Path, tmp_path:
     assert result.stderr.strip() == "ledger OK: 2 clients, 6 payments, 5 charges, 7 remittances checked"
 
 
+def test_counts_and_violations_say_one_in_the_singular(tmp_path: Path) -> None:
+    path = tmp_path / "one.db"
+    init_ledger(path)
+    conn = open_ledger(path)
+    try:
+        add_client(conn, "C1")
+        add_charge(conn, "CH1", "C1", "2026-01-05", 10_000)
+    finally:
+        conn.close()
+    result = Cli(path)("check")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == "ledger OK: 1 client, 0 payments, 1 charge, 0 remittances checked"
+    c = raw(path)
+    guard = c.execute("SELECT sql FROM sqlite_schema WHERE name = 'charges_guard_update'").fetchone()[0]
+    drop(c, "charges_guard_update")
+    c.execute("UPDATE charges SET service_date = '2026-02-30' WHERE charge_key = 'CH1'")
+    c.execute(guard)  # the guard back: the bad date is the one violation
+    failed = Cli(path)("check")
+    assert failed.exit_code == 5
+    assert "1 violation" in failed.stdout and "1 violations" not in failed.stdout
+    assert "check found 1 violation in ledger" in failed.stderr
+
+
 def test_clean_ledger_json_report(copy_of: Path) -> None:
     exit_code, report, _ = run_check(copy_of)
     assert exit_code == 0
@@ -478,9 +501,9 @@ def test_table_output_lists_every_violation_and_exits_5(copy_of: Path) -> None:
     assert result.exit_code == 5
     out = result.stdout
     for text in ("payment_cache_mismatch", "reversal_incomplete", "date_invalid", "P3", "CH3",
-                 "remittance_id=2", "4 violation(s)"):
+                 "remittance_id=2", "4 violations"):
         assert text in out, text
-    assert "check found 4 violation(s)" in result.stderr
+    assert "check found 4 violations" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert SENTINEL not in result.stdout + result.stderr
 

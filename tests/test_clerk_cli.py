@@ -88,7 +88,9 @@ def test_a_clerks_morning(seeded: Cli, dump: Dump) -> None:
     # A mistake: move the 40.00 from X to Z... Z has only 30.00 open, so 10.00 goes back to X.
     rid = str(applied[0]["id"])
     out = ok(cli("--staff", "supervisor", "reallocate", rid, "Z=30", "X=10", "--reason", "wrong session"))
-    assert "reversed remittance" in out.stderr
+    # The money moved: the message says where it went, not that it "is unapplied again".
+    assert out.stderr == (f"reversed remittance {rid} (40.00 of payment {key} to charge X) and applied 40.00"
+                          f" in 2 remittances; payment {key} has 0.00 unapplied\n")
     checked(cli)
     # And give 10.00 back for the clerk to place later.
     z = json.loads(ok(cli("payment", "show", key, "--json")).stdout)["remittances"]
@@ -143,7 +145,8 @@ def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     assert "needs --event" in refused(cli, dump, "payment", "record", "--client", "C-2", "--amount", "1",
                                       "--date", "2026-11-01", "--apply-to", "event")
     assert refused(cli, dump, "payment", "ready", "P-404") == "error: payment P-404 does not exist\n"
-    ok(cli("payment", "void", "P-7", "--reason", "bounced"))
+    voided = ok(cli("payment", "void", "P-7", "--reason", "bounced"))  # pending: never allocated
+    assert voided.stderr == "payment P-7 is void; it had no remittances to reverse\n"
     assert refused(cli, dump, "payment", "void", "P-7", "--reason", "again") == "error: payment P-7 is already void\n"
     assert "is void" in refused(cli, dump, "payment", "mode", "P-7", "oldest")
 
@@ -176,6 +179,10 @@ def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, d
         "  charge Q does not exist",
     ]
     assert "is not CHARGE_ID=AMOUNT" in refused(cli, dump, "apply", "Y", "X:10")
+    # A bad payment id is one problem, of the payment id: not one per pair, blamed on the pair.
+    assert refused(cli, dump, "apply", " ", "X=1", "Z=1") == "error: nothing was applied: payment_id is empty\n"
+    assert refused(cli, dump, "apply", "P" * 65, "X=1", "Z=1") == (
+        "error: nothing was applied: payment_id is longer than 64 characters\n")
     assert "remittance 99 does not exist" in refused(cli, dump, "unapply", "99", "--reason", "x")
     assert "remittance 99 does not exist" in refused(cli, dump, "reallocate", "99", "X=1", "--reason", "x")
 

@@ -321,8 +321,12 @@ def test_reimport_updates_clients_and_events(conn: sqlite3.Connection) -> None:
     assert conn.execute("SELECT status FROM events WHERE event_key = 'E-502'").fetchone() == ("done",)
     # An older export (done -> scheduled) leaves the ledger as it is, with a warning.
     s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-501,C-1004,2026-10-06,scheduled\n")
-    assert (s.updated, s.unchanged) == (0, 1) and any("left as they are" in w for w in s.warnings)
+    assert (s.updated, s.unchanged) == (0, 1)
+    assert s.warnings == ["in.csv: 1 event status older than the ledger's was left as it is"]
     assert conn.execute("SELECT status FROM events WHERE event_key = 'E-501'").fetchone() == ("done",)
+    s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-501,C-1004,2026-10-06,scheduled\n"
+                            "E-502,C-1005,2026-12-02,scheduled\n")
+    assert s.warnings == ["in.csv: 2 event statuses older than the ledger's were left as they are"]
 
 
 def test_reimport_payment_pending_to_ready_is_an_update(conn: sqlite3.Connection) -> None:
@@ -345,7 +349,10 @@ def test_reimport_over_a_voided_payment_keeps_it_void_and_says_so(conn: sqlite3.
     s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())  # yesterday's export: P-3002 ready
     assert (s.inserted, s.updated, s.unchanged) == (0, 0, 25)
     assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3002'").fetchone() == ("void",)
-    assert s.warnings == ["in.csv: 1 payment(s) void in the ledger are not void in the file; they stay void"]
+    assert s.warnings == ["in.csv: 1 payment void in the ledger is not void in the file; it stays void"]
+    payments.void_payment(conn, "P-3003", reason="card chargeback", now=NOW, staff="clerk1")
+    s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())
+    assert s.warnings == ["in.csv: 2 payments void in the ledger are not void in the file; they stay void"]
 
 @pytest.mark.parametrize(
     ("kind", "old", "new", "expect"),

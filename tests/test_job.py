@@ -327,6 +327,18 @@ def test_posting_waits_for_both_mappings(conn: sqlite3.Connection, ledger_path: 
     assert conn.execute("SELECT count(*) FROM remittances WHERE status = 'ready'").fetchone()[0] == 4
 
 
+def test_the_missing_mapping_warning_says_one_remittance_in_the_singular(
+    conn: sqlite3.Connection, ledger_path: Path
+) -> None:
+    add_client(conn, "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-05", 8000)
+    add_payment(conn, "P1", "C1", "2026-01-10", 3000)
+    assert job(conn, ledger_path).warnings == [
+        "1 remittance stays ready: GL mappings unapplied_default and self_pay_ar are not configured"
+        " (payalloc gl map KEY ACCOUNT)"
+    ]
+
+
 def test_posting_writes_balanced_lines_for_every_ready_remittance(conn: sqlite3.Connection, ledger_path: Path) -> None:
     posted_ledger(conn)
     map_gl(conn)

@@ -256,3 +256,14 @@ def test_a_closed_pipe_is_not_an_error(ledger_path: Path) -> None:
     stderr = proc.stderr.read().decode()
     assert proc.wait() == 0
     assert "internal error" not in stderr and "Traceback" not in stderr
+
+
+def test_list_titles_say_one_in_the_singular(cli: Cli, ledger: sqlite3.Connection) -> None:
+    one_payment = cli("payment", "list", "--client", "C-1009")  # the sample's only payment of C-1009
+    assert one_payment.exit_code == 0, one_payment.stderr
+    assert "1 payment " in one_payment.stdout and "1 payments" not in one_payment.stdout
+    cli("run-job")
+    one_remittance = cli("remittances", "list", "--payment", "P-3019")  # run-job: one charge
+    assert one_remittance.exit_code == 0, one_remittance.stderr
+    assert "1 remittance " in one_remittance.stdout and "1 remittances" not in one_remittance.stdout
+    assert "12 clients" in cli("client", "list").stdout

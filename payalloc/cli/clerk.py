@@ -217,8 +217,18 @@ def reallocate(
         output.emit_json({"unapplied": _unapply_json(result.unapplied),
                           "applied": [_applied_json(a) for a in result.applied]})
         return
-    _unapply_message(result.unapplied)
     _applied_table(result.applied)
+    from payalloc.money import format_cents
+
+    # Not _unapply_message: the money is not "unapplied again", it went to the charges just listed.
+    rem, count = result.unapplied.remittance, len(result.applied)
+    total = sum(a.amount_cents for a in result.applied)
+    left = result.applied[-1].payment_unapplied_cents  # the figures after the whole transaction
+    output.message(
+        f"reversed remittance {rem.id} ({format_cents(rem.amount_cents)} of payment {rem.payment_key}"
+        f" to charge {rem.charge_key}) and applied {format_cents(total)} in {count}"
+        f" remittance{'s' if count != 1 else ''}; payment {rem.payment_key} has {format_cents(left)} unapplied"
+    )
 
 
 def audit(

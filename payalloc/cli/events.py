@@ -142,7 +142,10 @@ def delete(
         return
     msg = f"event {change.event_id} is deleted"
     if change.converted:
-        msg += f"; payments now apply-to specific: {', '.join(change.converted)}"
+        if len(change.converted) == 1:
+            msg += f"; payment {change.converted[0]} now applies to specific charges"
+        else:
+            msg += f"; payments now apply to specific charges: {', '.join(change.converted)}"
     output.message(msg)
 
 

@@ -20,10 +20,8 @@ _COLUMNS = (
 
 
 def _counts_line(counts: dict[str, int]) -> str:
-    return (
-        f"{counts['clients']} clients, {counts['payments']} payments, "
-        f"{counts['charges']} charges, {counts['remittances']} remittances checked"
-    )
+    kinds = ("client", "payment", "charge", "remittance")
+    return ", ".join(output.counted(counts[f"{kind}s"], kind) for kind in kinds) + " checked"
 
 
 def _ids_text(ids: dict[str, object]) -> str:
@@ -46,12 +44,13 @@ def check(json_out: JsonOpt = False) -> None:
         output.table(
             _COLUMNS,
             ({"code": v.code, "ids": _ids_text(v.ids), "message": v.message} for v in report.violations),
-            title=f"{len(report.violations)} violation(s)",
+            title=output.counted(len(report.violations), "violation"),
         )
     if report.violations:
         codes = sorted({v.code for v in report.violations})
         raise CheckFailed(
-            f"check found {len(report.violations)} violation(s) in ledger {STATE.db}: {', '.join(codes)}"
+            f"check found {output.counted(len(report.violations), 'violation')} in ledger {STATE.db}:"
+            f" {', '.join(codes)}"
         )
     output.message(f"ledger OK: {_counts_line(report.counts)}")
 
@@ -71,8 +70,9 @@ def backup(
     if result.report.violations:
         codes = sorted({v.code for v in result.report.violations})
         raise CheckFailed(
-            f"the backup {result.dest} was written, but check finds {len(result.report.violations)} "
-            f"violation(s) in it (as in the ledger): {', '.join(codes)}; run payalloc check"
+            f"the backup {result.dest} was written, but check finds "
+            f"{output.counted(len(result.report.violations), 'violation')} in it (as in the ledger):"
+            f" {', '.join(codes)}; run payalloc check"
         )
     output.message(f"backup OK: {_counts_line(result.report.counts)}")
 

@@ -57,7 +57,8 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
     columns = [Column("client", "client_id"), Column("name", "name", text=True),
                Column("responsible party", "responsible_party", text=True),
                Column("payments", "payments"), Column("charges", "charges")]
-    _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} clients", empty="no clients in the ledger")
+    _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "client"),
+          empty="no clients in the ledger")
 
 
 def payment_list(
@@ -81,7 +82,7 @@ def payment_list(
                Column("amount", "amount", money=True), Column("unapplied", "unapplied", money=True),
                Column("apply to", "apply_to"), Column("event", "event_id"), Column("status", "status"),
                Column("method", "method"), Column("reference", "reference", text=True)]
-    _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} payments", empty="no payments match")
+    _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "payment"), empty="no payments match")
 
 
 def remittances_list(
@@ -104,7 +105,8 @@ def remittances_list(
                Column("client", "client_id"), Column("amount", "amount", money=True), Column("status", "status"),
                Column("source", "source"), Column("rule", "rule"), Column("staff", "staff", text=True),
                Column("created (UTC)", "created_at")]
-    _emit(rows, columns, json_out, csv_out, title=f"{len(rows)} remittances", empty="no remittances match")
+    _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "remittance"),
+          empty="no remittances match")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -64,6 +64,11 @@ def error(text: str) -> None:
     message(f"error: {text}")
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 payment", "2 payments", "1,250 payments": a count with its noun, singular for one."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def line(text: str) -> None:
     """A plain line of data on stdout."""
     sys.stdout.write(safe(text) + "\n")

@@ -89,6 +89,9 @@ def void(payment_id: PaymentArg, reason: ReasonOpt) -> None:
     with STATE.ledger() as conn:
         result = payments.void_payment(conn, payment_id, reason=reason, now=utc_now(), staff=STATE.staff)
     count = len(result.reversed_ids)
+    if not count:
+        output.message(f"payment {result.payment_key} is void; it had no remittances to reverse")
+        return
     output.message(
         f"payment {result.payment_key} is void; reversed {count} remittance{'s' if count != 1 else ''}"
         f" ({format_cents(result.reversed_cents)})"

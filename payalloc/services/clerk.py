@@ -72,6 +72,12 @@ def apply_pairs(
     conn: sqlite3.Connection, payment_key: str, pairs: Sequence[str], *, now: str, staff: str
 ) -> ApplyResult:
     """`payalloc apply PAYMENT_ID CHARGE_ID=AMOUNT ...`: the whole set, or nothing."""
+    from payalloc.ids import parse_id
+
+    try:  # once, as itself: not again under each pair, as if the pair were wrong
+        parse_id(payment_key, "payment_id")
+    except InputError as error:
+        raise InputError(f"nothing was applied: {error}") from None
     raw, problems = manual.pair_lines(payment_key, pairs)
     if not raw and not problems:
         raise InputError("nothing to apply: give CHARGE_ID=AMOUNT pairs after the payment id, or --file")

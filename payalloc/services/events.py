@@ -128,7 +128,8 @@ def delete_event(
             raise InputError(
                 f"event {event.event_key} has {_payments(len(attached))} attached with {format_cents(total)}"
                 f" unapplied ({', '.join(p['payment_id'] for p in attached)}); nothing was changed:"
-                " confirm with --yes to delete it and make them apply to specific charges"
+                f" confirm with --yes to delete it and make {'that payment' if len(attached) == 1 else 'them'}"
+                " apply to specific charges"
             )
         sql.set_status(conn, event.id, "deleted")
         audit.record(conn, at=now, staff=staff, action="event_delete", client_key=event.client_key,

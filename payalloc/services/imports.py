@@ -326,8 +326,9 @@ class _Events(_Importer):
     def finish(self) -> None:
         sql.mark_events_done(self.conn, self.done)
         if self.ignored:
-            self.summary.warnings.append(
-                f"{self.name}: {self.ignored} event status(es) older than the ledger's were left as they are")
+            what = "status older than the ledger's was left as it is" if self.ignored == 1 else \
+                "statuses older than the ledger's were left as they are"
+            self.summary.warnings.append(f"{self.name}: {self.ignored} event {what}")
 
 
 class _Charges(_Importer):
@@ -435,8 +436,10 @@ class _Payments(_Importer):
     def finish(self) -> None:
         sql.mark_payments_ready(self.conn, self.ready)
         if self.void:
+            one = self.void == 1
             self.summary.warnings.append(
-                f"{self.name}: {self.void} payment(s) void in the ledger are not void in the file; they stay void")
+                f"{self.name}: {self.void} payment{'' if one else 's'} void in the ledger"
+                f" {'is' if one else 'are'} not void in the file; {'it stays' if one else 'they stay'} void")
 
 
 _IMPORTERS: dict[str, type[_Importer]] = {

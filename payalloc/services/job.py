@@ -81,7 +81,7 @@ class JobResult:
 
 
 def missing_mapping_warning(missing: list[str], ready: int) -> str:
-    what = f"{ready:,} remittance{'s' if ready != 1 else ''} stay ready"
+    what = f"{ready:,} remittance{' stays' if ready == 1 else 's stay'} ready"
     if len(missing) == 1:
         return (f"{what}: GL mapping {missing[0]} is not configured "
                 f"(payalloc gl map {missing[0]} ACCOUNT)")
