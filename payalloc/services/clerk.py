@@ -16,6 +16,7 @@ from pathlib import Path
 
 from payalloc import manual
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
+from payalloc.ids import parse_id
 from payalloc.ledger import audit
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as ledger
@@ -72,8 +73,6 @@ def apply_pairs(
     conn: sqlite3.Connection, payment_key: str, pairs: Sequence[str], *, now: str, staff: str
 ) -> ApplyResult:
     """`payalloc apply PAYMENT_ID CHARGE_ID=AMOUNT ...`: the whole set, or nothing."""
-    from payalloc.ids import parse_id
-
     try:  # once, as itself: not again under each pair, as if the pair were wrong
         parse_id(payment_key, "payment_id")
     except InputError as error:
