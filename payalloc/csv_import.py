@@ -277,7 +277,9 @@ class _Columns:
 
     def key(self, column: str, *, required: bool = True) -> Sequence[str | None]:
         cells = self._cells(column)
-        if _PLAIN_IDS.fullmatch("\n".join(cells)):  # the usual column: one regex checks it all
+        text = "\n".join(cells)
+        # the usual column: one regex checks it all (with one line per cell: a cell may hold a "\n")
+        if _PLAIN_IDS.fullmatch(text) and text.count("\n") == len(cells) - 1:
             return self._nulls(cells, required)
         values = self._stripped(column, MAX_ID_LENGTH)
         if not "".join(values).isprintable():
@@ -301,7 +303,9 @@ class _Columns:
         text = "\n".join(cells)
         if _PLAIN_AMOUNTS.fullmatch(text):  # the usual column: one regex, then int() in C
             cents = list(map(int, text.replace(".", "").split("\n")))
-            if min(cents) > 0:  # else a 0.00 is there: parse_cents says so, row by row
+            # one amount per cell (a cell holding a "\n" would read as two), none 0.00: else
+            # parse_cents says what is wrong, row by row
+            if len(cents) == len(cells) and min(cents) > 0:
                 return cents
         return _cached(_cents, parse_cents, cells)
 

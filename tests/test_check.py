@@ -296,6 +296,18 @@ def double_reversal(path: Path) -> None:
     _journal(c, 3, 4, "reverse", 4_000)
 
 
+def posted_back_to_ready(path: Path) -> None:
+    c = raw(path)  # remittance 1 keeps its batch and its posting lines: the next run-job would post it again
+    drop(c, "remittances_guard_update")
+    c.execute("UPDATE remittances SET status = 'ready' WHERE id = 1")
+
+
+def reversal_to_other_accounts(path: Path) -> None:
+    c = raw(path)  # remittance 4's reversing lines balance, but not on the accounts it was posted to
+    drop(c, "journal_lines_no_update")
+    c.execute("UPDATE journal_lines SET account = '9999' WHERE remittance_id = 4 AND entry = 'reverse'")
+
+
 def posting_unbalanced(path: Path) -> None:
     c = raw(path)
     c.execute(
@@ -405,8 +417,11 @@ CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
     (reversal_without_who, "reversal_incomplete",
      {"remittance_id": 7, "detail": "reversed_at, reversed_by or reason missing"}, set()),
     (posted_reversal_without_lines, "reversal_incomplete",
-     {"remittance_id": 1, "detail": "posted but no reversing journal lines"}, set()),
-    (double_reversal, "reversal_unbalanced", {"remittance_id": 4, "debit": "80.00", "expected": "40.00"}, set()),
+     {"remittance_id": 1, "detail": "posted but no reversing journal lines"}, {"reversal_not_mirrored"}),
+    (double_reversal, "reversal_unbalanced", {"remittance_id": 4, "debit": "80.00", "expected": "40.00"},
+     {"reversal_not_mirrored"}),
+    (posted_back_to_ready, "journal_lines_unexpected", {"remittance_id": 1, "detail": "post"}, {G}),
+    (reversal_to_other_accounts, "reversal_not_mirrored", {"remittance_id": 4, "detail": "2300", "actual": "40.00"}, {G}),
     (posting_unbalanced, "posting_unbalanced", {"remittance_id": 1, "batch_id": 1, "debit": "100.50"},
      {"journal_batch_unbalanced"}),
     (posted_without_lines, "posting_unbalanced", {"remittance_id": 2, "batch_id": 3, "debit": "0.00"}, set()),

@@ -195,3 +195,38 @@ def test_taking_over_an_event_payment_says_it_leaves_its_event(cli: Cli, conn: s
     assert apply_to(conn, "P1") == "oldest"
     again = cli("payment", "mode", "P1", "specific")
     assert again.stderr.strip() == "payment P1 now applies to specific"
+
+
+def test_delete_refuses_a_payment_attached_after_the_clerk_confirmed(
+    cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 4: the clerk is warned of each attached payment and confirms; one attached while the
+    prompt waited (an import, another clerk) was never shown, so it must not become specific."""
+    monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+
+    def confirm_while_another_arrives(_text: str) -> bool:
+        add_payment(conn, "P2", "C1", "2026-01-02", 7000, apply_to="event", event="E1")
+        return True
+
+    monkeypatch.setattr(events_cli.typer, "confirm", confirm_while_another_arrives)
+    result = cli("event", "delete", "E1")
+    assert "payment P1 (ready, 50.00 unapplied) is attached" in result.stderr
+    assert result.exit_code == 3 and "P2" in result.stderr
+    assert status(conn, "E1") == "scheduled"
+    assert apply_to(conn, "P1") == "event" and apply_to(conn, "P2") == "event"
+    assert audit(conn, "event_delete") == []
+
+
+def test_service_delete_with_the_payments_shown(conn: sqlite3.Connection) -> None:
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    add_payment(conn, "P2", "C1", "2026-01-02", 7000, apply_to="event", event="E1")
+    with pytest.raises(event_service.InputError, match="P2"):
+        event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=True, shown=["P1"])
+    assert status(conn, "E1") == "scheduled"
+    change = event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=True, shown=["P1", "P2", "P9"])
+    assert change.converted == ["P1", "P2"]

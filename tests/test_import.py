@@ -1003,3 +1003,38 @@ def test_reimport_after_the_job_and_a_void_is_unchanged(cli: Cli, conn: sqlite3.
         s = imp(conn, kind, (SAMPLE / f"{kind}.csv").read_bytes())
         assert (s.inserted, s.updated) == (0, 0) and s.unchanged == SAMPLE_COUNTS[kind]
     assert data_only(dump()) == before
+
+
+@pytest.mark.parametrize("kind", ["charges", "payments"])
+def test_an_amount_cell_holding_a_line_break_is_refused_and_shifts_no_amount(
+        conn: sqlite3.Connection, dump: Callable[[], list[str]], kind: str) -> None:
+    """The fast path joins a column's cells with line breaks: a quoted amount "5.00<LF>7.00" must not
+    read as two amounts and give the next row the second (a re-import that appends rows goes
+    through CleanBatch.as_rows(), which would pair every later row with its predecessor's amount)."""
+    add_client(conn, "C1")
+    if kind == "charges":
+        head, row = "charge_id,client_id,service_date,amount,payer\n", "{},C1,2026-01-0{},{},self_pay\n"
+    else:
+        head, row = "payment_id,client_id,received_date,amount,apply_to\n", "{},C1,2026-01-0{},{},oldest\n"
+    imp(conn, kind, head + row.format("X1", 1, "10.00"))
+    before = dump()
+    text = head + row.format("X1", 1, "10.00") + row.format("X2", 2, '"5.00\n7.00"') + row.format("X3", 3, "30.00")
+    with pytest.raises(ProblemsError) as refused:
+        imp(conn, kind, text)
+    assert [p.where for p in refused.value.problems] == ["in.csv: line 3, column amount"]
+    assert dump() == before
+
+
+@pytest.mark.parametrize("column", ["charge_id", "client_id"])
+def test_an_id_cell_holding_a_line_break_is_refused(
+        conn: sqlite3.Connection, dump: Callable[[], list[str]], column: str) -> None:
+    """Ids are printable characters only (spec "Money, dates, ids"), whichever path reads them."""
+    add_client(conn, "C1")
+    cells = {"charge_id": "X2", "client_id": "C1", column: '"A\nB"'}
+    text = ("charge_id,client_id,service_date,amount,payer\nX1,C1,2026-01-01,10.00,self_pay\n"
+            f"{cells['charge_id']},{cells['client_id']},2026-01-02,20.00,self_pay\n")
+    before = dump()
+    with pytest.raises(ProblemsError) as refused:
+        imp(conn, "charges", text)
+    assert [p.where for p in refused.value.problems] == [f"in.csv: line 3, column {column}"]
+    assert dump() == before

@@ -124,8 +124,10 @@ def delete(
 
     with STATE.ledger() as conn:
         confirmed = yes
+        shown: list[str] | None = None
         if not yes and _stdin_is_terminal():
             attached = events.attached_payments(conn, event_id)
+            shown = [p["payment_id"] for p in attached]
             if attached:
                 for p in attached:
                     unapplied = format_cents(parse_cents(p["unapplied"]))
@@ -136,7 +138,8 @@ def delete(
                 if not typer.confirm("Delete the event and make these payments apply to specific charges?"):
                     raise InputError(f"event {event_id.strip()} was not deleted; nothing was changed")
                 confirmed = True
-        change = events.delete_event(conn, utc_now(), STATE.staff, event_id, confirmed=confirmed)
+        change = events.delete_event(conn, utc_now(), STATE.staff, event_id, confirmed=confirmed,
+                                     shown=shown)
     if not change.changed:
         output.message(f"event {change.event_id} was already deleted; nothing changed")
         return

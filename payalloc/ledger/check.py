@@ -273,7 +273,22 @@ CHECKS: tuple[Check, ...] = (
         SELECT {_REMITTANCE_IDS}, j.id AS journal_line_id, j.entry AS detail
           FROM journal_lines j
           JOIN remittances r ON r.id = j.remittance_id {_REMITTANCE_JOINS}
-         WHERE r.posted_batch_id IS NULL OR (j.entry = 'reverse' AND r.status <> 'reversed')
+         WHERE r.posted_batch_id IS NULL OR r.status = 'ready'
+            OR (j.entry = 'reverse' AND r.status <> 'reversed')
+        """,  # noqa: S608
+    ),
+    Check(
+        # A reversing entry is the mirror of the posting: on every account the remittance's lines net to zero.
+        "reversal_not_mirrored",
+        f"""
+        SELECT {_REMITTANCE_IDS}, j.account AS detail, j.net AS actual_cents
+          FROM (SELECT remittance_id, account, total(debit_cents) - total(credit_cents) AS net
+                  FROM journal_lines
+                 WHERE remittance_id IN (SELECT id FROM remittances
+                                          WHERE status = 'reversed' AND posted_batch_id IS NOT NULL)
+                 GROUP BY remittance_id, account) j
+          JOIN remittances r ON r.id = j.remittance_id {_REMITTANCE_JOINS}
+         WHERE r.status = 'reversed' AND r.posted_batch_id IS NOT NULL AND j.net <> 0
         """,  # noqa: S608
     ),
     Check(

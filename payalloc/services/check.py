@@ -55,6 +55,10 @@ MESSAGES: dict[str, str] = {
         "journal line {journal_line_id} ({detail}) belongs to remittance {remittance_id}, "
         "which has no such entry"
     ),
+    "reversal_not_mirrored": (
+        "reversed remittance {remittance_id}: its journal lines on account {detail} net to {actual}, "
+        "not 0.00 (the reversing entry is not the mirror of the posting)"
+    ),
     "journal_batch_unbalanced": "posting batch {batch_id} ({detail}): debits {debit} and credits {credit} differ, "
     "or a line's entry is not the batch's kind",
     "manual_without_staff": "manual remittance {remittance_id} does not record the staff who applied it",

@@ -9,6 +9,7 @@ in the same transaction, once the clerk has confirmed.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,15 +115,23 @@ def mark_done(conn: sqlite3.Connection, now: str, staff: str, event_key: str) ->
 
 
 def delete_event(
-    conn: sqlite3.Connection, now: str, staff: str, event_key: str, *, confirmed: bool
+    conn: sqlite3.Connection, now: str, staff: str, event_key: str, *, confirmed: bool,
+    shown: Sequence[str] | None = None,
 ) -> EventChange:
     """Mark the event deleted; attached payments become specific. With payments attached this
-    needs `confirmed` (the clerk saw the warning, or passed --yes)."""
+    needs `confirmed` (the clerk saw the warning, or passed --yes). `shown`: the payments the
+    clerk was warned of; one attached since (the prompt may wait for minutes) refuses the delete."""
     with write_txn(conn):
         event = _event(conn, event_key)
         if event.status == "deleted":
             return EventChange(event.event_key, event.client_key, "deleted", "deleted", False)
         attached = sql.attached_payments(conn, event.id)
+        unseen = [p["payment_id"] for p in attached if shown is not None and p["payment_id"] not in shown]
+        if unseen:
+            raise InputError(
+                f"event {event.event_key} was not deleted; nothing was changed: {_payments(len(unseen))}"
+                f" ({', '.join(unseen)}) became attached to it after the warning; run the command again"
+            )
         if attached and not confirmed:
             total = sum(p["unapplied_cents"] for p in attached)
             raise InputError(
