@@ -531,12 +531,12 @@ class CsvFile:
         """The slow path: one record's row, or its problems, into the batch. True if refused."""
         if len(cells) != self.width:
             batch.problems.append(Problem(
-                f"{self.name}: line {line}", f"has {len(cells)} fields but the header has {self.width}"))
+                f"{self.name}: line {line}", f"has {len(cells)} fields but the header has {self.width}", line))
             return True
         row = _Row(cells, self.index)
         record = self.parse(row)
         if row.problems:
-            batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason)
+            batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason, line)
                                   for column, reason in row.problems)
             return True
         batch.rows.append((line, record))

@@ -271,6 +271,36 @@ def test_every_invalid_row_is_reported_first_50_then_a_count(cli: Cli, conn: sql
     assert dump() == before
 
 
+def test_problems_are_listed_in_line_order_whatever_finds_them(conn: sqlite3.Connection) -> None:
+    """Reference problems (found after a batch is parsed) and cell problems (found while parsing)
+    come out by line, so the first 50 shown are the first 50 of the file."""
+    load_samples(conn, ("clients", "events"))
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "payments", "\n".join([
+            "payment_id,client_id,received_date,amount,apply_to,event_id",
+            "P-11,C-404,2026-11-01,5,oldest,",  # line 2: unknown client (a reference)
+            "P-12,C-1001,2026-11-01,5,specific,E-501",  # line 3: event_id with specific (a cell)
+            "P-13,C-1001,2026-11-01,5,oldest,,",  # line 4: a field too many
+            "P-14,C-405,2026-11-01,5,oldest,",  # line 5: unknown client
+        ]) + "\n", name="p.csv")
+    lines = [re.sub(r"(line \d+).*", r"\1", p) for p in problems_of(info.value)]
+    assert lines == [f"p.csv: line {n}" for n in (2, 3, 4, 5)]
+
+
+def test_the_problems_kept_to_show_are_the_first_lines(conn: sqlite3.Connection,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("payalloc.services.imports.MAX_PROBLEMS_KEPT", 3)
+    load_samples(conn, ("clients",))
+    lines = charges_file(10)
+    for i in (2, 4, 6, 8):  # unknown clients, found after the batch is parsed
+        lines[i] = lines[i].replace("C-1001", "C-404")
+    lines[9] = lines[9].replace("10.00", "-1")  # a bad cell, found while parsing
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "charges", "\n".join(lines) + "\n", name="c.csv")
+    assert info.value.total == 5
+    assert [p.split(",")[0] for p in problems_of(info.value)] == [f"c.csv: line {n}" for n in (3, 5, 7)]
+
+
 def test_problems_of_every_column_are_located(conn: sqlite3.Connection) -> None:
     load_samples(conn, ("clients", "events"))
     header = "payment_id,client_id,received_date,amount,apply_to,event_id,method,status"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import IO, Any
 
 from payalloc.csv_import import (
@@ -52,18 +53,21 @@ class ImportSummary:
 
 
 class _Problems:
+    """Every problem counted; the first MAX_PROBLEMS_KEPT in file order kept to show. Problems
+    of a batch are found column by column, then row by row: settle() puts them in line order
+    (batches come in line order) before it drops those beyond the limit."""
+
     def __init__(self) -> None:
         self.kept: list[Problem] = []
         self.total = 0
 
-    def add(self, where: str, reason: str) -> None:
+    def add(self, problem: Problem) -> None:
         self.total += 1
-        if len(self.kept) < MAX_PROBLEMS_KEPT:
-            self.kept.append(Problem(where, reason))
+        self.kept.append(problem)
 
     def extend(self, problems: Sequence[Problem]) -> None:
         for p in problems:
-            self.add(p.where, p.reason)
+            self.add(p)
 
     def mark(self) -> tuple[int, int]:
         return self.total, len(self.kept)
@@ -71,6 +75,11 @@ class _Problems:
     def undo(self, mark: tuple[int, int]) -> None:
         self.total, kept = mark
         del self.kept[kept:]
+
+    def settle(self, mark: tuple[int, int]) -> None:
+        """Sort the problems added since `mark` by line, and keep no more than the limit."""
+        kept = mark[1]
+        self.kept[kept:] = sorted(self.kept[kept:], key=attrgetter("line"))[:max(0, MAX_PROBLEMS_KEPT - kept)]
 
 
 class _Importer:
@@ -94,8 +103,8 @@ class _Importer:
         self.clients: dict[str, int] = {}
         self.events: dict[str, tuple[int, int, str]] = {}
 
-    def where(self, line: int, column: str) -> str:
-        return f"{self.name}: line {line}, column {column}"
+    def problem(self, line: int, column: str, reason: str) -> None:
+        self.problems.add(Problem(f"{self.name}: line {line}, column {column}", reason, line))
 
     # -- references ---------------------------------------------------------------------
     def _load_clients(self, keys: set[str]) -> None:
@@ -118,7 +127,7 @@ class _Importer:
     def client_id(self, line: int, client_key: str) -> int | None:
         client = self.clients.get(client_key)
         if client is None:
-            self.problems.add(self.where(line, "client_id"), f"client_id {client_key} is not in the ledger")
+            self.problem(line, "client_id", f"client_id {client_key} is not in the ledger")
         return client
 
     def event_of_client(self, line: int, event_key: str | None, client: int | None) -> tuple[int, str] | None:
@@ -127,10 +136,10 @@ class _Importer:
             return None
         event = self.events.get(event_key)
         if event is None:
-            self.problems.add(self.where(line, "event_id"), f"event_id {event_key} is not in the ledger")
+            self.problem(line, "event_id", f"event_id {event_key} is not in the ledger")
             return None
         if client is not None and event[1] != client:
-            self.problems.add(self.where(line, "event_id"), f"event_id {event_key} belongs to another client")
+            self.problem(line, "event_id", f"event_id {event_key} belongs to another client")
             return None
         return event[0], event[2]
 
@@ -185,6 +194,8 @@ class _Importer:
         if not self._insert(self._new_rows(batch)):  # an id the file repeats: redo with lookups
             self.problems.undo(mark)
             self.load(batch)
+        else:
+            self.problems.settle(mark)
 
     def _new_rows(self, batch: Batch | CleanBatch) -> list[tuple[Any, ...]]:
         """The batch's rows that are new to the ledger, as inserted; problems and updates noted."""
@@ -217,8 +228,8 @@ class _Importer:
         for line, row in rows:
             key = row[0]
             if key in seen:
-                self.problems.add(self.where(line, self.key_column),
-                                  f"{self.key_column} {key} appears twice in this file (first on line {seen[key]})")
+                self.problem(line, self.key_column,
+                             f"{self.key_column} {key} appears twice in this file (first on line {seen[key]})")
                 continue
             seen[key] = line
             values = self.resolve(line, row)
@@ -233,8 +244,7 @@ class _Importer:
                 if self.accept_new(line, row):
                     new.append(values)
             elif old[0] > self.start_max or self.named[old[0]]:
-                self.problems.add(self.where(line, self.key_column),
-                                  f"{self.key_column} {row[0]} appears twice in this file")
+                self.problem(line, self.key_column, f"{self.key_column} {row[0]} appears twice in this file")
             else:
                 self.named[old[0]] = 1
                 self.compare(line, row, values, old)
@@ -260,8 +270,8 @@ class _Importer:
         return True
 
     def conflict(self, line: int, row: Any, column: str, detail: str = "") -> None:
-        self.problems.add(
-            self.where(line, column),
+        self.problem(
+            line, column,
             f"{self.key_column} {row[0]} is already in the ledger with a different {column}{detail}; "
             f"{self.kind} cannot be changed by import",
         )
@@ -402,7 +412,7 @@ class _Payments(_Importer):
     def accept_new(self, line: int, row: PaymentRow) -> bool:
         event = self.events.get(row.event_key or "")
         if event is not None and event[2] == "deleted":
-            self.problems.add(self.where(line, "event_id"), f"event_id {row.event_key} is deleted")
+            self.problem(line, "event_id", f"event_id {row.event_key} is deleted")
             return False
         return True
 
