@@ -329,3 +329,22 @@ def test_work_list_and_audit_keep_ids_and_amounts_whole_on_a_narrow_terminal(
         for key in ("at", "client_id", "payment_id", "charge_id", "event_id", "remittance_id"):
             if entry[key] is not None:
                 assert whole(str(entry[key]), trail), (key, trail)
+
+
+
+@pytest.mark.parametrize(("staff", "reason"), [
+    ("a\x1b[31mb", "contains control or invisible characters"),
+    ("s" * 65, "is longer than 64 characters"),
+])
+def test_a_staff_name_is_held_to_the_rule_of_ids(seeded: Cli, dump: Dump, staff: str, reason: str) -> None:
+    """The audit trail and exports carry the staff name as given: no escape codes, no essays."""
+    key = ok(seeded("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-11-20",
+                    "--apply-to", "specific")).stdout.strip()
+    expected = f"error: the staff name (--staff or PAYALLOC_STAFF) {reason}\n"
+    assert refused(seeded, dump, "--staff", staff, "apply", key, "X=1") == expected
+    before = dump()
+    result = seeded("apply", key, "X=1", env={"PAYALLOC_STAFF": staff})
+    assert (result.exit_code, result.stderr, dump()) == (3, expected, before)
+    ok(seeded("--staff", "  jdoe ", "apply", key, "X=1"))
+    rows = json.loads(ok(seeded("remittances", "list", "--payment", key, "--json")).stdout)
+    assert [r["staff"] for r in rows] == ["jdoe"]

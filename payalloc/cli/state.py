@@ -34,9 +34,12 @@ class State:
 
     @property
     def staff(self) -> str:
-        """--staff, else PAYALLOC_STAFF (both via Typer), else the login name."""
+        """--staff, else PAYALLOC_STAFF (both via Typer), else the login name. Given names are
+        held to the rule of ids: the audit trail and every export carry them as they are."""
         if self.staff_name and self.staff_name.strip():
-            return self.staff_name.strip()
+            from payalloc.ids import parse_id
+
+            return parse_id(self.staff_name, "the staff name (--staff or PAYALLOC_STAFF)")
         try:
             return getpass.getuser()
         except (KeyError, OSError):
