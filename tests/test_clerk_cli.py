@@ -218,10 +218,16 @@ def test_unapply_partial_and_job_warning(seeded: Cli, conn: sqlite3.Connection) 
 
 def test_a_remittance_id_beyond_sqlites_integers_is_a_usage_error_not_a_crash(seeded: Cli, dump: Dump) -> None:
     before = dump()
-    for args in (("unapply", str(2**64), "--reason", "x"), ("reallocate", str(2**63), "CH-1=1.00", "--reason", "x"),
-                 ("jobs", "--limit", str(10**30))):
+    for args, what in ((("unapply", str(2**64), "--reason", "x"), "a remittance id"),
+                       (("reallocate", str(2**63), "CH-1=1.00", "--reason", "x"), "a remittance id"),
+                       (("unapply", "abc", "--reason", "x"), "a remittance id"),
+                       (("unapply", "0", "--reason", "x"), "a remittance id"),
+                       (("unapply", "\u0663", "--reason", "x"), "a remittance id"),  # an Arabic-Indic 3
+                       (("jobs", "--limit", str(10**30)), "a number of runs"),
+                       (("jobs", "--limit", "-1"), "a number of runs")):
         refused = seeded(*args)
-        assert refused.exit_code == 2 and "is not in the range" in refused.stderr, (args, refused.stderr)
+        assert refused.exit_code == 2, (args, refused.stderr)
+        assert f"'{args[1 + (args[0] == 'jobs')]}' is not {what} (a whole number from 1)" in refused.stderr
     largest = seeded("unapply", str(2**63 - 1), "--reason", "x")
     assert largest.exit_code == 3 and "does not exist" in largest.stderr
     assert dump() == before

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, ReasonOpt, one_format
+from payalloc.cli.common import CsvOpt, JsonOpt, ReasonOpt, one_format, whole_number
 from payalloc.cli.state import STATE
 from payalloc.errors import UsageError
 
 if TYPE_CHECKING:
     from payalloc.services.clerk import Applied, UnapplyResult
 
-# SQLite's integers end at 2**63 - 1: a larger number cannot be a remittance id (a usage error, not a crash).
 RemittanceArg = Annotated[
-    int, typer.Argument(help="The remittance id (a number).", show_default=False, min=1, max=2**63 - 1)
+    int, typer.Argument(help="The remittance id (a number).", show_default=False, metavar="REMITTANCE_ID",
+                        parser=whole_number("a remittance id"))
 ]
 PairsArg = Annotated[
     list[str] | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -22,6 +23,22 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts (a
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV (spreadsheet formulas neutralized).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and report without writing anything.")]
+
+
+# SQLite's integers end at 2**63 - 1: a larger number cannot be an id (a usage error, not a crash).
+_MAX_INTEGER = 2**63 - 1
+
+
+def whole_number(what: str) -> Callable[[str | int], int]:
+    """A parser of a number from 1 (an id, a count) that names what it wanted when refused (exit 2)."""
+
+    def parse(text: str | int) -> int:  # an int: the option's default, parsed too
+        value = str(text).strip()
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= _MAX_INTEGER:
+            raise typer.BadParameter(f"'{text}' is not {what} (a whole number from 1)")
+        return int(value)
+
+    return parse
 
 
 def exclusive(*options: tuple[str, bool]) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format
+from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format, whole_number
 from payalloc.cli.state import STATE
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (for cron).")]
@@ -102,7 +102,8 @@ def _show_plan(result: Any) -> None:
             output.message(f"... and {hidden:,} more (run-job --dry-run --json lists them all)")
 
 
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=2**63 - 1, help="How many runs, newest first.")]
+LimitOpt = Annotated[int, typer.Option("--limit", metavar="N", parser=whole_number("a number of runs"),
+                                       help="How many runs, newest first.")]
 
 
 def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 20) -> None:
