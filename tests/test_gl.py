@@ -49,13 +49,13 @@ def test_show_says_whether_posting_is_ready(cli: Cli, conn: sqlite3.Connection) 
     small_ledger(conn)
     assert cli("run-job", "-q").exit_code == 0
     shown = json.loads(cli("gl", "show", "--json").stdout)
-    assert shown["posting_ready"] is False and shown["missing"] == ["unapplied_default", "self_pay_ar"]
+    assert shown["posting_ready"] is False and shown["missing_mappings"] == ["unapplied_default", "self_pay_ar"]
     assert shown["ready_remittances"] == 1 and shown["ready_amount"] == "1000.00"
     cli("gl", "map", "unapplied_default", "2150")
     cli("gl", "map", "self_pay_ar", "1210")
     assert cli("run-job", "-q").exit_code == 0
     shown = json.loads(cli("gl", "show", "--json").stdout)
-    assert shown["posting_ready"] is True and shown["missing"] == []
+    assert shown["posting_ready"] is True and shown["missing_mappings"] == []
     assert [(m["key"], m["account"], m["updated_by"]) for m in shown["mappings"]] == [
         ("unapplied_default", "2150", "clerk1"), ("self_pay_ar", "1210", "clerk1"),
     ]

@@ -34,7 +34,7 @@ def map_account(
     if status["posting_ready"]:
         output.message("posting is ready: run-job posts ready remittances")
     else:
-        output.message(f"posting still needs: {', '.join(status['missing'])}")
+        output.message(f"posting still needs: {', '.join(status['missing_mappings'])}")
 
 
 def show(json_out: JsonOpt = False) -> None:
@@ -56,7 +56,7 @@ def show(json_out: JsonOpt = False) -> None:
         title="GL mappings",
     )
     output.fields([
-        ("Posting", "ready" if status["posting_ready"] else "not ready: missing " + ", ".join(status["missing"])),
+        ("Posting", "ready" if status["posting_ready"] else "not ready: missing " + ", ".join(status["missing_mappings"])),
         ("Ready remittances", f"{status['ready_remittances']:,} ({_table_money(status['ready_amount'])})"),
         ("Journal lines", f"{status['journal_lines']:,}"),
         ("Journal debit", _table_money(status["journal_debit"])),

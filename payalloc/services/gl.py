@@ -50,7 +50,7 @@ def show(conn: sqlite3.Connection) -> dict[str, Any]:
             for key in REQUIRED_MAPPINGS
         ],
         "posting_ready": not missing,
-        "missing": missing,
+        "missing_mappings": missing,
         "ready_remittances": ready,
         "ready_amount": plain_cents(ready_cents),
         "journal_lines": lines,
