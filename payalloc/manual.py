@@ -132,7 +132,7 @@ def check(
         charge = charges.get(line.charge_key)
         usable = True
         if payment is None:
-            once(f"p:{line.payment_key}", f"payment {line.payment_key} does not exist", line)
+            once(f"p:{line.payment_key}", f"payment {line.payment_key} is not in the ledger", line)
             usable = False
         else:
             reason = _payment_refusal(payment)
@@ -140,7 +140,7 @@ def check(
                 once(f"p:{payment.key}", reason, line)
                 usable = False
         if charge is None:
-            once(f"c:{line.charge_key}", f"charge {line.charge_key} does not exist", line)
+            once(f"c:{line.charge_key}", f"charge {line.charge_key} is not in the ledger", line)
             usable = False
         elif charge.payer not in SELF_PAY_PAYERS:
             once(

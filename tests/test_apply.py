@@ -111,8 +111,8 @@ def test_apply_exactly_the_whole_payment_and_balance(ledger: sqlite3.Connection)
                           " yourself, change its mode first: payalloc payment mode OLD specific"]),
         ("Y", ["INS=1"], ["charge INS is billed to insurance and is never allocated client payments"]),
         ("Y", ["B=1"], ["charge B belongs to client C-2, not to client C-1 of payment Y"]),
-        ("P-404", ["X=1"], ["payment P-404 does not exist"]),
-        ("Y", ["CH-404=1"], ["charge CH-404 does not exist"]),
+        ("P-404", ["X=1"], ["payment P-404 is not in the ledger"]),
+        ("Y", ["CH-404=1"], ["charge CH-404 is not in the ledger"]),
         ("Y", ["X=1.005", "X"], ["argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)",
                                  "argument 1 (X=1.005): '1.005' is not an amount like 1,234.50"]),
         ("Y", ["X=0"], ["argument 1 (X=0): amount must be greater than 0.00"]),
@@ -206,7 +206,7 @@ def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
     assert [str(p) for p in info.value.problems] == [
         "line 3: 2 fields, the header has 3",
         "line 5: 4 fields, the header has 3",
-        "line 4: charge CH-404 does not exist",  # a file's problems of an id name the line
+        "line 4: charge CH-404 is not in the ledger",  # a file's problems of an id name the line
     ]
     assert dump() == before
 
@@ -273,7 +273,7 @@ def test_unapply_refusals(ledger: sqlite3.Connection, dump: Dump) -> None:
     before = dump()
     with pytest.raises(InputError, match=f"remittance {r} is already reversed"):
         clerk.unapply(ledger, r, reason="twice", now=NOW, staff="c")
-    with pytest.raises(NotFound, match="remittance 999 does not exist"):
+    with pytest.raises(NotFound, match="remittance 999 is not in the ledger"):
         clerk.unapply(ledger, 999, reason="x", now=NOW, staff="c")
     with pytest.raises(InputError, match=f"20.00 is more than the 10.00 of remittance {r2}"):
         clerk.unapply(ledger, r2, reason="x", amount="20", now=NOW, staff="c")

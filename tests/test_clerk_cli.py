@@ -139,12 +139,12 @@ def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     assert refused(cli, dump, "payment", "record", "--client", "C-2", "--amount", "25", "--date", "2026-11-01",
                    "--apply-to", "oldest", "--id", "P-7") == "error: payment P-7 already exists\n"
     assert refused(cli, dump, "payment", "record", "--client", "C-404", "--amount", "1", "--date", "2026-11-01",
-                   "--apply-to", "oldest") == "error: client C-404 does not exist\n"
+                   "--apply-to", "oldest") == "error: client C-404 is not in the ledger\n"
     assert "YYYY-MM-DD" in refused(cli, dump, "payment", "record", "--client", "C-2", "--amount", "1",
                                    "--date", "11/01/2026", "--apply-to", "oldest")
     assert "needs --event" in refused(cli, dump, "payment", "record", "--client", "C-2", "--amount", "1",
                                       "--date", "2026-11-01", "--apply-to", "event")
-    assert refused(cli, dump, "payment", "ready", "P-404") == "error: payment P-404 does not exist\n"
+    assert refused(cli, dump, "payment", "ready", "P-404") == "error: payment P-404 is not in the ledger\n"
     voided = ok(cli("payment", "void", "P-7", "--reason", "bounced"))  # pending: never allocated
     assert voided.stderr == "payment P-7 is void; it had no remittances to reverse\n"
     assert refused(cli, dump, "payment", "void", "P-7", "--reason", "again") == "error: payment P-7 is already void\n"
@@ -176,15 +176,15 @@ def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, d
         "  argument 4 (X=1,00): '1,00' is not an amount like 1,234.50",
         "  charge INS is billed to insurance and is never allocated client payments",
         "  charge B belongs to client C-2, not to client C-1 of payment Y",
-        "  charge Q does not exist",
+        "  charge Q is not in the ledger",
     ]
     assert "is not CHARGE_ID=AMOUNT" in refused(cli, dump, "apply", "Y", "X:10")
     # A bad payment id is one problem, of the payment id: not one per pair, blamed on the pair.
     assert refused(cli, dump, "apply", " ", "X=1", "Z=1") == "error: nothing was applied: payment_id is empty\n"
     assert refused(cli, dump, "apply", "P" * 65, "X=1", "Z=1") == (
         "error: nothing was applied: payment_id is longer than 64 characters\n")
-    assert "remittance 99 does not exist" in refused(cli, dump, "unapply", "99", "--reason", "x")
-    assert "remittance 99 does not exist" in refused(cli, dump, "reallocate", "99", "X=1", "--reason", "x")
+    assert "remittance 99 is not in the ledger" in refused(cli, dump, "unapply", "99", "--reason", "x")
+    assert "remittance 99 is not in the ledger" in refused(cli, dump, "reallocate", "99", "X=1", "--reason", "x")
 
 
 def test_apply_file_and_stdin(seeded: Cli, conn: sqlite3.Connection, dump: Dump, tmp_path: Path) -> None:
@@ -229,7 +229,7 @@ def test_a_remittance_id_beyond_sqlites_integers_is_a_usage_error_not_a_crash(se
         assert refused.exit_code == 2, (args, refused.stderr)
         assert f"'{args[1 + (args[0] == 'jobs')]}' is not {what} (a whole number from 1)" in refused.stderr
     largest = seeded("unapply", str(2**63 - 1), "--reason", "x")
-    assert largest.exit_code == 3 and "does not exist" in largest.stderr
+    assert largest.exit_code == 3 and "is not in the ledger" in largest.stderr
     assert dump() == before
 
 

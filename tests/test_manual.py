@@ -89,8 +89,8 @@ def test_every_kind_of_refusal_is_reported_once_each() -> None:
         " change its mode first: payalloc payment mode P-OLD specific",
         "payment P-EV is applied to its event by run-job, not by hand; to allocate it yourself,"
         " change its mode first: payalloc payment mode P-EV specific",
-        "payment P-NONE does not exist",
-        "charge CH-NONE does not exist",
+        "payment P-NONE is not in the ledger",
+        "charge CH-NONE is not in the ledger",
         "charge INS is billed to insurance and is never allocated client payments",
         "charge OTHER belongs to client C-2, not to client C-1 of payment Y",
     ]

@@ -118,7 +118,7 @@ def test_record_pending_and_event_payment(ledger: sqlite3.Connection) -> None:
 @pytest.mark.parametrize(
     ("kw", "error", "message"),
     [
-        ({"client": "C-404"}, NotFound, "client C-404 does not exist"),
+        ({"client": "C-404"}, NotFound, "client C-404 is not in the ledger"),
         ({"amount": "0"}, InputError, "amount must be greater than 0.00"),
         ({"amount": "1.234"}, InputError, "'1.234' is not an amount"),
         ({"amount": "-5"}, InputError, "is not an amount"),
@@ -127,7 +127,7 @@ def test_record_pending_and_event_payment(ledger: sqlite3.Connection) -> None:
         ({"apply_to": "newest"}, InputError, "apply-to 'newest' is not one of oldest, specific, event"),
         ({"method": "bitcoin"}, InputError, "method 'bitcoin' is not one of"),
         ({"apply_to": "event"}, InputError, "needs --event EVENT_ID"),
-        ({"apply_to": "event", "event": "E-404"}, NotFound, "event E-404 does not exist"),
+        ({"apply_to": "event", "event": "E-404"}, NotFound, "event E-404 is not in the ledger"),
         ({"apply_to": "event", "event": "E-2"}, InputError, "event E-2 is not an event of client C-1"),
         ({"apply_to": "event", "event": "E-DEL"}, InputError, "event E-DEL is deleted"),
         ({"event": "E-1"}, InputError, "--event is only for --apply-to event"),
@@ -167,7 +167,7 @@ def test_ready_refuses_void_and_unknown(ledger: sqlite3.Connection, dump: Dump) 
     before = dump()
     with pytest.raises(InputError, match="payment P-V is void"):
         payments.mark_ready(ledger, "P-V", now=NOW, staff="clerk1")
-    with pytest.raises(NotFound, match="payment P-404 does not exist"):
+    with pytest.raises(NotFound, match="payment P-404 is not in the ledger"):
         payments.mark_ready(ledger, "P-404", now=NOW, staff="clerk1")
     assert dump() == before
 
@@ -211,7 +211,7 @@ def test_void_refusals(ledger: sqlite3.Connection, dump: Dump) -> None:
         payments.void_payment(ledger, "P-V", reason="x", now=NOW, staff="clerk1")
     with pytest.raises(InputError, match="--reason must not be empty"):
         payments.void_payment(ledger, "P-1", reason="  ", now=NOW, staff="clerk1")
-    with pytest.raises(NotFound, match="payment P-404 does not exist"):
+    with pytest.raises(NotFound, match="payment P-404 is not in the ledger"):
         payments.void_payment(ledger, "P-404", reason="x", now=NOW, staff="clerk1")
     assert dump() == before
 

@@ -118,7 +118,7 @@ def test_client_show_figures_match_the_bucket(ledger: sqlite3.Connection) -> Non
 
 
 def test_client_show_unknown(ledger: sqlite3.Connection) -> None:
-    with pytest.raises(NotFound, match="client C-404 does not exist"):
+    with pytest.raises(NotFound, match="client C-404 is not in the ledger"):
         views.client_detail(ledger, "C-404")
 
 
@@ -140,7 +140,7 @@ def test_payment_show_says_where_each_remittance_came_from(ledger: sqlite3.Conne
         (kept, "ready", f"clerk2, rest of #{r}", None),
         (kept + 1, "ready", f"job run {run} (oldest)", None),
     ]
-    with pytest.raises(NotFound, match="payment P-404 does not exist"):
+    with pytest.raises(NotFound, match="payment P-404 is not in the ledger"):
         views.payment_detail(ledger, "P-404")
 
 

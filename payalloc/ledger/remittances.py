@@ -168,7 +168,7 @@ def reverse_remittance(
     assert conn.in_transaction, "reverse_remittance runs inside the caller's write transaction"
     remittance = find_remittance(conn, remittance_id)
     if remittance is None:
-        raise NotFound(f"remittance {remittance_id} does not exist")
+        raise NotFound(f"remittance {remittance_id} is not in the ledger")
     if remittance.status == "reversed":
         raise InputError(f"remittance {remittance_id} is already reversed (on {remittance.reversed_at})")
     if remittance.status == "posted":

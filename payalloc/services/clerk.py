@@ -219,7 +219,7 @@ def _reason(reason: str) -> str:
 def _live_remittance(conn: sqlite3.Connection, remittance_id: int) -> ledger.RemittanceRow:
     remittance = ledger.find_remittance(conn, remittance_id)
     if remittance is None:
-        raise NotFound(f"remittance {remittance_id} does not exist")
+        raise NotFound(f"remittance {remittance_id} is not in the ledger")
     if remittance.status == "reversed":
         raise InputError(f"remittance {remittance_id} is already reversed")
     return remittance

@@ -64,12 +64,12 @@ def record_payment(
     with write_txn(conn):
         client_row = ledger.find_client(conn, client_key)
         if client_row is None:
-            raise NotFound(f"client {client_key} does not exist")
+            raise NotFound(f"client {client_key} is not in the ledger")
         event_id = None
         if event_key is not None:
             event_row = ledger.find_event(conn, event_key)
             if event_row is None:
-                raise NotFound(f"event {event_key} does not exist")
+                raise NotFound(f"event {event_key} is not in the ledger")
             if event_row.client_id != client_row.id:
                 raise InputError(f"event {event_key} is not an event of client {client_key}")
             if event_row.status == "deleted":
@@ -114,7 +114,7 @@ def _payment(conn: sqlite3.Connection, payment_key: str) -> ledger.PaymentRow:
     key = parse_id(payment_key, "payment_id")
     row = ledger.find_payment(conn, key)
     if row is None:
-        raise NotFound(f"payment {key} does not exist")
+        raise NotFound(f"payment {key} is not in the ledger")
     return row
 
 

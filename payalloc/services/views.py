@@ -126,7 +126,7 @@ def client_detail(conn: sqlite3.Connection, client_key: str) -> ClientDetail:
     with read_txn(conn):
         client = ledger.client_header(conn, key)
         if client is None:
-            raise NotFound(f"client {key} does not exist")
+            raise NotFound(f"client {key} is not in the ledger")
         charges = remittance_ledger.charges_of_client(conn, client.id)
         return ClientDetail(
             client,
@@ -156,7 +156,7 @@ def payment_detail(conn: sqlite3.Connection, payment_key: str) -> PaymentDetail:
     with read_txn(conn):
         payment = payment_ledger.find_payment(conn, key)
         if payment is None:
-            raise NotFound(f"payment {key} does not exist")
+            raise NotFound(f"payment {key} is not in the ledger")
         return PaymentDetail(payment, remittance_ledger.remittances_of_payment(conn, payment.id))
 
 
