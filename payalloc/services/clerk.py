@@ -164,8 +164,10 @@ def _check_and_write(
     staff: str,
     reason: str | None,
     locate: bool = False,
+    refused: str = "nothing was applied",
 ) -> list[Applied]:
-    """Inside the caller's transaction: check the set against the ledger as it is now, then write it."""
+    """Inside the caller's transaction: check the set against the ledger as it is now, then write it.
+    `refused` opens the message of a refusal (the caller's transaction rolls back all of it)."""
     payments = payment_ledger.payments_by_keys(conn, [line.payment_key for line in lines])
     charges = ledger.charges_by_keys(conn, [line.charge_key for line in lines])
     problems = problems + manual.check(
@@ -178,7 +180,7 @@ def _check_and_write(
     if problems:
         count = len(problems)
         raise ProblemsError(
-            f"nothing was applied: {count} problem{'s' if count != 1 else ''} with the allocations", problems
+            f"{refused}: {count} problem{'s' if count != 1 else ''} with the allocations", problems
         )
     applied_ids: list[tuple[int, manual.Allocation]] = []
     for allocation in manual.merge(lines):
@@ -320,7 +322,8 @@ def reallocate(
         raw, problems = manual.pair_lines(payment.key, pairs)
         lines, more = manual.parse_lines(raw)
         result = _unapply(conn, remittance_id, None, reason=reason, now=now, staff=staff)
-        applied = _check_and_write(conn, lines, problems + more, now=now, staff=staff, reason=reason)
+        applied = _check_and_write(conn, lines, problems + more, now=now, staff=staff, reason=reason,
+                                   refused=f"nothing was changed (remittance {remittance_id} stays)")
         audit.record(
             conn, at=now, staff=staff, action="reallocate", client_key=payment.client_key, payment_key=payment.key,
             charge_key=remittance.charge_key, remittance_id=remittance_id, reason=reason,
