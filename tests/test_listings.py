@@ -62,6 +62,12 @@ def test_client_list(cli: Cli, ledger: sqlite3.Connection) -> None:
         assert r["charges"] == sum(c["client_id"] == r["client_id"] for c in charges)
     table = cli("client", "list")
     assert table.exit_code == 0 and "12 clients" in table.stdout and "Maria Diaz" in table.stdout
+    header = next(line for line in table.stdout.splitlines() if "Client" in line)
+    assert re.findall(r"[A-Z][a-z]+(?: party)?", header) == ["Client", "Name", "Responsible party", "Payments",
+                                                             "Charges"]  # as every other table: Title case
+    c1001 = next(line for line in table.stdout.splitlines() if "C-1001" in line)
+    counts = [cell for cell in re.split(r"[│┃]", c1001) if cell.strip()][-2:]
+    assert all(cell.endswith(" ") and cell.strip().isdigit() and cell.startswith("  ") for cell in counts)
     as_csv = list(csv.DictReader(io.StringIO(cli("client", "list", "--csv").stdout, newline="")))
     assert [dict(r) for r in as_csv] == [
         {k: "" if v is None else str(v) for k, v in r.items()} for r in rows]

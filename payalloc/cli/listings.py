@@ -54,9 +54,9 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
 
     with STATE.ledger() as conn:
         rows = list_clients(conn)
-    columns = [Column("client", "client_id"), Column("name", "name", text=True),
-               Column("responsible party", "responsible_party", text=True),
-               Column("payments", "payments"), Column("charges", "charges")]
+    columns = [Column("Client", "client_id"), Column("Name", "name", text=True),
+               Column("Responsible party", "responsible_party", text=True),
+               Column("Payments", "payments", money=True), Column("Charges", "charges", money=True)]
     _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "client"),
           empty="no clients in the ledger")
 
@@ -78,10 +78,10 @@ def payment_list(
     with STATE.ledger() as conn:
         rows = list_payments(conn, client=client, status=status and status.value,
                              apply_to=apply_to and apply_to.value)
-    columns = [Column("payment", "payment_id"), Column("client", "client_id"), Column("received", "received_date"),
-               Column("amount", "amount", money=True), Column("unapplied", "unapplied", money=True),
-               Column("apply to", "apply_to"), Column("event", "event_id"), Column("status", "status"),
-               Column("method", "method"), Column("reference", "reference", text=True)]
+    columns = [Column("Payment", "payment_id"), Column("Client", "client_id"), Column("Received", "received_date"),
+               Column("Amount", "amount", money=True), Column("Unapplied", "unapplied", money=True),
+               Column("Apply to", "apply_to"), Column("Event", "event_id"), Column("Status", "status"),
+               Column("Method", "method"), Column("Reference", "reference", text=True)]
     _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "payment"), empty="no payments match")
 
 
@@ -101,10 +101,10 @@ def remittances_list(
 
     with STATE.ledger() as conn:
         rows = list_remittances(conn, client=client, payment=payment, status=status and status.value)
-    columns = [Column("id", "id"), Column("payment", "payment_id"), Column("charge", "charge_id"),
-               Column("client", "client_id"), Column("amount", "amount", money=True), Column("status", "status"),
-               Column("source", "source"), Column("rule", "rule"), Column("staff", "staff", text=True),
-               Column("created (UTC)", "created_at")]
+    columns = [Column("Remittance", "id"), Column("Payment", "payment_id"), Column("Charge", "charge_id"),
+               Column("Client", "client_id"), Column("Amount", "amount", money=True), Column("Status", "status"),
+               Column("Source", "source"), Column("Rule", "rule"), Column("Staff", "staff", text=True),
+               Column("Created (UTC)", "created_at")]
     _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "remittance"),
           empty="no remittances match")
 
