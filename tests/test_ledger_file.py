@@ -161,6 +161,17 @@ def test_a_directory_or_missing_directory_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.parametrize("db", ["", "  "])
+@pytest.mark.parametrize("args", [["init"], ["check"]], ids=" ".join)
+def test_an_empty_db_option_is_a_usage_error_not_the_current_directory(tmp_path: Path, db: str,
+                                                                      args: list[str]) -> None:
+    result = Cli(tmp_path / "ignored.db").runner.invoke(
+        __import__("payalloc.cli", fromlist=["app"]).app, ["--db", db, *args])
+    assert result.exit_code == 2
+    assert one_error_line(result.stderr) == "error: --db is empty: give the ledger file, e.g. --db practice.db"
+    assert list(tmp_path.iterdir()) == []
+
+
 def _payalloc(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(

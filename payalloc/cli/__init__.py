@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from payalloc import __version__
 from payalloc.cli.state import STATE
-from payalloc.errors import EXIT_BUG, EXIT_BUSY, PayallocError, ProblemsError
+from payalloc.errors import EXIT_BUG, EXIT_BUSY, PayallocError, ProblemsError, UsageError
 
 EPILOG = (
     "Exit status: 0 done, 1 internal error or disk full, 2 usage error, 3 input refused (nothing written), "
@@ -114,12 +114,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
-    db: Annotated[
-        Path, typer.Option("--db", envvar="PAYALLOC_DB", help="Ledger file.", show_default=True)
-    ] = Path("payalloc.db"),
+    db: Annotated[  # text, not Path: Path("") would be "." and the error would name a directory
+        str, typer.Option("--db", envvar="PAYALLOC_DB", metavar="FILE", help="Ledger file.", show_default=True)
+    ] = "payalloc.db",
     staff: Annotated[
         str | None,
-        typer.Option("--staff", envvar="PAYALLOC_STAFF", help="Who does manual actions (default: login name)."),
+        typer.Option("--staff", envvar="PAYALLOC_STAFF", metavar="NAME", help="Who does manual actions (default: login name)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
     version: Annotated[
@@ -130,7 +130,9 @@ def _global(
 
     Example: payalloc --db practice.db unallocated
     """
-    STATE.db = db
+    if not db.strip():
+        raise UsageError("--db is empty: give the ledger file, e.g. --db practice.db")
+    STATE.db = Path(db)
     STATE.staff_name = staff
     STATE.debug = debug
 
