@@ -121,6 +121,24 @@ def test_overlapping_run_exits_4_at_once(cli: Cli, conn: sqlite3.Connection, led
     assert cli("run-job", "-q").exit_code == 0
 
 
+def test_jobs_shows_a_run_whose_process_died_as_interrupted_not_running(
+    cli: Cli, conn: sqlite3.Connection, ledger_path: Path
+) -> None:
+    """A run-job killed at 02:00 must not read 'running' to the on-call person at 09:00: once no
+    process holds the run-job lock, a run still recorded 'running' has ended."""
+    small(conn)
+    conn.execute("INSERT INTO job_runs (started_at, status, pid) VALUES ('2026-11-23T02:00:00Z', 'running', 999999)")
+    runs = json.loads(cli("jobs", "--json").stdout)
+    assert [(r["status"], r["error"]) for r in runs] == [
+        ("interrupted", "the process ended before the run finished")]
+    assert "interrupted" in cli("jobs").stdout and "running" not in cli("jobs").stdout
+    assert "interrupted" in cli("jobs", "--csv").stdout
+    with job_lock(ledger_path):  # a run that is really running is shown as running
+        assert [r["status"] for r in json.loads(cli("jobs", "--json").stdout)] == ["running"]
+    assert conn.execute("SELECT status FROM job_runs").fetchall() == [("running",)]  # a listing writes nothing
+    assert json.loads(cli("run-job", "--json").stdout)["interrupted_runs"] == 1
+
+
 def test_missing_ledger_is_refused(tmp_path: Path) -> None:
     result = Cli(tmp_path / "nope.db")("run-job")
     assert result.exit_code == 3 and "does not exist" in result.stderr
