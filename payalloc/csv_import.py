@@ -508,7 +508,7 @@ class CsvFile:
                 yield clean
                 continue
             for line, cells in _numbered(start, records):
-                if not cells:  # an empty line
+                if not any(cells):  # an empty line, or a row of empty cells (Excel writes ",,,,")
                     continue
                 refused = self._check(line, cells, batch)
                 if len(batch.rows) + (len(batch.problems) if refused else 0) >= size:
