@@ -179,6 +179,16 @@ def test_excel_rows_of_empty_cells_are_skipped_like_blank_lines(conn: sqlite3.Co
     assert problems_of(refused.value) == ["in.csv: line 4, column client_id: is required"]
 
 
+def test_excel_trailing_empty_columns_are_ignored_with_one_warning(conn: sqlite3.Connection) -> None:
+    """Excel saves columns it once formatted as blank header cells (",,," at the end of each line)."""
+    summary = imp(conn, "clients", b"\xef\xbb\xbfclient_id,name,,,\r\nC1,Ann,,,\r\nC2,Bob,,,\r\n")
+    assert summary.inserted == 2
+    assert summary.warnings == ["in.csv: ignoring unknown column (blank)"]
+    assert conn.execute("SELECT client_key, name FROM clients ORDER BY id").fetchall() == [("C1", "Ann"), ("C2", "Bob")]
+    with pytest.raises(InputError, match="column name appears twice"):  # a named column twice stays ambiguous
+        imp(conn, "clients", "client_id,name,,Name\nC3,Cy,,Cyd\n")
+
+
 def test_utf8_bom_is_accepted(conn: sqlite3.Connection) -> None:
     summary = imp(conn, "clients", b"\xef\xbb\xbfclient_id,name\nC1,Jos\xc3\xa9\n")
     assert summary.inserted == 1 and summary.warnings == []
