@@ -477,16 +477,16 @@ class CsvFile:
         names = [h.strip().lower() for h in header]
         index: dict[str, int] = {}
         for i, name in enumerate(names):
-            if name in index:
-                raise InputError(f"{self.name}: line 1: column {name or '(blank)'} appears twice in the header")
-            index[name] = i
+            if name in index and name:  # blank header cells (Excel's trailing columns) are all ignored
+                raise InputError(f"{self.name}: line 1: column {name} appears twice in the header")
+            index.setdefault(name, i)
         missing = [c for c in self.layout.required if c not in index]
         if missing:
             raise InputError(
                 f"{self.name}: line 1: missing required column{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(missing)} (a {self.kind} file has columns {', '.join(self.layout.columns)})"
             )
-        unknown = [n or "(blank)" for n in names if n not in self.layout.columns]
+        unknown = list(dict.fromkeys(n or "(blank)" for n in names if n not in self.layout.columns))
         if unknown:
             self.warnings.append(f"{self.name}: ignoring unknown column{'s' if len(unknown) > 1 else ''} "
                                  f"{', '.join(unknown)}")
@@ -508,7 +508,7 @@ class CsvFile:
                 yield clean
                 continue
             for line, cells in _numbered(start, records):
-                if not cells:  # an empty line
+                if not any(cells):  # an empty line, or a row of empty cells (Excel writes ",,,,")
                     continue
                 refused = self._check(line, cells, batch)
                 if len(batch.rows) + (len(batch.problems) if refused else 0) >= size:

@@ -47,6 +47,13 @@ class LedgerBusy(PayallocError):
     exit_code = EXIT_BUSY
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, systemd stopping a unit): handled as Ctrl-C is, the step in
+    progress rolled back and a run-job recorded interrupted, then exit 128 + 15."""
+
+    exit_code = 143
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem of a batch (a CSV row, one line of `apply`), located for the user."""

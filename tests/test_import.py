@@ -166,6 +166,29 @@ def test_unknown_columns_are_warned_about_and_ignored(cli: Cli, tmp_path: Path, 
     c.close()
 
 
+def test_excel_rows_of_empty_cells_are_skipped_like_blank_lines(conn: sqlite3.Connection) -> None:
+    """Excel writes a row of commas for a row whose cells it once formatted: no data, not a row."""
+    data = b"\xef\xbb\xbfclient_id,name\r\nC1,Ann\r\n,\r\nC2,Bob\r\n,\r\n,\r\n\r\n"
+    summary = imp(conn, "clients", data)
+    assert (summary.inserted, summary.warnings) == (2, [])
+    assert keys(conn, "clients", "client_key") == ["C1", "C2"]
+    big = "\r\n".join(charges_file(BIG, client="C1") + [",,,,"] * 3) + "\r\n"
+    assert imp(conn, "charges", big).inserted == BIG
+    with pytest.raises(ProblemsError) as refused:  # a row with one cell given is still a row
+        imp(conn, "clients", "client_id,name\nC3,Cy\n,\n,Dee\n")
+    assert problems_of(refused.value) == ["in.csv: line 4, column client_id: is required"]
+
+
+def test_excel_trailing_empty_columns_are_ignored_with_one_warning(conn: sqlite3.Connection) -> None:
+    """Excel saves columns it once formatted as blank header cells (",,," at the end of each line)."""
+    summary = imp(conn, "clients", b"\xef\xbb\xbfclient_id,name,,,\r\nC1,Ann,,,\r\nC2,Bob,,,\r\n")
+    assert summary.inserted == 2
+    assert summary.warnings == ["in.csv: ignoring unknown column (blank)"]
+    assert conn.execute("SELECT client_key, name FROM clients ORDER BY id").fetchall() == [("C1", "Ann"), ("C2", "Bob")]
+    with pytest.raises(InputError, match="column name appears twice"):  # a named column twice stays ambiguous
+        imp(conn, "clients", "client_id,name,,Name\nC3,Cy,,Cyd\n")
+
+
 def test_utf8_bom_is_accepted(conn: sqlite3.Connection) -> None:
     summary = imp(conn, "clients", b"\xef\xbb\xbfclient_id,name\nC1,Jos\xc3\xa9\n")
     assert summary.inserted == 1 and summary.warnings == []

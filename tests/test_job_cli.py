@@ -3,6 +3,7 @@ kill -9 at any moment then a re-run gives exactly the uninterrupted result; over
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -121,6 +122,38 @@ def test_overlapping_run_exits_4_at_once(cli: Cli, conn: sqlite3.Connection, led
     assert cli("run-job", "-q").exit_code == 0
 
 
+def test_jobs_shows_a_run_whose_process_died_as_interrupted_not_running(
+    cli: Cli, conn: sqlite3.Connection, ledger_path: Path
+) -> None:
+    """A run-job killed at 02:00 must not read 'running' to the on-call person at 09:00: once no
+    process holds the run-job lock, a run still recorded 'running' has ended."""
+    small(conn)
+    conn.execute("INSERT INTO job_runs (started_at, status, pid) VALUES ('2026-11-23T02:00:00Z', 'running', 999999)")
+    runs = json.loads(cli("jobs", "--json").stdout)
+    assert [(r["status"], r["error"]) for r in runs] == [
+        ("interrupted", "the process ended before the run finished")]
+    assert "interrupted" in cli("jobs").stdout and "running" not in cli("jobs").stdout
+    assert "interrupted" in cli("jobs", "--csv").stdout
+    with job_lock(ledger_path):  # a run that is really running is shown as running
+        assert [r["status"] for r in json.loads(cli("jobs", "--json").stdout)] == ["running"]
+    assert conn.execute("SELECT status FROM job_runs").fetchall() == [("running",)]  # a listing writes nothing
+    assert json.loads(cli("run-job", "--json").stdout)["interrupted_runs"] == 1
+
+
+def test_ctrl_c_is_one_sentence_on_stderr_and_exit_130(
+    cli: Cli, conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from payalloc.services import job
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job, "run_job", interrupted)
+    result = cli("run-job")
+    assert result.exit_code == 130 and result.stdout == ""
+    assert result.stderr == "error: interrupted; the step in progress was rolled back, run the command again\n"
+
+
 def test_missing_ledger_is_refused(tmp_path: Path) -> None:
     result = Cli(tmp_path / "nope.db")("run-job")
     assert result.exit_code == 3 and "does not exist" in result.stderr
@@ -231,6 +264,46 @@ def test_second_process_exits_4_while_the_first_holds_the_ledger(generated: Path
         busy = payalloc(db, "run-job")
     assert busy.returncode == 4 and "another run-job is running" in busy.stderr
     assert payalloc(db, "run-job", "-q").returncode == 0
+
+
+def test_sigterm_records_the_run_interrupted_says_so_and_a_rerun_finishes(generated: Path, tmp_path: Path) -> None:
+    """`timeout`, systemd and `kill` send SIGTERM: the run is recorded interrupted (not left
+    'running'), stderr has one sentence, the exit status is 128 + 15, and a re-run finishes."""
+    import fcntl
+    import signal
+    import time
+
+    db = copy(generated, tmp_path / "term.db")
+    reference = copy(generated, tmp_path / "reference.db")
+    assert payalloc(reference, "run-job", "-q").returncode == 0
+    # A clerk's writer turn held here makes the job wait before its first chunk (ledger/writers.py).
+    writer = os.open(str(db.resolve()) + ".writers", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(writer, fcntl.LOCK_SH)
+    job = subprocess.Popen([sys.executable, "-m", "payalloc", "--db", str(db), "run-job"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.closing(sqlite3.connect(db)) as c:
+                if c.execute("SELECT count(*) FROM job_runs WHERE status = 'running'").fetchone()[0]:
+                    break
+            time.sleep(0.02)
+        time.sleep(0.1)
+        job.send_signal(signal.SIGTERM)
+        out, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+        os.close(writer)
+    assert job.returncode == 128 + signal.SIGTERM, (job.returncode, err)
+    assert out == "" and err.count("\n") == 1 and "terminated" in err and "Traceback" not in err
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        assert c.execute("SELECT status, finished_at IS NOT NULL, error FROM job_runs").fetchall() == [
+            ("interrupted", 1, "Terminated: stopped by SIGTERM")]
+    assert payalloc(db, "check").returncode == 0
+    rerun = payalloc(db, "run-job", "--json")
+    assert rerun.returncode == 0 and json.loads(rerun.stdout)["interrupted_runs"] == 0
+    assert snapshot(db) == snapshot(reference)
 
 
 @pytest.mark.parametrize(("argv", "command"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from typer.core import TyperGroup
 
 from payalloc import __version__
 from payalloc.cli.state import STATE
-from payalloc.errors import EXIT_BUG, EXIT_BUSY, PayallocError, ProblemsError, UsageError
+from payalloc.errors import EXIT_BUG, EXIT_BUSY, PayallocError, ProblemsError, Terminated, UsageError
 
 EPILOG = (
     "Exit status: 0 done, 1 internal error or disk full, 2 usage error, 3 input refused (nothing written), "
@@ -56,8 +57,15 @@ class _ErrorBoundary(TyperGroup):
             # buffered to /dev/null so that the final flush cannot fail either.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
-        except KeyboardInterrupt:
-            raise
+        except KeyboardInterrupt as err:
+            # Typer would turn it into a silent exit 130: say what happened, on stderr.
+            from payalloc.cli import output
+
+            if isinstance(err, Terminated):
+                output.error("terminated (SIGTERM); the step in progress was rolled back, run the command again")
+                raise typer.Exit(Terminated.exit_code) from None
+            output.error("interrupted; the step in progress was rolled back, run the command again")
+            raise typer.Exit(130) from None
         except Exception as err:
             # Typer's own control flow (help, usage errors, Exit) passes through; it lives in
             # typer._click, a vendored Click, so match on the module rather than on classes.
@@ -137,14 +145,22 @@ def _global(
     STATE.debug = debug
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C (transactions roll back, run-job records its run interrupted)
+    instead of ending the process on the spot; a second SIGTERM ends it at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated("stopped by SIGTERM")
+
+
 def main() -> None:
     """Console-script entry point."""
     os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # outside a command (while it loads)
         sys.stderr.write("interrupted; the step in progress was rolled back\n")
-        sys.exit(130)
+        sys.exit(Terminated.exit_code if isinstance(err, Terminated) else 130)
 
 
 

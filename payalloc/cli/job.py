@@ -116,7 +116,7 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
     from payalloc.services import job
 
     with STATE.ledger() as conn:
-        runs = job.list_runs(conn, limit)
+        runs = job.list_runs(conn, limit, STATE.db)
     if json_out:
         output.emit_json(runs)
         return

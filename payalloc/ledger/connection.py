@@ -205,6 +205,24 @@ def job_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def job_running(path: Path) -> bool:
+    """Whether a run-job holds the lock of `path` now. True when that cannot be told (a lock file
+    that cannot be opened): a run recorded 'running' is then shown as the ledger has it."""
+    try:
+        fd = os.open(str(path.resolve()) + ".lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # every run-job creates the lock file before it records a run
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the probe's lock at once
+    return False
+
+
 TEST_KILL_VM_STEPS = 1000  # kill-vm: SQLite VM instructions between two calls of the progress handler
 TEST_KILL_VM_CACHE_PAGES = 10  # kill-vm: a page cache this small spills uncommitted pages into the WAL
 

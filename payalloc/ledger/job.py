@@ -17,15 +17,18 @@ from payalloc.gl import JournalLine
 from payalloc.ledger.audit import conversion_detail
 from payalloc.ledger.bulk import insert_rows
 
+STALE_RUN_ERROR = "the process ended before the run finished"
+
+
 # --- job runs -----------------------------------------------------------------------------
 
 def interrupt_stale_runs(conn: sqlite3.Connection, now: str) -> int:
     """Runs left 'running' by a process that died. Only call while holding the job lock."""
     cur = conn.execute(
         "UPDATE job_runs SET status = 'interrupted', finished_at = ?,"
-        " error = coalesce(error, 'the process ended before the run finished')"
+        " error = coalesce(error, ?)"
         " WHERE status = 'running'",
-        (now,),
+        (now, STALE_RUN_ERROR),
     )
     return cur.rowcount
 

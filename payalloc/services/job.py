@@ -33,7 +33,7 @@ from payalloc.dates import utc_now
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
-from payalloc.ledger.connection import BUSY_TIMEOUT_MS, job_lock, read_txn, write_txn
+from payalloc.ledger.connection import BUSY_TIMEOUT_MS, job_lock, job_running, read_txn, write_txn
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
 from payalloc.services.gcpause import cyclic_gc_paused
@@ -256,6 +256,16 @@ def _describe(conn: sqlite3.Connection, plan: allocation.Plan, result: JobResult
     )
 
 
-def list_runs(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+def list_runs(conn: sqlite3.Connection, limit: int, ledger_path: Path | None = None) -> list[dict[str, Any]]:
+    """The recorded runs, newest first. A run recorded 'running' while no process holds the
+    run-job lock of `ledger_path` was killed (kill -9, SIGTERM, a reboot): it is shown as
+    'interrupted', as the next run will record it, instead of 'running' until then."""
     with read_txn(conn):
-        return sql.list_runs(conn, limit)
+        runs = sql.list_runs(conn, limit)
+    # Read first, then look at the lock: a run that starts in between is not in `runs`.
+    if ledger_path is not None and any(r["status"] == "running" for r in runs) and not job_running(ledger_path):
+        for run in runs:
+            if run["status"] == "running":
+                run["status"] = "interrupted"
+                run["error"] = run["error"] or sql.STALE_RUN_ERROR
+    return runs
