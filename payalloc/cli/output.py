@@ -320,12 +320,6 @@ def _records(console: Console, columns: Sequence[Column], cells: Sequence[Sequen
     console.print(grid)
 
 
-def heading(text: str) -> None:
-    from rich.markup import escape
-
-    _console().print(f"[bold]{escape(safe(text))}[/bold]")
-
-
 def fields(pairs: Sequence[tuple[str, Any]]) -> None:
     """Label: value lines for one record."""
     from rich.markup import escape
