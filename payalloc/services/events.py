@@ -24,8 +24,8 @@ from payalloc.money import format_cents, plain_cents
 
 @dataclass(frozen=True)
 class EventChange:
-    event_id: str
-    client_id: str
+    event_key: str
+    client_key: str
     previous_status: str
     status: str
     changed: bool
