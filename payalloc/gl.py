@@ -7,7 +7,7 @@ A reversal never edits those lines: it writes their mirror image.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 REQUIRED_MAPPINGS = ("unapplied_default", "self_pay_ar")
@@ -44,8 +44,3 @@ def reversing_lines(posted: Sequence[JournalLine]) -> list[JournalLine]:
         JournalLine(line.remittance_id, "reverse", line.account, line.credit_cents, line.debit_cents)
         for line in posted
     ]
-
-
-def is_balanced(lines: Iterable[JournalLine]) -> bool:
-    lines = list(lines)
-    return sum(line.debit_cents for line in lines) == sum(line.credit_cents for line in lines)

@@ -117,47 +117,17 @@ def check(
     """
     problems: list[Problem] = []
     seen: set[str] = set()
-
-    def once(tag: str, reason: str, line: Line) -> None:
-        if tag not in seen:
-            seen.add(tag)
-            problems.append(Problem(line.where if locate else "", reason))
-
     payment_total: dict[str, int] = {}
     payment_lines: dict[str, int] = {}
     charge_total: dict[str, int] = {}
     charge_lines: dict[str, int] = {}
     for line in lines:
-        payment = payments.get(line.payment_key)
-        charge = charges.get(line.charge_key)
-        usable = True
-        if payment is None:
-            once(f"p:{line.payment_key}", f"payment {line.payment_key} is not in the ledger", line)
-            usable = False
-        else:
-            reason = _payment_refusal(payment)
-            if reason:
-                once(f"p:{payment.key}", reason, line)
-                usable = False
-        if charge is None:
-            once(f"c:{line.charge_key}", f"charge {line.charge_key} is not in the ledger", line)
-            usable = False
-        elif charge.payer not in SELF_PAY_PAYERS:
-            once(
-                f"c:{charge.key}",
-                f"charge {charge.key} is billed to insurance and is never allocated client payments",
-                line,
-            )
-            usable = False
-        if payment is not None and charge is not None and payment.client_key != charge.client_key:
-            once(
-                f"x:{payment.key}:{charge.key}",
-                f"charge {charge.key} belongs to client {charge.client_key}, "
-                f"not to client {payment.client_key} of payment {payment.key}",
-                line,
-            )
-            usable = False
-        if not usable:
+        refusals = _line_refusals(line, payments.get(line.payment_key), charges.get(line.charge_key))
+        for tag, reason in refusals:
+            if tag not in seen:
+                seen.add(tag)
+                problems.append(Problem(line.where if locate else "", reason))
+        if refusals:
             continue
         payment_total[line.payment_key] = payment_total.get(line.payment_key, 0) + line.amount_cents
         payment_lines[line.payment_key] = payment_lines.get(line.payment_key, 0) + 1
@@ -182,6 +152,31 @@ def check(
                 )
             )
     return problems
+
+
+def _line_refusals(line: Line, payment: PaymentState | None, charge: ChargeState | None) -> list[tuple[str, str]]:
+    """Why one line cannot be applied at all: (tag, reason) pairs, the tag naming the id at fault
+    so that a reason shared by several lines is reported once."""
+    refusals: list[tuple[str, str]] = []
+    if payment is None:
+        refusals.append((f"p:{line.payment_key}", f"payment {line.payment_key} is not in the ledger"))
+    else:
+        reason = _payment_refusal(payment)
+        if reason:
+            refusals.append((f"p:{payment.key}", reason))
+    if charge is None:
+        refusals.append((f"c:{line.charge_key}", f"charge {line.charge_key} is not in the ledger"))
+    elif charge.payer not in SELF_PAY_PAYERS:
+        refusals.append(
+            (f"c:{charge.key}", f"charge {charge.key} is billed to insurance and is never allocated client payments")
+        )
+    if payment is not None and charge is not None and payment.client_key != charge.client_key:
+        refusals.append((
+            f"x:{payment.key}:{charge.key}",
+            f"charge {charge.key} belongs to client {charge.client_key}, "
+            f"not to client {payment.client_key} of payment {payment.key}",
+        ))
+    return refusals
 
 
 def _payment_refusal(payment: PaymentState) -> str | None:

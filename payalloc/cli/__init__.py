@@ -41,8 +41,9 @@ class _ErrorBoundary(TyperGroup):
         except sqlite3.OperationalError as err:
             _traceback_if_debug()
             from payalloc.cli import output
+            from payalloc.ledger.connection import is_busy
 
-            if "locked" in str(err) or "busy" in str(err):
+            if is_busy(err):
                 output.error("the ledger stayed locked by another process; nothing was changed, try again")
                 raise typer.Exit(EXIT_BUSY) from None
             if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from payalloc.cli import output
 from payalloc.cli.common import JsonOpt
 from payalloc.cli.state import STATE
+
+if TYPE_CHECKING:
+    from payalloc.services.views import ClientDetail
 
 
 def show(
@@ -37,6 +40,22 @@ def show(
         ("Pending", format_cents(d.pending_cents)),
         ("Needs clerk", "yes" if d.needs_clerk else "no"),
     ])
+    _payments(d)
+    _charges(d)
+    output.table(
+        [output.Column("Id", "id"), output.Column("Payment", "payment_id"),
+         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", money=True),
+         output.Column("Status", "status"), output.Column("From", "origin"), output.Column("Created", "created_at")],
+        [{"id": r.id, "payment_id": r.payment_key, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents),
+          "status": r.status, "origin": views.origin(r), "created_at": r.created_at[:10]} for r in d.remittances],
+        title="Remittances", empty="no remittances",
+    )
+
+
+def _payments(d: ClientDetail) -> None:
+    """The client's payments, then their method, reference and note where they have any."""
+    from payalloc.money import format_cents
+
     # Method, reference and note get their own table so that the figures stay readable on an
     # 80-column terminal.
     output.table(
@@ -59,6 +78,12 @@ def show(
               "payer_name": p.payer_name or "", "note": p.note or ""} for p in described],
             title="Payment notes",
         )
+
+
+def _charges(d: ClientDetail) -> None:
+    """Open self-pay charges oldest first, and insurance charges apart (never allocated)."""
+    from payalloc.money import format_cents
+
     charge_columns = [
         output.Column("Date", "service_date"), output.Column("Charge", "charge_id"),
         output.Column("Code", "service_code"), output.Column("Payer", "payer"),
@@ -79,14 +104,6 @@ def show(
              for c in d.insurance_charges],
             title="Insurance charges (not allocatable)",
         )
-    output.table(
-        [output.Column("Id", "id"), output.Column("Payment", "payment_id"),
-         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", money=True),
-         output.Column("Status", "status"), output.Column("From", "origin"), output.Column("Created", "created_at")],
-        [{"id": r.id, "payment_id": r.payment_key, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents),
-          "status": r.status, "origin": views.origin(r), "created_at": r.created_at[:10]} for r in d.remittances],
-        title="Remittances", empty="no remittances",
-    )
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from payalloc.errors import InputError, UsageError
+from payalloc.errors import UsageError
 
 
 class ApplyTo(StrEnum):
@@ -50,9 +50,3 @@ def exclusive(*options: tuple[str, bool]) -> None:
 
 def one_format(json_out: bool, csv_out: bool) -> None:
     exclusive(("--json", json_out), ("--csv", csv_out))
-
-
-def required_text(value: str, option: str) -> str:
-    if not value.strip():
-        raise InputError(f"{option} must not be empty")
-    return value.strip()

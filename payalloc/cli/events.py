@@ -97,9 +97,9 @@ def done(event_id: EventArg) -> None:
     with STATE.ledger() as conn:
         change = events.mark_done(conn, utc_now(), STATE.staff, event_id)
     if not change.changed:
-        output.message(f"event {change.event_id} was already done; nothing changed")
+        output.message(f"event {change.event_key} was already done; nothing changed")
         return
-    msg = f"event {change.event_id} is done"
+    msg = f"event {change.event_key} is done"
     if change.attached:
         n = len(change.attached)
         msg += (f"; {n} attached payment{'s' if n != 1 else ''} will be applied to its charges at the next"
@@ -141,9 +141,9 @@ def delete(
         change = events.delete_event(conn, utc_now(), STATE.staff, event_id, confirmed=confirmed,
                                      shown=shown)
     if not change.changed:
-        output.message(f"event {change.event_id} was already deleted; nothing changed")
+        output.message(f"event {change.event_key} was already deleted; nothing changed")
         return
-    msg = f"event {change.event_id} is deleted"
+    msg = f"event {change.event_key} is deleted"
     if change.converted:
         if len(change.converted) == 1:
             msg += f"; payment {change.converted[0]} now applies to specific charges"

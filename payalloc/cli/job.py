@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format, whole_number
 from payalloc.cli.state import STATE
+
+if TYPE_CHECKING:
+    from payalloc.services.job import JobResult
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (for cron).")]
 
@@ -49,7 +52,7 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
     output.line(_summary(result))
 
 
-def _summary(result: Any) -> str:
+def _summary(result: JobResult) -> str:
     applied = (
         f"{result.remittances_created:,} remittance{'s' if result.remittances_created != 1 else ''}"
         f" ({_money(result.amount_applied_cents)}) for {result.clients:,}"
@@ -77,7 +80,7 @@ def _money(cents: int) -> str:
 PLAN_ROWS_SHOWN = 200
 
 
-def _show_plan(result: Any) -> None:
+def _show_plan(result: JobResult) -> None:
     planned = result.planned_remittances
     output.table(
         [output.Column("Payment", "payment_id"), output.Column("Charge", "charge_id"),

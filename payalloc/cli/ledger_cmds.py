@@ -1,11 +1,10 @@
-"""`payalloc init` and `payalloc check`: the ledger file itself."""
+"""`payalloc init`: the ledger file itself (`check` and `backup` are in integrity.py)."""
 
 from __future__ import annotations
 
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import JsonOpt
 from payalloc.cli.state import STATE
 
 
@@ -30,6 +29,3 @@ def init() -> None:
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.command("init")(init)
-
-
-__all__ = ["JsonOpt", "register"]

@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from rich.console import Console
+    from rich.progress import Progress
 
 # C0/C1 controls, and the bidi/zero-width characters that can make a name read as something else.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -320,12 +323,6 @@ def _records(console: Console, columns: Sequence[Column], cells: Sequence[Sequen
     console.print(grid)
 
 
-def heading(text: str) -> None:
-    from rich.markup import escape
-
-    _console().print(f"[bold]{escape(safe(text))}[/bold]")
-
-
 def fields(pairs: Sequence[tuple[str, Any]]) -> None:
     """Label: value lines for one record."""
     from rich.markup import escape
@@ -335,7 +332,7 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> None:
         _console().print(f"[dim]{escape(label.ljust(width))}[/dim]  {escape(safe(value))}")
 
 
-def progress(total: int, description: str) -> Any:
+def progress(total: int, description: str) -> _NoProgress | _RichProgress:
     """A progress bar on stderr when it is a terminal; otherwise a silent stand-in."""
     if total <= 0 or not stderr_is_terminal():
         return _NoProgress()
@@ -360,7 +357,7 @@ class _NoProgress:
 
 
 class _RichProgress:
-    def __init__(self, bar: Any, total: int, description: str) -> None:
+    def __init__(self, bar: Progress, total: int, description: str) -> None:
         self.bar, self.total, self.description = bar, total, description
 
     def __enter__(self) -> _RichProgress:
@@ -368,8 +365,10 @@ class _RichProgress:
         self.task = self.bar.add_task(self.description, total=self.total)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.bar.__exit__(kind, error, trace)
 
     def advance_to(self, done: int) -> None:
         self.bar.update(self.task, completed=done)

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import typer
-
 
 @dataclass
 class State:
@@ -47,7 +45,3 @@ class State:
 
 
 STATE = State()
-
-
-def state(ctx: typer.Context | None = None) -> State:
-    return STATE

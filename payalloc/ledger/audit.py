@@ -36,6 +36,31 @@ def record(
     )
 
 
+def record_conversion(
+    conn: sqlite3.Connection,
+    *,
+    at: str,
+    staff: str | None,
+    client_key: str,
+    payment_key: str,
+    event_key: str,
+    event_status: str,
+    unapplied_cents: int,
+) -> None:
+    """The audit row of an event payment made `specific` (rule 4) with money still unapplied."""
+    record(
+        conn, at=at, staff=staff, action="payment_apply_to_specific", client_key=client_key,
+        payment_key=payment_key, event_key=event_key, reason=conversion_reason(event_key, event_status),
+        detail=conversion_detail(unapplied_cents, event_status),
+    )
+
+
+def conversion_reason(event_key: str, event_status: str) -> str:
+    """The reason of a payment_apply_to_specific row: the event is done, or was deleted."""
+    what = "is done" if event_status == "done" else "was deleted"
+    return f"event {event_key} {what} and the payment is not fully applied"
+
+
 def conversion_detail(unapplied_cents: int, event_status: str) -> dict[str, Any]:
     """The detail of a payment_apply_to_specific row; money as "1234.50", as everywhere in JSON."""
     return {"from": "event", "to": "specific", "unapplied": plain_cents(unapplied_cents),

@@ -35,7 +35,7 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     except sqlite3.DatabaseError as error:
         conn.close()
-        if _is_busy(error):
+        if is_busy(error):
             raise _busy() from None
         raise _unusable(path, error) from None
     _install_test_hooks(conn)
@@ -82,13 +82,13 @@ def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as error:
-        if _is_busy(error):
+        if is_busy(error):
             raise _busy() from None
         raise _unusable(path, error) from None
     return int(app_id), int(version)
 
 
-def _is_busy(error: sqlite3.Error) -> bool:
+def is_busy(error: sqlite3.Error) -> bool:
     """SQLITE_BUSY / SQLITE_LOCKED: another process holds the ledger; it is not damaged."""
     return "locked" in str(error) or "busy" in str(error)
 
@@ -160,7 +160,7 @@ def write_txn(
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if _is_busy(error):
+            if is_busy(error):
                 raise _busy() from None
             raise
         try:

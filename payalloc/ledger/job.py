@@ -14,7 +14,7 @@ from typing import Any
 
 from payalloc.allocation import Allocation, Conversion, OpenCharge, OpenPayment
 from payalloc.gl import JournalLine
-from payalloc.ledger.audit import conversion_detail
+from payalloc.ledger.audit import conversion_detail, conversion_reason
 from payalloc.ledger.bulk import insert_rows
 
 STALE_RUN_ERROR = "the process ended before the run finished"
@@ -174,10 +174,9 @@ def convert_to_specific(
     audit_rows = []
     for c in conversions:
         payment_key, client_key, event_key = keys[c.payment_id]
-        what = "is done" if c.event_status == "done" else "was deleted"
         audit_rows.append((
             now, "payment_apply_to_specific", client_key, payment_key, event_key, run_id,
-            f"event {event_key} {what} and the payment is not fully applied",
+            conversion_reason(event_key, c.event_status),
             json.dumps(conversion_detail(c.unapplied_cents, c.event_status), sort_keys=True),
         ))
     conn.executemany(

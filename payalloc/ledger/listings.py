@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _filtered(
+    conn: sqlite3.Connection,
+    select: str,
+    filters: Mapping[str, str],
+    params: Mapping[str, int | str | None],
+    order_by: str,
+) -> list[dict[str, Any]]:
+    """SELECT with the constant filter of each parameter given (not None), in ORDER_BY."""
+    where = [filters[k] for k, v in params.items() if v is not None]
+    sql = select + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY " + order_by
+    return _rows(conn.execute(sql, params))
 
 
 def clients(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -31,9 +45,7 @@ _PAYMENT_FILTERS = {"client": "p.client_id = :client", "status": "p.status = :st
 
 def payments(conn: sqlite3.Connection, *, client: int | None, status: str | None, apply_to: str | None) -> list[dict[str, Any]]:
     params = {"client": client, "status": status, "apply_to": apply_to}
-    where = [_PAYMENT_FILTERS[k] for k, v in params.items() if v is not None]
-    sql = _PAYMENTS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY p.received_date, p.id"
-    return _rows(conn.execute(sql, params))
+    return _filtered(conn, _PAYMENTS, _PAYMENT_FILTERS, params, "p.received_date, p.id")
 
 
 _REMITTANCES = (
@@ -49,6 +61,4 @@ _REMITTANCE_FILTERS = {"client": "r.payment_id IN (SELECT id FROM payments WHERE
 
 def remittances(conn: sqlite3.Connection, *, client: int | None, payment: int | None, status: str | None) -> list[dict[str, Any]]:
     params = {"client": client, "payment": payment, "status": status}
-    where = [_REMITTANCE_FILTERS[k] for k, v in params.items() if v is not None]
-    sql = _REMITTANCES + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY r.id"
-    return _rows(conn.execute(sql, params))
+    return _filtered(conn, _REMITTANCES, _REMITTANCE_FILTERS, params, "r.id")

@@ -6,7 +6,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
+    from sqlite_utils import Database, Migrations
 
 MIGRATION_SET = "payalloc"
 # Bumped by each migration: lets a command refuse a ledger newer than itself without
@@ -39,7 +39,7 @@ def _run_script(db: Database, name: str) -> None:
         db.execute(statement)
 
 
-def build() -> object:
+def build() -> Migrations:
     """The migration set; built on demand so that sqlite-utils loads only for `init`."""
     from sqlite_utils import Migrations
 
@@ -61,10 +61,9 @@ def build() -> object:
 
 def apply(conn: sqlite3.Connection) -> list[str]:
     """Apply pending migrations inside the caller's open transaction; return their names."""
-    from sqlite_utils import Database, Migrations
+    from sqlite_utils import Database
 
     migrations = build()
-    assert isinstance(migrations, Migrations)
     db = Database(conn, execute_plugins=False)
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)

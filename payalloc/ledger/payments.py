@@ -1,6 +1,7 @@
 """SQL for payments, and the look-ups of clients and events that recording one needs.
 
-Every look-up goes through a UNIQUE key or a primary key: a clerk's command never scans.
+Every look-up goes through a UNIQUE key, the primary key or the payments_client index: a clerk's
+command never scans.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Each violation has a stable snake_case code (scripts rely on it), the ids involv
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,13 +106,13 @@ class CheckReport:
         }
 
 
-def _money(value: Any) -> str:
+def _money(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return format_cents(value) if isinstance(value, int) else repr(value)
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return plain_cents(value) if isinstance(value, int) else str(value)
@@ -140,13 +141,17 @@ def violation(code: str, row: dict[str, Any]) -> Violation:
     return Violation(code, MESSAGES[code].format_map(values), ids)
 
 
+# A check is a query of ledger/check.py, or a function that runs a PRAGMA and returns its rows.
+_Check = sql.Check | Callable[[sqlite3.Connection], list[dict[str, Any]]]
+
+
 def check_ledger(conn: sqlite3.Connection) -> CheckReport:
     """Run every check in one read snapshot; collect every violation (never stop at the first)."""
     violations: list[Violation] = []
     with read_txn(conn):
         for message in sql.integrity_errors(conn):
             violations.append(violation("integrity_check_failed", {"detail": message}))
-        checks: list[tuple[str, Any]] = [("foreign_key_violation", sql.foreign_key_errors)]
+        checks: list[tuple[str, _Check]] = [("foreign_key_violation", sql.foreign_key_errors)]
         checks += [(c.code, c) for c in sql.CHECKS]
         for code, how in checks:
             try:

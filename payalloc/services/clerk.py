@@ -283,11 +283,9 @@ def _unapply(
         if event is not None and event.status == "deleted":
             # Rule 4: money is never left attached to a deleted event; it waits for the clerk.
             payment_ledger.set_apply_to(conn, payment.id, "specific")
-            audit.record(
-                conn, at=now, staff=staff, action="payment_apply_to_specific", client_key=payment.client_key,
-                payment_key=payment.key, event_key=payment.event_key,
-                reason=f"event {payment.event_key} was deleted and the payment is not fully applied",
-                detail=audit.conversion_detail(payment.unapplied_cents, "deleted"),
+            audit.record_conversion(
+                conn, at=now, staff=staff, client_key=payment.client_key, payment_key=payment.key,
+                event_key=payment.event_key, event_status="deleted", unapplied_cents=payment.unapplied_cents,
             )
             payment = payment_ledger.payment_by_id(conn, payment.id)
     return UnapplyResult(remittance, remittance.amount_cents - kept_cents, kept_id, kept_cents, payment.apply_to)

@@ -24,8 +24,8 @@ from payalloc.money import format_cents, plain_cents
 
 @dataclass(frozen=True)
 class EventChange:
-    event_id: str
-    client_id: str
+    event_key: str
+    client_key: str
     previous_status: str
     status: str
     changed: bool
@@ -146,11 +146,9 @@ def delete_event(
                      detail={"from": event.status, "attached_payments": len(attached)})
         sql.make_specific(conn, [p["id"] for p in attached])
         for p in attached:
-            audit.record(
-                conn, at=now, staff=staff, action="payment_apply_to_specific", client_key=event.client_key,
-                payment_key=p["payment_id"], event_key=event.event_key,
-                reason=f"event {event.event_key} was deleted and the payment is not fully applied",
-                detail=audit.conversion_detail(p["unapplied_cents"], "deleted"),
+            audit.record_conversion(
+                conn, at=now, staff=staff, client_key=event.client_key, payment_key=p["payment_id"],
+                event_key=event.event_key, event_status="deleted", unapplied_cents=p["unapplied_cents"],
             )
     return EventChange(event.event_key, event.client_key, event.status, "deleted", True, _public(attached),
                        [p["payment_id"] for p in attached])

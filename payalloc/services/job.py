@@ -131,6 +131,14 @@ def _record_end(
         # Recording a failure must not hide the failure itself; the next run marks it interrupted.
 
 
+def _record_counts(conn: sqlite3.Connection, run_id: int, result: JobResult, delta: JobResult) -> None:
+    """In the chunk's transaction: the run's counts as they stand once this chunk commits."""
+    totals = JobResult()
+    totals.add(result)
+    totals.add(delta)
+    sql.update_run_counts(conn, run_id, totals.counts())
+
+
 def _plan_chunk(conn: sqlite3.Connection, client_ids: list[int]) -> allocation.Plan:
     """Read everything the chunk needs (fetched in full before any write), then plan it."""
     payments = sql.open_payments(conn, client_ids)
@@ -165,10 +173,7 @@ def _apply_payments(
             sql.convert_to_specific(conn, plan.conversions, run_id, now)
             sql.clear_pending(conn, client_ids)
             delta = _chunk_counts(client_ids, plan)
-            totals = JobResult()
-            totals.add(result)
-            totals.add(delta)
-            sql.update_run_counts(conn, run_id, totals.counts())
+            _record_counts(conn, run_id, result, delta)
         result.add(delta)  # only once the chunk is committed
         after = client_ids[-1]
 
@@ -200,10 +205,7 @@ def _post_remittances(
             delta = JobResult(
                 remittances_posted=len(rows), amount_posted_cents=sum(c for _, c in rows), posting_batches=1
             )
-            totals = JobResult()
-            totals.add(result)
-            totals.add(delta)
-            sql.update_run_counts(conn, run_id, totals.counts())
+            _record_counts(conn, run_id, result, delta)
         result.add(delta)
         after = rows[-1][0]
 

@@ -10,10 +10,6 @@ from payalloc.ledger import listings as sql
 from payalloc.ledger.connection import read_txn
 from payalloc.ledger.payments import find_client, find_payment
 
-REMITTANCE_STATUSES = ("ready", "posted", "reversed")
-PAYMENT_STATUSES = ("ready", "pending", "void")
-APPLY_TO = ("oldest", "specific", "event")
-
 
 def _client_id(conn: sqlite3.Connection, client_key: str) -> int:
     client = find_client(conn, client_key)
