@@ -130,7 +130,10 @@ NOTES = """
   saves 0.07 s and recreating them costs 0.10 s. An amount column written plainly ("293.86") is
   now read with one regex and int() (0.034 s per 200,000 cells, was 0.065 s). The ratio also moves
   with the machine: fixed costs weigh more on a faster one (1.49x in session 3 on a machine ~40%
-  slower; 1.6x today).
+  slower; 1.44x to 1.87x across five benches in session 4, 1.44x in the one above).
+- **Session 4: steadier figures.** The clerk's commands take turns on the two ledger sizes (a slow
+  spell had put apply at 1.85x, with --version, which reads no ledger, at 1.41x); import and
+  run-job run 3 times at 100,000 clients (one run had swung from 1.39x to 1.94x).
 - **run-job meets its target**, with a margin now: per remittance it still does the database's
   guard (one read of the payment and one of the charge) and foreign keys, and its process start
   (Typer) is ~0.05 s heavier than the baseline's. The idle re-run is almost all process start.
