@@ -296,6 +296,43 @@ def test_chunks_cover_every_pending_client_once(conn: sqlite3.Connection, ledger
     assert runs[0]["counts"]["clients_checked"] == 7 and runs[0]["status"] == "done"
 
 
+@pytest.mark.parametrize("fail_at", [1, 3])
+def test_a_lock_that_outlasts_the_timeout_mid_run_says_what_was_committed(
+    conn: sqlite3.Connection, ledger_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    """Chunks commit one by one: once some have, "nothing was changed" would be false."""
+    for i in range(6):
+        add_client(conn, f"C{i}")
+        add_charge(conn, f"CH{i}", f"C{i}", "2026-01-01", 1000)
+        add_payment(conn, f"P{i}", f"C{i}", "2026-01-02", 500)
+    chunks = []
+    real = job_sql.update_run_counts
+
+    def locked_at_chunk(*args: Any) -> None:  # in the chunk's transaction, before its commit
+        chunks.append(1)
+        if len(chunks) == fail_at:
+            raise sqlite3.OperationalError("database is locked")
+        real(*args)
+
+    def remittances() -> int:
+        return int(conn.execute("SELECT count(*) FROM remittances").fetchone()[0])
+
+    monkeypatch.setattr(job_sql, "update_run_counts", locked_at_chunk)
+    if fail_at == 1:  # nothing committed: the error as it is (the CLI: "nothing was changed, try again")
+        with pytest.raises(sqlite3.OperationalError):
+            job(conn, ledger_path, clients_per_chunk=2)
+        assert remittances() == 0
+    else:
+        with pytest.raises(LedgerBusy, match=r"run-job stopped after committing 4 clients \(4 remittances created,"
+                                             r" 0 posted\); the chunk in progress was rolled back: run it again"):
+            job(conn, ledger_path, clients_per_chunk=2)
+        assert remittances() == 4  # two chunks of two clients; the third rolled back
+    assert list_runs(conn, 1)[0]["status"] == "failed"
+    monkeypatch.undo()
+    job(conn, ledger_path, clients_per_chunk=2)
+    assert remittances() == 6 and pending(conn) == []
+
+
 # --- remittance processing (rule 6) ------------------------------------------------------------
 
 def posted_ledger(conn: sqlite3.Connection) -> None:

@@ -30,10 +30,11 @@ from typing import Any
 
 from payalloc import allocation
 from payalloc.dates import utc_now
+from payalloc.errors import LedgerBusy
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
-from payalloc.ledger.connection import BUSY_TIMEOUT_MS, job_lock, job_running, read_txn, write_txn
+from payalloc.ledger.connection import BUSY_TIMEOUT_MS, is_busy, job_lock, job_running, read_txn, write_txn
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
 from payalloc.services.gcpause import cyclic_gc_paused
@@ -114,9 +115,24 @@ def run_job(
         except BaseException as error:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             _record_end(conn, run_id, clock(), status, result, f"{type(error).__name__}: {error}")
+            if isinstance(error, sqlite3.OperationalError) and is_busy(error) and _committed(result):
+                raise _busy_after(result) from None
             raise
         _record_end(conn, run_id, clock(), "done", result, None)
         return result
+
+
+def _committed(result: JobResult) -> bool:
+    return bool(result.clients_checked or result.remittances_posted)
+
+
+def _busy_after(result: JobResult) -> LedgerBusy:
+    """The ledger stayed locked after some chunks were committed: "nothing was changed" would be false."""
+    return LedgerBusy(
+        f"the ledger stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g} s; run-job stopped after"
+        f" committing {result.clients_checked:,} clients ({result.remittances_created:,} remittances created,"
+        f" {result.remittances_posted:,} posted); the chunk in progress was rolled back: run it again to finish"
+    )
 
 
 def _record_end(
