@@ -330,3 +330,17 @@ def test_every_command_is_reachable_through_the_lean_entry_point(tmp_path: Path)
         proc = subprocess.run([sys.executable, "-m", "payalloc", name, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0, (name, proc.stderr)
         assert "Usage: " in proc.stdout and name in proc.stdout
+
+
+def test_jobs_table_groups_the_digits_of_counts_as_of_amounts(cli: Cli, conn: sqlite3.Connection) -> None:
+    from payalloc.ledger.connection import write_txn
+
+    counts = {"remittances_created": 72823, "amount_applied": "7179893.52", "event_payments_converted": 3502,
+              "remittances_posted": 1000}
+    with write_txn(conn):
+        conn.execute("INSERT INTO job_runs (started_at, finished_at, status, pid, counts)"
+                     " VALUES ('2026-01-11T02:00:00Z', '2026-01-11T02:00:09Z', 'done', 42, ?)", (json.dumps(counts),))
+    result = cli("jobs")
+    assert result.exit_code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "2026-01-11" in line)
+    assert [cell.strip() for cell in row.split("│")[4:8]] == ["72,823", "7,179,893.52", "3,502", "1,000"]

@@ -136,10 +136,10 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
         counts = run["counts"]
         rows.append({
             **run,
-            "remittances": counts.get("remittances_created", ""),
+            "remittances": _count(counts.get("remittances_created")),
             "amount": _table_money(counts.get("amount_applied")),
-            "converted": counts.get("event_payments_converted", ""),
-            "posted": counts.get("remittances_posted", ""),
+            "converted": _count(counts.get("event_payments_converted")),
+            "posted": _count(counts.get("remittances_posted")),
             "error": run["error"] or "",
         })
     output.table(
@@ -149,6 +149,11 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
          output.Column("Posted", "posted", money=True), output.Column("Error", "error", text=True)],
         rows, title="run-job runs", empty="run-job has not run on this ledger yet",
     )
+
+
+def _count(value: object) -> str:
+    """72823 -> "72,823", as the amounts beside it; blank for a count the run did not record."""
+    return f"{value:,}" if isinstance(value, int) else ""
 
 
 def _table_money(plain: object) -> str:
