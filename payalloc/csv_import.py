@@ -205,6 +205,7 @@ PARSERS: dict[str, Callable[[_Row], Any]] = {
 # exactly what is wrong; so the fast path only ever accepts, and accepts exactly what the
 # slow path accepts, with the same values (tests/test_import.py checks both).
 
+_HEADER_GAPS = re.compile(r"[\s-]+")
 _CACHE_LIMIT = 100_000
 # A column of ids in printable ASCII without spaces: none needs trimming, none is too long.
 _PLAIN_IDS = re.compile(rf"[!-~]{{0,{MAX_ID_LENGTH}}}(?:\n[!-~]{{0,{MAX_ID_LENGTH}}})*")
@@ -474,7 +475,9 @@ class CsvFile:
         if not records:
             raise InputError(f"{self.name} is empty: expected a header row ({', '.join(self.layout.columns)})")
         header = records[0]
-        names = [h.strip().lower() for h in header]
+        # As people title columns in a spreadsheet: " Client ID " and "Responsible-Party" are
+        # client_id and responsible_party.
+        names = [_HEADER_GAPS.sub("_", h.strip().lower()) for h in header]
         index: dict[str, int] = {}
         for i, name in enumerate(names):
             if name in index and name:  # blank header cells (Excel's trailing columns) are all ignored
@@ -486,7 +489,8 @@ class CsvFile:
                 f"{self.name}: line 1: missing required column{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(missing)} (a {self.kind} file has columns {', '.join(self.layout.columns)})"
             )
-        unknown = list(dict.fromkeys(n or "(blank)" for n in names if n not in self.layout.columns))
+        unknown = list(dict.fromkeys(h.strip() or "(blank)" for h, n in zip(header, names, strict=True)
+                                     if n not in self.layout.columns))  # named as the file has them
         if unknown:
             self.warnings.append(f"{self.name}: ignoring unknown column{'s' if len(unknown) > 1 else ''} "
                                  f"{', '.join(unknown)}")
