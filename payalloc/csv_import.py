@@ -95,15 +95,6 @@ EVENT_STATUSES = frozenset({"scheduled", "done"})
 PAYMENT_STATUSES = frozenset({"ready", "pending"})
 
 
-class _Cell(Exception):
-    """A problem with one cell: (column, reason)."""
-
-    def __init__(self, column: str, reason: str) -> None:
-        super().__init__(reason)
-        self.column = column
-        self.reason = reason
-
-
 class _Row:
     """Typed access to one CSV record, collecting a problem per bad cell."""
 
