@@ -119,7 +119,6 @@ def delete(
     Example: payalloc event delete E-77 --yes
     """
     from payalloc.dates import utc_now
-    from payalloc.money import format_cents, parse_cents
     from payalloc.services import events
 
     with STATE.ledger() as conn:
@@ -130,7 +129,7 @@ def delete(
             shown = [p["payment_id"] for p in attached]
             if attached:
                 for p in attached:
-                    unapplied = format_cents(parse_cents(p["unapplied"]))
+                    unapplied = output.table_money(p["unapplied"])
                     output.warn(
                         f"payment {p['payment_id']} ({p['status']}, {unapplied} unapplied)"
                         f" is attached to event {event_id.strip()}"

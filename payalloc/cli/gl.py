@@ -57,10 +57,10 @@ def show(json_out: JsonOpt = False) -> None:
     )
     output.fields([
         ("Posting", "ready" if status["posting_ready"] else "not ready: missing " + ", ".join(status["missing_mappings"])),
-        ("Ready remittances", f"{status['ready_remittances']:,} ({_table_money(status['ready_amount'])})"),
+        ("Ready remittances", f"{status['ready_remittances']:,} ({output.table_money(status['ready_amount'])})"),
         ("Journal lines", f"{status['journal_lines']:,}"),
-        ("Journal debit", _table_money(status["journal_debit"])),
-        ("Journal credit", _table_money(status["journal_credit"])),
+        ("Journal debit", output.table_money(status["journal_debit"])),
+        ("Journal credit", output.table_money(status["journal_credit"])),
         ("Balanced", "yes" if status["balanced"] else "NO"),
     ])
 
@@ -107,16 +107,9 @@ def _print_export(rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fie
              output.Column("Charge", "charge_id"), output.Column("Client", "client_id"),
              output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
              output.Column("Credit", "credit", money=True)],
-            [{**r, "debit": _table_money(r["debit"]), "credit": _table_money(r["credit"])} for r in rows],
+            [{**r, "debit": output.table_money(r["debit"]), "credit": output.table_money(r["credit"])} for r in rows],
             title="Posted journal", empty="the journal is empty",
         )
-
-
-def _table_money(plain: str) -> str:
-    """"1234.50" (as the services give it) -> "1,234.50", as tables show money."""
-    from payalloc.money import format_cents, parse_cents
-
-    return "0.00" if plain == "0.00" else format_cents(parse_cents(plain))
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -86,7 +86,7 @@ def _show_plan(result: JobResult) -> None:
         [output.Column("Payment", "payment_id"), output.Column("Charge", "charge_id"),
          output.Column("Client", "client_id"), output.Column("Amount", "amount", money=True),
          output.Column("Rule", "rule")],
-        [{**r, "amount": _table_money(r["amount"])} for r in planned[:PLAN_ROWS_SHOWN]],
+        [{**r, "amount": output.table_money(r["amount"])} for r in planned[:PLAN_ROWS_SHOWN]],
         title="Remittances the run would create",
         empty="no remittances to create",
     )
@@ -97,7 +97,7 @@ def _show_plan(result: JobResult) -> None:
             [output.Column("Payment", "payment_id"), output.Column("Client", "client_id"),
              output.Column("Event", "event_id"), output.Column("Event status", "event_status"),
              output.Column("Unapplied", "unapplied", money=True)],
-            [{**r, "unapplied": _table_money(r["unapplied"])} for r in result.planned_conversions[:PLAN_ROWS_SHOWN]],
+            [{**r, "unapplied": output.table_money(r["unapplied"])} for r in result.planned_conversions[:PLAN_ROWS_SHOWN]],
             title="Event payments that would become specific",
         )
         hidden = len(result.planned_conversions) - PLAN_ROWS_SHOWN
@@ -137,7 +137,7 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
         rows.append({
             **run,
             "remittances": _count(counts.get("remittances_created")),
-            "amount": _table_money(counts.get("amount_applied")),
+            "amount": output.table_money(counts.get("amount_applied")),
             "converted": _count(counts.get("event_payments_converted")),
             "posted": _count(counts.get("remittances_posted")),
             "error": run["error"] or "",
@@ -154,17 +154,6 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
 def _count(value: object) -> str:
     """72823 -> "72,823", as the amounts beside it; blank for a count the run did not record."""
     return f"{value:,}" if isinstance(value, int) else ""
-
-
-def _table_money(plain: object) -> str:
-    """"1234.50" (as kept in job_runs.counts) -> "1,234.50"."""
-    if not isinstance(plain, str) or not plain:
-        return ""
-    whole, _, frac = plain.partition(".")
-    try:
-        return _money(int(whole) * 100 + int(frac.ljust(2, "0")[:2]))
-    except ValueError:
-        return plain
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

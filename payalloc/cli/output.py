@@ -86,6 +86,21 @@ def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, An
     }
 
 
+def table_money(plain: object) -> str:
+    """"1234.50" (money as the services, JSON and job_runs.counts carry it) -> "1,234.50", as
+    tables show it; blank where there is none."""
+    from payalloc.money import format_cents
+
+    if not isinstance(plain, str) or not plain:
+        return ""
+    whole, _, frac = plain.removeprefix("-").partition(".")
+    try:
+        cents = int(whole) * 100 + int(frac.ljust(2, "0")[:2])
+    except ValueError:
+        return plain
+    return format_cents(-cents if plain.startswith("-") else cents)
+
+
 @contextlib.contextmanager
 def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
     """Send what is printed to stdout into PATH instead: created owner-only (0600, it holds
