@@ -388,6 +388,11 @@ def garbled_page(path: Path) -> None:
         f.write(b"\xa5garbage" * (page_size // 8))
 
 
+def done_run_without_end(path: Path) -> None:
+    c = raw(path)
+    c.execute("UPDATE job_runs SET finished_at = NULL WHERE id = 1")
+
+
 Ids = dict[str, Any]
 G = "guard_trigger_missing"
 INTEG = "integrity_check_failed"  # integrity_check also verifies CHECK constraints (ignored to corrupt)
@@ -436,6 +441,7 @@ CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
     (guard_dropped, "guard_trigger_missing", {"detail": "remittances_no_delete"}, set()),
     (dropped_table, "table_not_strict", {"table_name": "journal_lines"}, {G, "check_query_failed"}),
     (garbled_page, "integrity_check_failed", {}, {"check_query_failed"}),
+    (done_run_without_end, "job_run_inconsistent", {"job_run_id": 1, "detail": "done"}, set()),
 ]
 
 

@@ -21,7 +21,7 @@ from payalloc.ledger.connection import init_ledger, job_lock, open_ledger, write
 from payalloc.services import events as event_service
 from payalloc.services import gl as gl_service
 from payalloc.services.job import list_runs, run_job
-from tests.builders import add_charge, add_client, add_event, add_payment
+from tests.builders import add_charge, add_client, add_event, add_payment, assert_check_passes
 from tests.test_allocation import reference
 
 NOW = "2026-11-23T02:00:00Z"
@@ -413,7 +413,10 @@ def test_stale_running_run_is_marked_interrupted(conn: sqlite3.Connection, ledge
     result = job(conn, ledger_path)
     assert result.interrupted_runs == 1
     runs = {r["run_id"]: r for r in list_runs(conn, 10)}
-    assert runs[1]["status"] == "interrupted" and runs[1]["error"]
+    # when it died is not known: no finish time, and the error says when it was found
+    assert (runs[1]["status"], runs[1]["finished_at"], runs[1]["error"]) == (
+        "interrupted", None, f"the process ended before the run finished (found so at {NOW})")
+    assert_check_passes(ledger_path)
     assert runs[result.run_id]["status"] == "done"
     assert runs[result.run_id]["started_at"] == NOW and runs[result.run_id]["finished_at"] == "2026-11-23T02:00:05Z"
 

@@ -394,7 +394,8 @@ CHECKS: tuple[Check, ...] = (
         "job_run_inconsistent",
         """
         SELECT id AS job_run_id, status AS detail FROM job_runs
-         WHERE (status = 'running') = (finished_at IS NOT NULL)
+         WHERE (status = 'running' AND finished_at IS NOT NULL)
+            OR (status IN ('done', 'failed') AND finished_at IS NULL)  -- an interrupted run: either
             OR status NOT IN ('running', 'done', 'failed', 'interrupted')
         """,
     ),

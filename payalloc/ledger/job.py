@@ -23,12 +23,11 @@ STALE_RUN_ERROR = "the process ended before the run finished"
 # --- job runs -----------------------------------------------------------------------------
 
 def interrupt_stale_runs(conn: sqlite3.Connection, now: str) -> int:
-    """Runs left 'running' by a process that died. Only call while holding the job lock."""
+    """Runs left 'running' by a process that died. Only call while holding the job lock. When it
+    died is not known: finished_at stays empty, and the error says when it was found so."""
     cur = conn.execute(
-        "UPDATE job_runs SET status = 'interrupted', finished_at = ?,"
-        " error = coalesce(error, ?)"
-        " WHERE status = 'running'",
-        (now, STALE_RUN_ERROR),
+        "UPDATE job_runs SET status = 'interrupted', error = coalesce(error, ?) WHERE status = 'running'",
+        (f"{STALE_RUN_ERROR} (found so at {now})",),
     )
     return cur.rowcount
 
