@@ -479,3 +479,34 @@ def test_run_job_leaves_the_garbage_collector_as_it_was(conn: sqlite3.Connection
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_a_lock_held_at_the_start_of_a_later_chunk_says_what_was_committed(
+    conn: sqlite3.Connection, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual way the lock outlasts the timeout: another writer holds the ledger when a chunk
+    begins (BEGIN IMMEDIATE, which write_txn turns into LedgerBusy), after two chunks committed."""
+    from payalloc.ledger import writers
+
+    for i in range(6):
+        add_client(conn, f"C{i}")
+        add_charge(conn, f"CH{i}", f"C{i}", "2026-01-01", 1000)
+        add_payment(conn, f"P{i}", f"C{i}", "2026-01-02", 500)
+    blocker = sqlite3.connect(ledger_path, isolation_level=None)
+    turns: list[int] = []
+    real = writers.JobTurns.let_writers_in
+
+    def writer_takes_the_ledger(self: writers.JobTurns) -> None:
+        real(self)
+        turns.append(1)
+        if len(turns) == 3:  # before the third chunk: chunks one and two have committed
+            blocker.execute("BEGIN IMMEDIATE")
+
+    monkeypatch.setattr(writers.JobTurns, "let_writers_in", writer_takes_the_ledger)
+    conn.execute("PRAGMA busy_timeout = 50")
+    try:
+        with pytest.raises(LedgerBusy, match=r"run-job stopped after committing 4 clients \(4 remittances created,"):
+            job(conn, ledger_path, clients_per_chunk=2)
+    finally:
+        blocker.close()
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 4

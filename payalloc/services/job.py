@@ -115,11 +115,16 @@ def run_job(
         except BaseException as error:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             _record_end(conn, run_id, clock(), status, result, f"{type(error).__name__}: {error}")
-            if isinstance(error, sqlite3.OperationalError) and is_busy(error) and _committed(result):
+            if _committed(result) and _is_busy(error):
                 raise _busy_after(result) from None
             raise
         _record_end(conn, run_id, clock(), "done", result, None)
         return result
+
+
+def _is_busy(error: BaseException) -> bool:
+    """The ledger stayed locked: at a chunk's BEGIN IMMEDIATE (write_txn raises LedgerBusy) or within it."""
+    return isinstance(error, LedgerBusy) or (isinstance(error, sqlite3.OperationalError) and is_busy(error))
 
 
 def _committed(result: JobResult) -> bool:
