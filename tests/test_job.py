@@ -510,3 +510,33 @@ def test_a_lock_held_at_the_start_of_a_later_chunk_says_what_was_committed(
     finally:
         blocker.close()
     assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 4
+
+
+def test_a_jobs_listing_probing_the_lock_does_not_make_a_starting_run_job_fail(
+    conn: sqlite3.Connection, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`payalloc jobs` tells whether a run is alive by taking the run-job lock for an instant
+    (job_running): a run-job that starts in that instant must not exit 4 as if another ran."""
+    import fcntl
+    import os
+    import threading
+
+    from payalloc.ledger import connection
+
+    add_client(conn, "C1")
+    add_charge(conn, "CH1", "C1", "2026-01-01", 1000)
+    add_payment(conn, "P1", "C1", "2026-01-02", 500)
+    real_flock = fcntl.flock
+    probed = threading.Event()
+
+    def probe_in_between(fd: int, operation: int) -> None:
+        if not probed.is_set():  # the job's first flock is job_lock's: a listing's probe holds the lock then
+            probed.set()
+            probe = os.open(str(ledger_path.resolve()) + ".lock", os.O_RDONLY)
+            real_flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            threading.Timer(0.02, os.close, (probe,)).start()  # held a little longer than a probe
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(connection.fcntl, "flock", probe_in_between)
+    result = job(conn, ledger_path)
+    assert result.remittances_created == 1

@@ -12,6 +12,7 @@ import fcntl
 import os
 import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,13 +197,28 @@ def job_lock(path: Path) -> Iterator[None]:
         raise InputError(f"cannot open the run-job lock {real}.lock ({error.strerror}); "
                          "nothing was done") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LedgerBusy(f"another run-job is running on {path}; this one did nothing") from None
+        if not _flock_soon(fd):
+            raise LedgerBusy(f"another run-job is running on {path}; this one did nothing")
         yield
     finally:
         os.close(fd)
+
+
+JOB_LOCK_GRACE_S = 0.25  # `jobs` probes the lock by taking it for an instant (job_running)
+
+
+def _flock_soon(fd: int) -> bool:
+    """The run-job lock, if it is free or only probed: a listing holds it for microseconds, a
+    real run-job for the whole run. Still "at once" for an overlapping run."""
+    deadline = time.monotonic() + JOB_LOCK_GRACE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(writers.POLL_S)
 
 
 def job_running(path: Path) -> bool:
@@ -219,7 +235,7 @@ def job_running(path: Path) -> bool:
     except BlockingIOError:
         return True
     finally:
-        os.close(fd)  # closing releases the probe's lock at once
+        os.close(fd)  # closing releases the probe's lock at once (job_lock waits that long)
     return False
 
 
