@@ -540,3 +540,21 @@ def test_a_jobs_listing_probing_the_lock_does_not_make_a_starting_run_job_fail(
     monkeypatch.setattr(connection.fcntl, "flock", probe_in_between)
     result = job(conn, ledger_path)
     assert result.remittances_created == 1
+
+
+def test_a_run_that_finishes_while_jobs_looks_at_the_lock_is_not_shown_interrupted(
+    conn: sqlite3.Connection, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as 'running', then done and its lock released before the probe: it did not die."""
+    from payalloc.services import job as job_service
+
+    with write_txn(conn):
+        conn.execute("INSERT INTO job_runs (started_at, status, pid) VALUES (?, 'running', 4242)", (NOW,))
+
+    def finishes_first(path: Path) -> bool:
+        with write_txn(conn):
+            job_sql.finish_run(conn, 1, finished_at=NOW, status="done", counts={}, error=None)
+        return False
+
+    monkeypatch.setattr(job_service, "job_running", finishes_first)
+    assert [(r["status"], r["error"]) for r in list_runs(conn, 10, ledger_path)] == [("done", None)]

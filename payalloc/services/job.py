@@ -285,10 +285,15 @@ def list_runs(conn: sqlite3.Connection, limit: int, ledger_path: Path | None = N
     'interrupted', as the next run will record it, instead of 'running' until then."""
     with read_txn(conn):
         runs = sql.list_runs(conn, limit)
-    # Read first, then look at the lock: a run that starts in between is not in `runs`.
-    if ledger_path is not None and any(r["status"] == "running" for r in runs) and not job_running(ledger_path):
-        for run in runs:
-            if run["status"] == "running":
-                run["status"] = "interrupted"
-                run["error"] = run["error"] or sql.STALE_RUN_ERROR
+    # Read, look at the lock, read again: a run that starts after the first read is not in it,
+    # and one that finished before the probe is no longer 'running' in the second.
+    if ledger_path is None or not any(r["status"] == "running" for r in runs) or job_running(ledger_path):
+        return runs
+    with read_txn(conn):
+        now = {r["run_id"]: r for r in sql.list_runs(conn, limit)}
+    runs = [now.get(r["run_id"], r) for r in runs]
+    for run in runs:
+        if run["status"] == "running":
+            run["status"] = "interrupted"
+            run["error"] = run["error"] or sql.STALE_RUN_ERROR
     return runs
