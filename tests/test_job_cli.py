@@ -151,7 +151,9 @@ def test_ctrl_c_is_one_sentence_on_stderr_and_exit_130(
     monkeypatch.setattr(job, "run_job", interrupted)
     result = cli("run-job")
     assert result.exit_code == 130 and result.stdout == ""
-    assert result.stderr == "error: interrupted; the step in progress was rolled back, run the command again\n"
+    assert result.stderr == (
+        "error: interrupted: a change not yet saved was rolled back, one already saved stays (the ledger is as"
+        " before or as after); run-job and import are safe to run again, check any other command's result first\n")
 
 
 def test_missing_ledger_is_refused(tmp_path: Path) -> None:

@@ -63,9 +63,9 @@ class _ErrorBoundary(TyperGroup):
             from payalloc.cli import output
 
             if isinstance(err, Terminated):
-                output.error("terminated (SIGTERM); the step in progress was rolled back, run the command again")
+                output.error(_stopped("terminated (SIGTERM)"))
                 raise typer.Exit(Terminated.exit_code) from None
-            output.error("interrupted; the step in progress was rolled back, run the command again")
+            output.error(_stopped("interrupted"))
             raise typer.Exit(130) from None
         except Exception as err:
             # Typer's own control flow (help, usage errors, Exit) passes through; it lives in
@@ -82,6 +82,13 @@ class _ErrorBoundary(TyperGroup):
                 "run with --debug for a traceback and report it"
             )
             raise typer.Exit(EXIT_BUG) from None
+
+
+def _stopped(what: str) -> str:
+    # The signal may land just after a COMMIT: "rolled back" alone could make a clerk record twice.
+    return (f"{what}: a change not yet saved was rolled back, one already saved stays (the ledger is as"
+            " before or as after); run-job and import are safe to run again, check any other command's"
+            " result first")
 
 
 def _traceback_if_debug() -> None:
@@ -160,7 +167,8 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt as err:  # outside a command (while it loads)
-        sys.stderr.write("interrupted; the step in progress was rolled back\n")
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        sys.stderr.write(f"error: {what} while payalloc was starting or ending; no change was in progress\n")
         sys.exit(Terminated.exit_code if isinstance(err, Terminated) else 130)
 
 
