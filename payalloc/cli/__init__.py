@@ -62,11 +62,9 @@ class _ErrorBoundary(TyperGroup):
             # Typer would turn it into a silent exit 130: say what happened, on stderr.
             from payalloc.cli import output
 
-            if isinstance(err, Terminated):
-                output.error(_stopped("terminated (SIGTERM)"))
-                raise typer.Exit(Terminated.exit_code) from None
-            output.error(_stopped("interrupted"))
-            raise typer.Exit(130) from None
+            what, code = _stop(err)
+            output.error(_stopped(what))
+            raise typer.Exit(code) from None
         except Exception as err:
             # Typer's own control flow (help, usage errors, Exit) passes through; it lives in
             # typer._click, a vendored Click, so match on the module rather than on classes.
@@ -82,6 +80,11 @@ class _ErrorBoundary(TyperGroup):
                 "run with --debug for a traceback and report it"
             )
             raise typer.Exit(EXIT_BUG) from None
+
+
+def _stop(err: KeyboardInterrupt) -> tuple[str, int]:
+    """What stopped the command, and its exit status (128 + the signal's number)."""
+    return ("terminated (SIGTERM)", Terminated.exit_code) if isinstance(err, Terminated) else ("interrupted", 130)
 
 
 def _stopped(what: str) -> str:
@@ -167,9 +170,9 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt as err:  # outside a command (while it loads)
-        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        what, code = _stop(err)
         sys.stderr.write(f"error: {what} while payalloc was starting or ending; no change was in progress\n")
-        sys.exit(Terminated.exit_code if isinstance(err, Terminated) else 130)
+        sys.exit(code)
 
 
 
