@@ -25,9 +25,10 @@ from collections.abc import Iterable
 from operator import attrgetter
 from typing import NamedTuple
 
+from payalloc.vocabulary import EVENT_STATUSES
+
 OLDEST = "oldest"
 EVENT = "event"
-EVENT_STATUSES = ("scheduled", "done", "deleted")
 
 
 class OpenPayment(NamedTuple):

@@ -16,6 +16,7 @@ from itertools import accumulate, chain, islice, repeat
 from operator import is_not
 from typing import IO, Any, NamedTuple, TypeVar, cast
 
+from payalloc import vocabulary
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
 from payalloc.ids import MAX_ID_LENGTH
@@ -88,11 +89,11 @@ LAYOUTS = {
     ),
 }
 
-PAYERS = frozenset({"self_pay", "patient_resp", "insurance"})
-APPLY_TO = frozenset({"oldest", "specific", "event"})
-METHODS = frozenset({"cash", "check", "card", "eft", "other"})
-EVENT_STATUSES = frozenset({"scheduled", "done"})
-PAYMENT_STATUSES = frozenset({"ready", "pending"})
+PAYERS = frozenset(vocabulary.PAYERS)
+APPLY_TO = frozenset(vocabulary.APPLY_TO)
+METHODS = frozenset(vocabulary.METHODS)
+EVENT_STATUSES = frozenset({"scheduled", "done"})  # a file cannot delete an event
+PAYMENT_STATUSES = frozenset({"ready", "pending"})  # nor void a payment
 
 
 class _Row:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from payalloc.errors import InputError, Problem
 from payalloc.ids import parse_id
 from payalloc.money import format_cents, parse_cents
-
-SELF_PAY_PAYERS = ("self_pay", "patient_resp")
+from payalloc.vocabulary import SELF_PAY_PAYERS
 
 
 @dataclass(frozen=True)

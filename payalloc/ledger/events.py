@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-EVENT_STATUSES = ("scheduled", "done", "deleted")
+from payalloc.vocabulary import EVENT_STATUSES
 
 
 @dataclass(frozen=True)

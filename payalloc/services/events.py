@@ -20,6 +20,7 @@ from payalloc.ledger import audit
 from payalloc.ledger import events as sql
 from payalloc.ledger.connection import read_txn, write_txn
 from payalloc.money import format_cents, plain_cents
+from payalloc.vocabulary import EVENT_STATUSES
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ def add_event(
 def list_events(
     conn: sqlite3.Connection, *, client_key: str | None = None, status: str | None = None
 ) -> list[dict[str, Any]]:
-    if status is not None and status not in sql.EVENT_STATUSES:
-        raise InputError(f"status '{status}' is not one of {', '.join(sql.EVENT_STATUSES)}")
+    if status is not None and status not in EVENT_STATUSES:
+        raise InputError(f"status '{status}' is not one of {', '.join(EVENT_STATUSES)}")
     with read_txn(conn):
         cid = None
         if client_key is not None:

@@ -17,10 +17,7 @@ from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
 from payalloc.ledger.connection import write_txn
 from payalloc.money import parse_cents, plain_cents
-
-APPLY_TO = ("oldest", "specific", "event")
-MODES = ("oldest", "specific")  # what a clerk may switch to: attaching to an event is done at entry
-METHODS = ("cash", "check", "card", "eft", "other")
+from payalloc.vocabulary import APPLY_TO, METHODS, MODES
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from payalloc.ledger import views as ledger
 from payalloc.ledger.connection import read_txn
 from payalloc.ledger.payments import PaymentRow
 from payalloc.ledger.remittances import ChargeRow, RemittanceRow
-from payalloc.manual import SELF_PAY_PAYERS
 from payalloc.money import plain_cents
+from payalloc.vocabulary import SELF_PAY_PAYERS
 
 # --- the unallocated bucket -----------------------------------------------------------------------
 
