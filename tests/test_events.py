@@ -178,8 +178,8 @@ def test_service_refuses_unconfirmed_delete(conn: sqlite3.Connection) -> None:
     add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
     assert [p["payment_id"] for p in event_service.attached_payments(conn, "E1")] == ["P1"]
     with pytest.raises(event_service.InputError, match="confirm with --yes"):
-        event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=False)
-    change = event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=True)
+        event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=False)
+    change = event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=True)
     assert change.converted == ["P1"] and change.previous_status == "scheduled"
 
 
@@ -226,7 +226,7 @@ def test_service_delete_with_the_payments_shown(conn: sqlite3.Connection) -> Non
     add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
     add_payment(conn, "P2", "C1", "2026-01-02", 7000, apply_to="event", event="E1")
     with pytest.raises(event_service.InputError, match="P2"):
-        event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=True, shown=["P1"])
+        event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=True, shown=["P1"])
     assert status(conn, "E1") == "scheduled"
-    change = event_service.delete_event(conn, NOW, "clerk1", "E1", confirmed=True, shown=["P1", "P2", "P9"])
+    change = event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=True, shown=["P1", "P2", "P9"])
     assert change.converted == ["P1", "P2"]

@@ -223,7 +223,7 @@ def test_event_payment_waits_for_its_charge_then_becomes_specific_when_done(
     assert job_remittances(conn) == {("P-EV", "CH-EV"): (6000, "event")}
     assert apply_to(conn, "P-EV") == "event"  # the event is still scheduled: it stays attached
 
-    event_service.mark_done(conn, NOW, "clerk1", "E1")
+    event_service.mark_done(conn, "E1", now=NOW, staff="clerk1")
     assert pending(conn) == ["C1"]
     run = job(conn, ledger_path)
     assert run.event_payments_converted == 1 and run.remittances_created == 0

@@ -559,7 +559,7 @@ class LedgerMachine(RuleBasedStateMachine):
         key = self._any_event(data)
         e = self.model.events.get(key)
         change = self.attempt(e is not None and e[2] != "deleted", f"event done {key}",
-                              lambda: events.mark_done(self.conn, self.now(), STAFF, key))
+                              lambda: events.mark_done(self.conn, key, now=self.now(), staff=STAFF))
         if change is not None:
             assert e is not None and change.changed == (e[2] == "scheduled")
             self.model.events[key] = (e[0], e[1], "done")
@@ -571,7 +571,7 @@ class LedgerMachine(RuleBasedStateMachine):
         e = self.model.events.get(key)
         attached = self._attached(key) if e is not None and e[2] != "deleted" else []
         change = self.attempt(e is not None and (confirmed or not attached), f"event delete {key}",
-                              lambda: events.delete_event(self.conn, self.now(), STAFF, key, confirmed=confirmed))
+                              lambda: events.delete_event(self.conn, key, now=self.now(), staff=STAFF, confirmed=confirmed))
         if change is not None:
             assert e is not None and sorted(change.converted) == sorted(attached)
             for k in attached:
@@ -698,7 +698,7 @@ def test_unapply_on_a_deleted_event_makes_the_payment_specific(tmp_path: Path) -
                                         "P1,C1,2026-01-01,30.00,event,E1\n")):
             imports.import_csv(conn, kind, io.BytesIO(text.encode()), f"{kind}.csv", now=now(1), staff=STAFF)
         assert run_job(conn, path, now(2)).remittances_created == 1
-        change = events.delete_event(conn, now(3), STAFF, "E1", confirmed=False)  # nothing attached: no question
+        change = events.delete_event(conn, "E1", now=now(3), staff=STAFF, confirmed=False)  # nothing attached: no question
         assert change.converted == []
         (rid,) = [r[0] for r in conn.execute("SELECT id FROM remittances")]
         result = clerk.unapply(conn, rid, reason="wrong session", now=now(4), staff=STAFF)

@@ -51,4 +51,4 @@ def test_ledger_checks_are_the_vocabulary(conn: sqlite3.Connection, table: str, 
 
 
 def test_self_pay_payers_are_payers_but_insurance() -> None:
-    assert vocabulary.SELF_PAY_PAYERS == tuple(p for p in vocabulary.PAYERS if p != "insurance")
+    assert tuple(p for p in vocabulary.PAYERS if p != "insurance") == vocabulary.SELF_PAY_PAYERS

@@ -42,7 +42,8 @@ def add(
     from payalloc.services import events
 
     with STATE.ledger() as conn:
-        key = events.add_event(conn, utc_now(), STATE.staff, client_key=client, date=date, event_key=event_id)
+        key = events.add_event(conn, client_key=client, date=date, event_key=event_id, now=utc_now(),
+                               staff=STATE.staff)
     output.line(key)
 
 
@@ -95,7 +96,7 @@ def done(event_id: EventArg) -> None:
     from payalloc.services import events
 
     with STATE.ledger() as conn:
-        change = events.mark_done(conn, utc_now(), STATE.staff, event_id)
+        change = events.mark_done(conn, event_id, now=utc_now(), staff=STATE.staff)
     if not change.changed:
         output.message(f"event {change.event_key} was already done; nothing changed")
         return
@@ -137,7 +138,7 @@ def delete(
                 if not typer.confirm("Delete the event and make these payments apply to specific charges?"):
                     raise InputError(f"event {event_id.strip()} was not deleted; nothing was changed")
                 confirmed = True
-        change = events.delete_event(conn, utc_now(), STATE.staff, event_id, confirmed=confirmed,
+        change = events.delete_event(conn, event_id, now=utc_now(), staff=STATE.staff, confirmed=confirmed,
                                      shown=shown)
     if not change.changed:
         output.message(f"event {change.event_key} was already deleted; nothing changed")

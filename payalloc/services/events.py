@@ -44,12 +44,12 @@ def _event(conn: sqlite3.Connection, event_key: str) -> sql.EventRow:
 
 def add_event(
     conn: sqlite3.Connection,
-    now: str,
-    staff: str,
     *,
     client_key: str,
     date: str,
     event_key: str | None = None,
+    now: str,
+    staff: str,
 ) -> str:
     """Schedule an event for a client; returns its id (generated as EV-000123 when not given)."""
     client = parse_id(client_key, "client id")
@@ -101,7 +101,7 @@ def attached_payments(conn: sqlite3.Connection, event_key: str) -> list[dict[str
         return _public(sql.attached_payments(conn, _event(conn, event_key).id))
 
 
-def mark_done(conn: sqlite3.Connection, now: str, staff: str, event_key: str) -> EventChange:
+def mark_done(conn: sqlite3.Connection, event_key: str, *, now: str, staff: str) -> EventChange:
     with write_txn(conn):
         event = _event(conn, event_key)
         attached = _public(sql.attached_payments(conn, event.id))
@@ -116,7 +116,7 @@ def mark_done(conn: sqlite3.Connection, now: str, staff: str, event_key: str) ->
 
 
 def delete_event(
-    conn: sqlite3.Connection, now: str, staff: str, event_key: str, *, confirmed: bool,
+    conn: sqlite3.Connection, event_key: str, *, now: str, staff: str, confirmed: bool,
     shown: Sequence[str] | None = None,
 ) -> EventChange:
     """Mark the event deleted; attached payments become specific. With payments attached this
