@@ -4,6 +4,8 @@ kill -9 at any moment then a re-run gives exactly the uninterrupted result; over
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import sqlite3
@@ -120,6 +122,26 @@ def test_overlapping_run_exits_4_at_once(cli: Cli, conn: sqlite3.Connection, led
     assert busy.exit_code == 4 and "another run-job is running" in busy.stderr and busy.stdout == ""
     assert conn.execute("SELECT count(*) FROM job_runs").fetchone()[0] == 0
     assert cli("run-job", "-q").exit_code == 0
+
+
+def _no_locks(fd: int, operation: int) -> None:
+    raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+
+def test_a_file_system_without_locks_is_one_sentence_not_an_internal_error(
+    cli: Cli, conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some network mounts refuse flock (ENOLCK): run-job says so and does nothing (exit 3), and
+    `jobs` shows a run recorded 'running' as the ledger has it, since it cannot tell."""
+    small(conn)
+    conn.execute("INSERT INTO job_runs (started_at, status, pid) VALUES ('2026-11-23T02:00:00Z', 'running', 999999)")
+    monkeypatch.setattr(fcntl, "flock", _no_locks)
+    refused = cli("run-job")
+    assert refused.exit_code == 3 and "cannot lock the run-job lock" in refused.stderr
+    assert "internal error" not in refused.stderr
+    assert conn.execute("SELECT count(*) FROM job_runs").fetchone()[0] == 1
+    listed = cli("jobs", "--json")
+    assert listed.exit_code == 0 and [r["status"] for r in json.loads(listed.stdout)] == ["running"]
 
 
 def test_jobs_shows_a_run_whose_process_died_as_interrupted_not_running(

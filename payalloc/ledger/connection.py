@@ -197,7 +197,12 @@ def job_lock(path: Path) -> Iterator[None]:
         raise InputError(f"cannot open the run-job lock {real}.lock ({error.strerror}); "
                          "nothing was done") from None
     try:
-        if not _flock_soon(fd):
+        try:
+            locked = _flock_soon(fd)
+        except OSError as error:  # e.g. ENOLCK: a file system without locks (some network mounts)
+            raise InputError(f"cannot lock the run-job lock {real}.lock ({error.strerror}); "
+                             "nothing was done") from None
+        if not locked:
             raise LedgerBusy(f"another run-job is running on {path}; this one did nothing")
         yield
     finally:
@@ -223,7 +228,7 @@ def _flock_soon(fd: int) -> bool:
 
 def job_running(path: Path) -> bool:
     """Whether a run-job holds the lock of `path` now. True when that cannot be told (a lock file
-    that cannot be opened): a run recorded 'running' is then shown as the ledger has it."""
+    that cannot be opened or locked): a run recorded 'running' is then shown as the ledger has it."""
     try:
         fd = os.open(str(path.resolve()) + ".lock", os.O_RDONLY)
     except FileNotFoundError:
@@ -232,7 +237,7 @@ def job_running(path: Path) -> bool:
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError:  # held (BlockingIOError), or a file system without locks
         return True
     finally:
         os.close(fd)  # closing releases the probe's lock at once (job_lock waits that long)
