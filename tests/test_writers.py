@@ -3,9 +3,14 @@ a write they cannot serve. (A clerk landing between a real run's chunks: tests/t
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import sqlite3
 import threading
 from pathlib import Path
+
+import pytest
 
 from payalloc.ledger import writers
 from payalloc.ledger.connection import open_ledger, write_txn
@@ -45,6 +50,19 @@ def test_writes_go_on_when_the_lock_file_cannot_be_opened(ledger_path: Path, con
         with write_txn(conn, turn=False):
             conn.execute("UPDATE clients SET name = 'x' WHERE client_key = 'C1'")
     assert conn.execute("SELECT name FROM clients").fetchone() == ("x",)
+
+
+def test_writes_go_on_where_the_file_system_has_no_locks(
+    ledger_path: Path, conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    add_client(conn, "C1")  # through write_txn: a clerk's write
+    with writers.job_turns(conn, patience_s=1) as turns:
+        turns.let_writers_in()  # the job's side goes on too
+    assert conn.execute("SELECT client_key FROM clients").fetchall() == [("C1",)]
 
 
 def test_a_ledger_opened_through_a_symbolic_link_has_the_same_turns(ledger_path: Path, tmp_path: Path) -> None:

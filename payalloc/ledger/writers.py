@@ -55,7 +55,8 @@ def remove(ledger: str) -> None:
 
 
 def _wait(fd: int, operation: int, patience_s: float) -> bool:
-    """Take the lock, trying until patience_s has passed; False if it could not be had."""
+    """Take the lock, trying until patience_s has passed; False if it could not be had (also on
+    a file system without locks, e.g. ENOLCK on some network mounts)."""
     deadline = time.monotonic() + patience_s
     while True:
         try:
@@ -65,6 +66,8 @@ def _wait(fd: int, operation: int, patience_s: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_S)
+        except OSError:
+            return False
 
 
 @contextlib.contextmanager
