@@ -37,7 +37,8 @@ run: $(STAMP) ## build a throwaway demo ledger from sample_data/, run the nightl
 
 test: $(STAMP) ## lint with ruff, then run the whole test suite
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	@# One worker per core; whole files per worker, so that module fixtures (generated ledgers) are built once.
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,23 @@ from payalloc.ledger.connection import init_ledger, open_ledger
 settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("deep", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("PAYALLOC_TEST_PROFILE", "ci"))
+
+
+
+def _ledgers_in_memory(shm: str = "/dev/shm", room: int = 2 << 30) -> None:
+    """Tests' temporary files (tmp_path, tempfile) go to a RAM file system where there is a roomy one
+    and TMPDIR does not name another place. The ledger runs with synchronous = FULL: on a disk each of
+    the suite's many thousand commits waits for an fsync, which took about a fifth of its time; a kill -9
+    or a full disk (max_page_count) is the same on either. Set TMPDIR to choose the place."""
+    if os.environ.get("TMPDIR") or not os.path.isdir(shm) or not os.access(shm, os.W_OK | os.X_OK):
+        return
+    stats = os.statvfs(shm)
+    if stats.f_bavail * stats.f_frsize >= room:
+        os.environ["TMPDIR"] = shm  # for subprocesses, and pytest-xdist's workers
+        tempfile.tempdir = shm  # gettempdir() may already have been read (pytest's capture)
+
+
+_ledgers_in_memory()
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -124,10 +125,12 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def ledger_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 clients; each: 6 self-pay charges of 50.00, 3 specific payments of 60.00 (the clerks'), one
-    oldest payment of 80.00 (the job's). Money is scarce on purpose: the clerks collide."""
+    oldest payment of 80.00 (the job's). Money is scarce on purpose: the clerks collide.
+    Built by the CLI once per module; each test gets its own copy (`ledger`)."""
+    tmp_path = tmp_path_factory.mktemp("ledger")
     db = tmp_path / "ledger.db"
     created = payalloc(db, "init")
     assert created.returncode == 0, created.stderr
@@ -143,7 +146,14 @@ def ledger(tmp_path: Path) -> Path:
     for key, account in (("unapplied_default", "2150"), ("self_pay_ar", "1210")):
         mapped = payalloc(db, "gl", "map", key, account)
         assert mapped.returncode == 0, mapped.stderr
+    assert not Path(f"{db}-wal").exists(), "the CLI closed the ledger: it is one file"
     return db
+
+
+@pytest.fixture
+def ledger(ledger_file: Path, tmp_path: Path) -> Path:
+    """A copy of `ledger_file`, byte for byte (mode too), for one test to change."""
+    return Path(shutil.copy2(ledger_file, tmp_path / "ledger.db"))
 
 
 def importer_files(tmp_path: Path, rounds: int, prefix: str = "N") -> list[tuple[str, Path]]:

@@ -246,6 +246,12 @@ def job_reference(base: Path, tmp_path: Path) -> JobReference:
                         pending, client_of_payment)
 
 
+@pytest.fixture(scope="module")
+def job_ref(stages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> JobReference:
+    """The uninterrupted run-job from stages["full"], once per module (its files are only read)."""
+    return job_reference(stages["full"], tmp_path_factory.mktemp("job-reference"))
+
+
 class Killed(NamedTuple):
     """What a killed run-job left: clients done, remittances posted, runs left 'running', and the
     frames it had written to the WAL after the last commit (half a transaction, in the file)."""
@@ -316,9 +322,9 @@ def small_chunk_job(db: Path) -> Callable[[sqlite3.Connection], Any]:
 
 @pytest.mark.slow
 def test_run_job_killed_at_statement_boundaries_leaves_a_prefix_and_rerun_completes_it(
-    stages: dict[str, Path], tmp_path: Path
+    job_ref: JobReference, tmp_path: Path
 ) -> None:
-    ref = job_reference(stages["full"], tmp_path)
+    ref = job_ref
     counted = copy(ref.base, tmp_path / "count.db")
     total = statements(counted, small_chunk_job(counted))
     total += 2  # open_ledger's two reads, which the hook counts too
@@ -398,6 +404,21 @@ def import_reference(kind: str, stages: dict[str, Path], csvs: Path, tmp_path: P
     return ref
 
 
+@pytest.fixture(scope="module")
+def import_refs(
+    stages: dict[str, Path], csvs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], ImportReference]:
+    """import_reference(kind), made once per kind and module (its files are only read)."""
+    made: dict[str, ImportReference] = {}
+
+    def get(kind: str) -> ImportReference:
+        if kind not in made:
+            made[kind] = import_reference(kind, stages, csvs, tmp_path_factory.mktemp(f"import-reference-{kind}"))
+        return made[kind]
+
+    return get
+
+
 def killed_import(ref: ImportReference, db: Path, k: int, environ: dict[str, str]) -> int:
     """Import under a kill hook: it must die leaving the ledger before, exactly, sound and free; then a
     re-import must give the uninterrupted import's ledger. Returns the WAL frames left uncommitted."""
@@ -416,11 +437,11 @@ def killed_import(ref: ImportReference, db: Path, k: int, environ: dict[str, str
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["charges", "payments"])
 def test_import_killed_anywhere_leaves_the_ledger_before_and_reimport_completes(
-    kind: str, stages: dict[str, Path], csvs: Path, tmp_path: Path
+    kind: str, import_refs: Callable[[str], ImportReference], tmp_path: Path
 ) -> None:
     rnd = random.Random(SEED + len(kind))
     print(f"PAYALLOC_CRASH_SEED={SEED}")
-    ref = import_reference(kind, stages, csvs, tmp_path)
+    ref = import_refs(kind)
     before_db, file, before, after = ref.base, ref.file, ref.before, ref.after
     total = statements(copy(before_db, tmp_path / "count.db"), ref.count) + 2
     points = spread(total, 80 if DEEP else 20)
@@ -492,9 +513,9 @@ def test_one_variable_alone_never_kills(hooks: dict[str, str], stages: dict[str,
 
 @pytest.mark.slow
 def test_import_killed_inside_statements_leaves_the_ledger_before_and_reimport_completes(
-    stages: dict[str, Path], csvs: Path, tmp_path: Path
+    import_refs: Callable[[str], ImportReference], tmp_path: Path
 ) -> None:
-    ref = import_reference("charges", stages, csvs, tmp_path)
+    ref = import_refs("charges")
     total, started = vm_calls(copy(ref.base, tmp_path / "count.db"), ref.count)
     points = spread(total, 60 if DEEP else 20)
     print(f"import charges: {total} progress calls, {len(points)} kill points")
@@ -511,9 +532,9 @@ def test_import_killed_inside_statements_leaves_the_ledger_before_and_reimport_c
 
 @pytest.mark.slow
 def test_run_job_killed_inside_statements_leaves_a_prefix_and_rerun_completes_it(
-    stages: dict[str, Path], tmp_path: Path
+    job_ref: JobReference, tmp_path: Path
 ) -> None:
-    ref = job_reference(stages["full"], tmp_path)
+    ref = job_ref
     counted = copy(ref.base, tmp_path / "count.db")
     total, started = vm_calls(counted, small_chunk_job(counted))
     points = spread(total, 80 if DEEP else 24)
@@ -567,9 +588,9 @@ def assert_says_the_disk_is_full(result: subprocess.CompletedProcess[str]) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["charges", "payments"])
 def test_import_on_a_full_disk_says_so_writes_nothing_and_succeeds_once_there_is_room(
-    kind: str, stages: dict[str, Path], csvs: Path, tmp_path: Path
+    kind: str, import_refs: Callable[[str], ImportReference], tmp_path: Path
 ) -> None:
-    ref = import_reference(kind, stages, csvs, tmp_path)
+    ref = import_refs(kind)
     for limit in limits(ref.base, ref.after_db, (0.1, 0.5, 0.9)):
         db = copy(ref.base, tmp_path / f"full-{limit}.db")
         assert_says_the_disk_is_full(payalloc(db, "import", kind, str(ref.file), environ=max_pages_env(limit)))
@@ -582,9 +603,9 @@ def test_import_on_a_full_disk_says_so_writes_nothing_and_succeeds_once_there_is
 
 @pytest.mark.slow
 def test_run_job_on_a_full_disk_says_so_keeps_whole_chunks_and_a_rerun_completes(
-    stages: dict[str, Path], tmp_path: Path
+    job_ref: JobReference, tmp_path: Path
 ) -> None:
-    ref = job_reference(stages["full"], tmp_path)
+    ref = job_ref
     # The CLI (one chunk of clients here, then one posting chunk): its message and exit status.
     stopped = []
     for limit in limits(ref.base, ref.after_db, (0.25, 0.85)):

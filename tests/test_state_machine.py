@@ -21,6 +21,7 @@ sequences. Replay a failure with the printed `@reproduce_failure` blob or `--hyp
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import shutil
@@ -149,17 +150,45 @@ def csv_text(header: list[str], rows: list[list[str]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+@dataclass
+class Start:
+    """The starting ledger (its file's bytes and mode), the model of it, and the clock step after it."""
+
+    db: bytes
+    mode: int
+    model: Model
+    step: int
+
+
+# The starting imports are the same in every example: they run (through attempt()) once per process,
+# and each example starts from a copy of their ledger file and model.
+START: Start | None = None
+
+
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="payalloc-sm-"))
         self.path = self.dir / "ledger.db"
-        init_ledger(self.path)
-        self.conn = open_ledger(self.path)
-        self.model = Model()
-        self.step = 0
         self.fresh = 0
-        # A starting ledger, through the import service, so the clerk has work from step one.
+        global START
+        if START is None:  # built (and checked step by step) once per process, then copied per example
+            init_ledger(self.path)
+            self.conn = open_ledger(self.path)
+            self.model = Model()
+            self.step = 0
+            self._start()
+            self.conn.close()
+            assert not Path(f"{self.path}-wal").exists(), "the closed starting ledger is one file"
+            START = Start(self.path.read_bytes(), self.path.stat().st_mode, copy.deepcopy(self.model), self.step)
+        self.path.write_bytes(START.db)
+        self.path.chmod(START.mode)
+        self.conn = open_ledger(self.path)
+        self.model = copy.deepcopy(START.model)
+        self.step = START.step
+
+    def _start(self) -> None:
+        """A starting ledger, through the import service, so the clerk has work from step one."""
         self._import("clients", ["client_id", "name"], [["C0", "Ann"], ["C1", "Bob"], ["C2", "Cy"]])
         self._import("events", ["event_id", "client_id", "scheduled_date", "status"],
                      [["E0", "C0", "2026-01-02", "scheduled"], ["E1", "C1", "2026-01-02", "done"],
