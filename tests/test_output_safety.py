@@ -95,6 +95,19 @@ def test_client_show_and_unallocated_survive_markup(cli: Cli, conn: sqlite3.Conn
         assert not UNSAFE.search(result.stdout + result.stderr), args
 
 
+@pytest.mark.parametrize("args", [
+    ("--x\u202eevil",),                              # an unknown global option
+    ("client", "list", "extra\u202eevil"),           # an unexpected argument
+    ("remittances", "list", "--x\u200bzero"),        # an unknown option of a command
+    ("nosuch\u2066command",),                        # an unknown command
+])
+def test_usage_errors_quote_the_command_line_without_bidi_characters(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.stderr
+    assert "Error:" in result.stderr
+    assert not UNSAFE.search(result.stdout + result.stderr), repr(result.stderr)
+
+
 def test_json_keeps_text_exact(cli: Cli, conn: sqlite3.Connection) -> None:
     """Machine formats are not a terminal: the stored text comes back exactly (JSON-escaped)."""
     import json
