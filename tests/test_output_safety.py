@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import sqlite3
 import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -23,8 +25,9 @@ from tests.conftest import Cli, fits, whole
 from tests.test_import import imp
 
 FORMULA = ("=", "+", "-", "@", "|", "\t", "\r", "\x00")
-# What must never reach a terminal from data: C0 (but tab/newline), DEL, C1, bidi, zero-width, BOM.
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# What must never reach a terminal from data: C0 (but tab/newline), DEL, C1, bidi, zero-width, BOM,
+# and surrogates (bytes that were not UTF-8: written raw, 0x9b is a CSI to an 8-bit terminal).
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
 MARKUP_NAMES = ["[/]", "[link=https://x]hi[/link]", "[bold red]PAID[/]", "[/bold]x", "\\[escaped]", "[[", "]]"]
 HOSTILE_NAMES = ["A\x1b[2JB", "Eve\u202eliam", "Zed\x9b31mX", "Bell\x07Y", "Zero\u200bWidth", "O\x1b]8;;https://x\x1b\\link"]
@@ -117,7 +120,30 @@ def test_json_keeps_text_exact(cli: Cli, conn: sqlite3.Connection) -> None:
     assert sorted(r["name"] for r in data) == sorted(names)
 
 
-@given(st.text())
+def test_json_escapes_what_a_terminal_would_act_on_and_reads_back_exact(cli: Cli, conn: sqlite3.Connection,
+                                                                          tmp_path: Path) -> None:
+    """C1 controls, bidi and zero-width characters leave as \\uXXXX escapes (json writes them raw), and
+    a file name that is not UTF-8 (kept by the audit trail) does not make the output invalid UTF-8."""
+    import json
+
+    names = hostile_ledger(conn)
+    result = cli("client", "list", "--json")
+    assert not UNSAFE.search(result.stdout), repr(UNSAFE.search(result.stdout))
+    assert sorted(r["name"] for r in json.loads(result.stdout)) == sorted(names)
+    clients = tmp_path / os.fsdecode(b"clients-\xff\xe2\x80\xae.csv")
+    clients.write_text("client_id,name\nC99,Someone\n")
+    assert cli("import", "clients", str(clients)).exit_code == 0
+    result = cli("audit", "--json")
+    result.stdout.encode("utf-8")  # strict: no lone surrogate left in the text
+    assert not UNSAFE.search(result.stdout), repr(UNSAFE.search(result.stdout))
+    assert json.loads(result.stdout)[-1]["detail"]["file"] == str(clients)
+
+
+def test_safe_replaces_bytes_that_were_not_utf8() -> None:
+    assert safe(os.fsdecode(b"file-\x9b31m-\xff.csv")) == "file-\ufffd31m-\ufffd.csv"
+
+
+@given(st.text(st.characters(exclude_categories=())))
 def test_safe_leaves_no_control_or_bidi(text: str) -> None:
     cleaned = safe(text)
     assert not UNSAFE.search(cleaned)

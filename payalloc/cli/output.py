@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-# C0/C1 controls, and the bidi/zero-width characters that can make a name read as something else.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0/C1 controls, the bidi/zero-width characters that can make a name read as something else, and
+# surrogates (bytes of a file name or argument that are not UTF-8, which Python keeps as such).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 _consoles: dict[str, Console] = {}
 
 
@@ -146,7 +147,11 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """JSON on stdout, text exact. json escapes C0 controls but writes C1, bidi and zero-width
+    characters (and surrogates: invalid UTF-8) as they are: those are escaped as \\uXXXX too, so a
+    terminal shows them inert and a parser reads back the very same text."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    sys.stdout.write(_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")
 
 
 _FORMULA_START = tuple("=+-@|\t\r\x00")
