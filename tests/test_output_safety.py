@@ -315,6 +315,29 @@ def test_csv_round_trips_to_the_neutralized_text(note: str, name: str, cents: in
                     [neutralize(name), neutralize(note), amount, "7", "true", ""]]
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_csv_on_a_terminal_carries_no_escape_sequence_and_a_file_gets_the_exact_text() -> None:
+    row = {"name": "O\x1b]8;;https://x\x1b\\link", "note": "\x00=cmd", "reason": "why\u202eyhw", "amount": "-5.00"}
+    fields = list(row)
+    old, sys.stdout = sys.stdout, _Terminal()
+    try:
+        emit_csv(fields, [row], numeric=["amount"])
+        shown = sys.stdout.getvalue()
+    finally:
+        sys.stdout = old
+    assert not UNSAFE.search(shown.replace("\r\n", "\n")), repr(shown)
+    assert list(csv.reader(io.StringIO(shown, newline="")))[1] == [
+        "O\ufffd]8;;https://x\ufffd\\link", "'\ufffd=cmd", "why\ufffdyhw", "-5.00"]
+    with captured_stdout() as out:
+        emit_csv(fields, [row], numeric=["amount"])
+    assert list(csv.reader(io.StringIO(out.getvalue(), newline="")))[1] == [
+        row["name"], "'" + row["note"], row["reason"], "-5.00"]
+
+
 def test_negative_amounts_stay_numeric() -> None:
     rows = emitted(["amount", "text"], [{"amount": "-12.50", "text": "-12.50"}], ["amount"])
     assert rows[1] == ["-12.50", "'-12.50"]  # an amount column is numeric; the same text elsewhere is not

@@ -169,10 +169,12 @@ def neutralize(cell: str) -> str:
 
 
 def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: Sequence[str] = ()) -> None:
-    """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized."""
+    """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized.
+    Exact text into a file or a pipe; on a terminal (a clerk peeking), stripped as tables are."""
     writer = csv.writer(sys.stdout, lineterminator="\r\n")  # RFC 4180; quotes any cell holding a CR
     writer.writerow(fields)
     keep = set(numeric)
+    shown = safe if sys.stdout.isatty() else str
     for row in rows:
         out = []
         for field in fields:
@@ -184,7 +186,7 @@ def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: 
             elif field in keep or isinstance(value, int):
                 out.append(str(value))
             else:
-                out.append(neutralize(str(value)))
+                out.append(shown(neutralize(str(value))))
         writer.writerow(out)
 
 
