@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SAMPLE, Cli
 
 SENTINEL = "ZZSENTINEL Patient"
@@ -90,3 +92,18 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         assert result.exit_code in (2, 3), (args, result.exit_code, result.stderr)
         assert SENTINEL not in result.stdout + result.stderr, args
         assert "Traceback" not in result.stdout + result.stderr, args
+
+
+def test_an_internal_error_does_not_quote_its_text(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug's exception may carry ledger text (here a name); the one line says only its kind."""
+    from payalloc.services import listings
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError(f"unexpected row for {SENTINEL}")
+
+    monkeypatch.setattr(listings, "list_clients", broken)
+    result = cli("client", "list")
+    assert result.exit_code == 1
+    assert "internal error (ValueError)" in result.stderr and "--debug" in result.stderr
+    assert SENTINEL not in result.stdout + result.stderr
+    assert SENTINEL in cli("--debug", "client", "list").stderr  # the traceback, asked for

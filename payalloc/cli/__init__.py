@@ -83,8 +83,9 @@ class _ErrorBoundary(TyperGroup):
 
             # Includes sqlite3.IntegrityError: the database's own guard refused a write the
             # Python checks let through. A bug, but the transaction rolled back: nothing written.
+            # The kind of error only: its text may quote a value (a name, a note) from the ledger.
             output.error(
-                f"internal error ({type(err).__name__}: {err}); nothing was written; "
+                f"internal error ({type(err).__name__}); nothing was written; "
                 "run with --debug for a traceback and report it"
             )
             raise typer.Exit(EXIT_BUG) from None
