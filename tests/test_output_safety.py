@@ -111,6 +111,15 @@ def test_usage_errors_quote_the_command_line_without_bidi_characters(cli: Cli, a
     assert not UNSAFE.search(result.stdout + result.stderr), repr(result.stderr)
 
 
+def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_output(cli: Cli, tmp_path: Path) -> None:
+    forged = tmp_path / "clients\nerror: the ledger was deleted.csv"
+    forged.write_text("client_id,name\nC1,Ann\n")
+    for args in (("import", "clients", str(forged)), ("import", "clients", str(forged) + "\nwarning: x")):
+        result = cli(*args)
+        lines = (result.stdout + result.stderr).splitlines()
+        assert len(lines) == 1 and "clients\ufffderror: the ledger was deleted.csv" in lines[0], lines
+
+
 def test_json_keeps_text_exact(cli: Cli, conn: sqlite3.Connection) -> None:
     """Machine formats are not a terminal: the stored text comes back exactly (JSON-escaped)."""
     import json

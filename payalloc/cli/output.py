@@ -54,9 +54,14 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def _one_line(text: str) -> str:
+    # A file name may hold a line break: printed, it would forge a line of its own ("error: ...").
+    return safe(text).replace("\n", "\ufffd")
+
+
 def message(text: str) -> None:
     """A plain line on stderr (progress notes, warnings); never markup-interpreted."""
-    sys.stderr.write(safe(text).replace("\r", "") + "\n")
+    sys.stderr.write(_one_line(text) + "\n")
     sys.stderr.flush()
 
 
@@ -75,7 +80,7 @@ def counted(n: int, noun: str) -> str:
 
 def line(text: str) -> None:
     """A plain line of data on stdout."""
-    sys.stdout.write(safe(text) + "\n")
+    sys.stdout.write(_one_line(text) + "\n")
 
 
 def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, Any]:
