@@ -120,6 +120,18 @@ def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_output(cli: Cli, t
         assert len(lines) == 1 and "clients\ufffderror: the ledger was deleted.csv" in lines[0], lines
 
 
+def test_emoji_codes_in_user_text_print_literally(cli: Cli, conn: sqlite3.Connection) -> None:
+    imp(conn, "clients", "client_id,name,responsible_party\nC1,:skull: Ann,:warning:\n")
+    imp(conn, "payments", "payment_id,client_id,received_date,amount,apply_to,reference,note\n"
+                          "P1,C1,2026-01-02,5.00,specific,:red_circle:,:thumbs_up: paid\n")
+    for args, texts in ((("payment", "show", "P1"), (":red_circle:", ":thumbs_up: paid")),
+                        (("client", "show", "C1"), (":skull: Ann", ":warning:", ":red_circle:"))):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        for text in texts:
+            assert text in result.stdout, (args, text, result.stdout)
+
+
 def test_json_keeps_text_exact(cli: Cli, conn: sqlite3.Connection) -> None:
     """Machine formats are not a terminal: the stored text comes back exactly (JSON-escaped)."""
     import json

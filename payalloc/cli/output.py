@@ -299,12 +299,11 @@ def table(
         _records(console, columns, cells, title=title, footer=foot)
         return
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     edges = beyond > 0
-    t = Table(title=escape(safe(title)) if title else None, show_footer=foot is not None, title_justify="left",
+    t = Table(title=Text(safe(title)) if title else None, show_footer=foot is not None, title_justify="left",
               show_edge=edges, pad_edge=edges, box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
               padding=(0, 0) if compact else (0, 1))
     for index, (c, width) in enumerate(zip(columns, widths, strict=True)):
@@ -351,12 +350,13 @@ def _records(console: Console, columns: Sequence[Column], cells: Sequence[Sequen
 
 
 def fields(pairs: Sequence[tuple[str, Any]]) -> None:
-    """Label: value lines for one record."""
-    from rich.markup import escape
+    """Label: value lines for one record. Plain Text: a string would be read for markup and for
+    emoji codes too (a note ':red_circle: paid' printed as a red dot)."""
+    from rich.text import Text
 
     width = max(len(label) for label, _ in pairs)
     for label, value in pairs:
-        _console().print(f"[dim]{escape(label.ljust(width))}[/dim]  {escape(safe(value))}")
+        _console().print(Text.assemble((label.ljust(width), "dim"), "  ", safe(value)))
 
 
 def progress(total: int, description: str) -> _NoProgress | _RichProgress:
