@@ -379,3 +379,14 @@ def test_an_argument_that_is_not_utf8_is_refused_not_an_internal_error(
     ok(seeded("apply", "P-1", "X=10.00"))
     stderr = refused(seeded, dump, *args)
     assert names in stderr and "internal error" not in stderr, stderr
+
+
+def test_a_login_name_with_control_characters_is_refused_like_a_staff_name(seeded: Cli, dump: Dump,
+                                                                         conn: sqlite3.Connection) -> None:
+    add_payment(conn, "P-1", "C-1", "2026-10-03", 6000, apply_to="specific")
+    before = dump()
+    result = seeded("apply", "P-1", "X=10.00", env={"PAYALLOC_STAFF": None, "LOGNAME": "eve\x1b[2J"})  # type: ignore[dict-item]
+    assert result.exit_code == 3 and "login name" in result.stderr, result.stderr
+    assert dump() == before
+    ok(seeded("apply", "P-1", "X=10.00", env={"PAYALLOC_STAFF": None, "LOGNAME": "jdoe"}))  # type: ignore[dict-item]
+    assert conn.execute("SELECT staff FROM remittances").fetchall() == [("jdoe",)]
