@@ -96,6 +96,18 @@ EVENT_STATUSES = frozenset({"scheduled", "done"})  # a file cannot delete an eve
 PAYMENT_STATUSES = frozenset({"ready", "pending"})  # nor void a payment
 
 
+def prose(cell: str) -> bool:
+    """A cell with white space inside: a name, a description or a note in the wrong column (columns
+    swapped in an export), never a code or a number typed wrong. Its message does not quote it:
+    health data must not reach the cron mail or a log; line and column say where it is."""
+    return any(char.isspace() for char in cell.strip())
+
+
+def _unquoted(error: InputError, cell: str) -> str:
+    """Why a cell was refused, without the cell itself when it is prose."""
+    return str(error).replace(f"'{cell}' ", "", 1) if prose(cell) else str(error)
+
+
 class _Row:
     """Typed access to one CSV record, collecting a problem per bad cell."""
 
@@ -130,7 +142,8 @@ class _Row:
         if value is None:
             return default or ""
         if value not in allowed:
-            self.problems.append((column, f"'{value[:40]}' is not one of {', '.join(sorted(allowed))}"))
+            quoted = "" if prose(value) else f"'{value[:40]}' "
+            self.problems.append((column, f"{quoted}is not one of {', '.join(sorted(allowed))}"))
         return value
 
     def money(self, column: str) -> int:
@@ -140,7 +153,7 @@ class _Row:
         try:  # the cell as it is: money.py decides which padding it trims (not a no-break space)
             return parse_cents(self.cells[self.index[column]])
         except MoneyError as error:
-            self.problems.append((column, str(error)))
+            self.problems.append((column, _unquoted(error, self.cells[self.index[column]])))
             return 0
 
     def date(self, column: str) -> str:
@@ -150,7 +163,7 @@ class _Row:
         try:
             return parse_date(self.cells[self.index[column]])
         except DateError as error:
-            self.problems.append((column, str(error)))
+            self.problems.append((column, _unquoted(error, self.cells[self.index[column]])))
             return ""
 
 

@@ -1,4 +1,5 @@
-"""External ids (client_id, charge_id, payment_id, event_id): 1-64 printable characters."""
+"""External ids (client_id, charge_id, payment_id, event_id): 1-64 printable characters; and the
+free text a clerk types (notes, reasons)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,14 @@ def parse_id(text: str, what: str = "id") -> str:
         raise InputError(f"{what} is longer than {MAX_ID_LENGTH} characters")
     if not value.isprintable():
         raise InputError(f"{what} contains control or invisible characters")
+    return value
+
+
+def parse_text(text: str, what: str) -> str:
+    """Free text from the command line (a note, a reason), trimmed; may be empty. Controls are
+    kept (every display strips them), but bytes that were not UTF-8, which Python hands over as
+    surrogates, are refused: SQLite cannot store them (it was an internal error, exit 1)."""
+    value = text.strip()
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        raise InputError(f"{what} is not UTF-8 text; check the encoding of the terminal or script that gave it")
     return value

@@ -354,3 +354,39 @@ def test_a_staff_name_is_held_to_the_rule_of_ids(seeded: Cli, dump: Dump, staff:
     ok(seeded("--staff", "  jdoe ", "apply", key, "X=1"))
     rows = json.loads(ok(seeded("remittances", "list", "--payment", key, "--json")).stdout)
     assert [r["staff"] for r in rows] == ["jdoe"]
+
+
+NOT_UTF8 = "paid \udcff\udc9b by check"  # what Python makes of bytes 0xff 0x9b in an argument
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-10-03", "--apply-to", "specific",
+      "--note", NOT_UTF8), "--note"),
+    (("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-10-03", "--apply-to", "specific",
+      "--reference", NOT_UTF8), "--reference"),
+    (("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-10-03", "--apply-to", "specific",
+      "--payer-name", NOT_UTF8), "--payer-name"),
+    (("payment", "void", "P-1", "--reason", NOT_UTF8), "--reason"),
+    (("unapply", "1", "--reason", NOT_UTF8), "--reason"),
+    (("reallocate", "1", "Z=1.00", "--reason", NOT_UTF8), "--reason"),
+    (("remittances", "list", "--client", NOT_UTF8), "client_id"),
+    (("remittances", "list", "--payment", NOT_UTF8), "payment_id"),
+    (("payment", "list", "--client", NOT_UTF8), "client_id"),
+])
+def test_an_argument_that_is_not_utf8_is_refused_not_an_internal_error(
+        seeded: Cli, conn: sqlite3.Connection, dump: Dump, args: tuple[str, ...], names: str) -> None:
+    add_payment(conn, "P-1", "C-1", "2026-10-03", 6000, apply_to="specific")
+    ok(seeded("apply", "P-1", "X=10.00"))
+    stderr = refused(seeded, dump, *args)
+    assert names in stderr and "internal error" not in stderr, stderr
+
+
+def test_a_login_name_with_control_characters_is_refused_like_a_staff_name(seeded: Cli, dump: Dump,
+                                                                         conn: sqlite3.Connection) -> None:
+    add_payment(conn, "P-1", "C-1", "2026-10-03", 6000, apply_to="specific")
+    before = dump()
+    result = seeded("apply", "P-1", "X=10.00", env={"PAYALLOC_STAFF": None, "LOGNAME": "eve\x1b[2J"})  # type: ignore[dict-item]
+    assert result.exit_code == 3 and "login name" in result.stderr, result.stderr
+    assert dump() == before
+    ok(seeded("apply", "P-1", "X=10.00", env={"PAYALLOC_STAFF": None, "LOGNAME": "jdoe"}))  # type: ignore[dict-item]
+    assert conn.execute("SELECT staff FROM remittances").fetchall() == [("jdoe",)]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import sqlite3
 import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -23,8 +25,9 @@ from tests.conftest import Cli, fits, whole
 from tests.test_import import imp
 
 FORMULA = ("=", "+", "-", "@", "|", "\t", "\r", "\x00")
-# What must never reach a terminal from data: C0 (but tab/newline), DEL, C1, bidi, zero-width, BOM.
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# What must never reach a terminal from data: C0 (but tab/newline), DEL, C1, bidi, zero-width, BOM,
+# and surrogates (bytes that were not UTF-8: written raw, 0x9b is a CSI to an 8-bit terminal).
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
 MARKUP_NAMES = ["[/]", "[link=https://x]hi[/link]", "[bold red]PAID[/]", "[/bold]x", "\\[escaped]", "[[", "]]"]
 HOSTILE_NAMES = ["A\x1b[2JB", "Eve\u202eliam", "Zed\x9b31mX", "Bell\x07Y", "Zero\u200bWidth", "O\x1b]8;;https://x\x1b\\link"]
@@ -95,6 +98,40 @@ def test_client_show_and_unallocated_survive_markup(cli: Cli, conn: sqlite3.Conn
         assert not UNSAFE.search(result.stdout + result.stderr), args
 
 
+@pytest.mark.parametrize("args", [
+    ("--x\u202eevil",),                              # an unknown global option
+    ("client", "list", "extra\u202eevil"),           # an unexpected argument
+    ("remittances", "list", "--x\u200bzero"),        # an unknown option of a command
+    ("nosuch\u2066command",),                        # an unknown command
+])
+def test_usage_errors_quote_the_command_line_without_bidi_characters(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.stderr
+    assert "Error:" in result.stderr
+    assert not UNSAFE.search(result.stdout + result.stderr), repr(result.stderr)
+
+
+def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_output(cli: Cli, tmp_path: Path) -> None:
+    forged = tmp_path / "clients\nerror: the ledger was deleted.csv"
+    forged.write_text("client_id,name\nC1,Ann\n")
+    for args in (("import", "clients", str(forged)), ("import", "clients", str(forged) + "\nwarning: x")):
+        result = cli(*args)
+        lines = (result.stdout + result.stderr).splitlines()
+        assert len(lines) == 1 and "clients\ufffderror: the ledger was deleted.csv" in lines[0], lines
+
+
+def test_emoji_codes_in_user_text_print_literally(cli: Cli, conn: sqlite3.Connection) -> None:
+    imp(conn, "clients", "client_id,name,responsible_party\nC1,:skull: Ann,:warning:\n")
+    imp(conn, "payments", "payment_id,client_id,received_date,amount,apply_to,reference,note\n"
+                          "P1,C1,2026-01-02,5.00,specific,:red_circle:,:thumbs_up: paid\n")
+    for args, texts in ((("payment", "show", "P1"), (":red_circle:", ":thumbs_up: paid")),
+                        (("client", "show", "C1"), (":skull: Ann", ":warning:", ":red_circle:"))):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        for text in texts:
+            assert text in result.stdout, (args, text, result.stdout)
+
+
 def test_json_keeps_text_exact(cli: Cli, conn: sqlite3.Connection) -> None:
     """Machine formats are not a terminal: the stored text comes back exactly (JSON-escaped)."""
     import json
@@ -104,7 +141,30 @@ def test_json_keeps_text_exact(cli: Cli, conn: sqlite3.Connection) -> None:
     assert sorted(r["name"] for r in data) == sorted(names)
 
 
-@given(st.text())
+def test_json_escapes_what_a_terminal_would_act_on_and_reads_back_exact(cli: Cli, conn: sqlite3.Connection,
+                                                                          tmp_path: Path) -> None:
+    """C1 controls, bidi and zero-width characters leave as \\uXXXX escapes (json writes them raw), and
+    a file name that is not UTF-8 (kept by the audit trail) does not make the output invalid UTF-8."""
+    import json
+
+    names = hostile_ledger(conn)
+    result = cli("client", "list", "--json")
+    assert not UNSAFE.search(result.stdout), repr(UNSAFE.search(result.stdout))
+    assert sorted(r["name"] for r in json.loads(result.stdout)) == sorted(names)
+    clients = tmp_path / os.fsdecode(b"clients-\xff\xe2\x80\xae.csv")
+    clients.write_text("client_id,name\nC99,Someone\n")
+    assert cli("import", "clients", str(clients)).exit_code == 0
+    result = cli("audit", "--json")
+    result.stdout.encode("utf-8")  # strict: no lone surrogate left in the text
+    assert not UNSAFE.search(result.stdout), repr(UNSAFE.search(result.stdout))
+    assert json.loads(result.stdout)[-1]["detail"]["file"] == str(clients)
+
+
+def test_safe_replaces_bytes_that_were_not_utf8() -> None:
+    assert safe(os.fsdecode(b"file-\x9b31m-\xff.csv")) == "file-\ufffd31m-\ufffd.csv"
+
+
+@given(st.text(st.characters(exclude_categories=())))
 def test_safe_leaves_no_control_or_bidi(text: str) -> None:
     cleaned = safe(text)
     assert not UNSAFE.search(cleaned)
@@ -274,6 +334,29 @@ def test_csv_round_trips_to_the_neutralized_text(note: str, name: str, cents: in
                    ["amount"])
     assert rows == [["name", "note", "amount", "count", "flag", "empty"],
                     [neutralize(name), neutralize(note), amount, "7", "true", ""]]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_csv_on_a_terminal_carries_no_escape_sequence_and_a_file_gets_the_exact_text() -> None:
+    row = {"name": "O\x1b]8;;https://x\x1b\\link", "note": "\x00=cmd", "reason": "why\u202eyhw", "amount": "-5.00"}
+    fields = list(row)
+    old, sys.stdout = sys.stdout, _Terminal()
+    try:
+        emit_csv(fields, [row], numeric=["amount"])
+        shown = sys.stdout.getvalue()
+    finally:
+        sys.stdout = old
+    assert not UNSAFE.search(shown.replace("\r\n", "\n")), repr(shown)
+    assert list(csv.reader(io.StringIO(shown, newline="")))[1] == [
+        "O\ufffd]8;;https://x\ufffd\\link", "'\ufffd=cmd", "why\ufffdyhw", "-5.00"]
+    with captured_stdout() as out:
+        emit_csv(fields, [row], numeric=["amount"])
+    assert list(csv.reader(io.StringIO(out.getvalue(), newline="")))[1] == [
+        row["name"], "'" + row["note"], row["reason"], "-5.00"]
 
 
 def test_negative_amounts_stay_numeric() -> None:

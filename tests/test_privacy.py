@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SAMPLE, Cli
 
 SENTINEL = "ZZSENTINEL Patient"
@@ -58,6 +60,15 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         assert cli("import", kind, str(path)).exit_code == 0
     conflicting = tmp_path / "conflict.csv"
     conflicting.write_text("payment_id,client_id,received_date,amount,apply_to\nP1,C1,2026-01-10,61.00,specific\n")
+    swapped = tmp_path / "swapped.csv"  # an export whose columns came out in another order
+    swapped.write_text("payment_id,client_id,received_date,amount,apply_to,method\n"
+                       f"P8,C1,{SENTINEL},{SENTINEL},{SENTINEL},{SENTINEL}\n")
+    swapped_charges = tmp_path / "swapped-charges.csv"
+    swapped_charges.write_text("charge_id,client_id,service_date,amount,payer,description\n"
+                               f"CH8,C1,2026-01-05,10.00,Intake for {SENTINEL},self_pay\n")
+    swapped_ids = tmp_path / "swapped-ids.csv"
+    swapped_ids.write_text("charge_id,client_id,service_date,amount,payer,event_id\n"
+                           f"CH9,{SENTINEL},2026-01-05,10.00,self_pay,\nCH10,C1,2026-01-05,10.00,self_pay,{SENTINEL}\n")
     bad_rows = tmp_path / "bad.csv"
     bad_rows.write_text(f"client_id,name\nC3,{SENTINEL}\x01\n,{SENTINEL}\n")
     errors = [
@@ -81,6 +92,9 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         ("client", "show", "C9"),
         ("import", "payments", str(conflicting)),
         ("import", "clients", str(bad_rows)),
+        ("import", "payments", str(swapped)),
+        ("import", "charges", str(swapped_charges)),
+        ("import", "charges", str(swapped_ids)),
         ("import", "charges", str(tmp_path / "missing.csv")),
         ("event", "done", "E9"),
         ("audit", "--since", "yesterday"),
@@ -90,3 +104,18 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         assert result.exit_code in (2, 3), (args, result.exit_code, result.stderr)
         assert SENTINEL not in result.stdout + result.stderr, args
         assert "Traceback" not in result.stdout + result.stderr, args
+
+
+def test_an_internal_error_does_not_quote_its_text(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug's exception may carry ledger text (here a name); the one line says only its kind."""
+    from payalloc.services import listings
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError(f"unexpected row for {SENTINEL}")
+
+    monkeypatch.setattr(listings, "list_clients", broken)
+    result = cli("client", "list")
+    assert result.exit_code == 1
+    assert "internal error (ValueError)" in result.stderr and "--debug" in result.stderr
+    assert SENTINEL not in result.stdout + result.stderr
+    assert SENTINEL in cli("--debug", "client", "list").stderr  # the traceback, asked for

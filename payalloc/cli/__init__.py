@@ -31,6 +31,13 @@ class _ErrorBoundary(TyperGroup):
     No traceback (PHI may sit in locals) unless --debug, which adds one and changes nothing
     else: a script that adds --debug still sees 3 for refused input."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:  # an unknown global option is refused here, before invoke
+            return super().make_context(info_name, args, parent, **extra)
+        except Exception as err:
+            _echo_safely(err)
+            raise
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -69,17 +76,29 @@ class _ErrorBoundary(TyperGroup):
             # Typer's own control flow (help, usage errors, Exit) passes through; it lives in
             # typer._click, a vendored Click, so match on the module rather than on classes.
             if type(err).__module__.startswith("typer"):
+                _echo_safely(err)
                 raise
             _traceback_if_debug()
             from payalloc.cli import output
 
             # Includes sqlite3.IntegrityError: the database's own guard refused a write the
             # Python checks let through. A bug, but the transaction rolled back: nothing written.
+            # The kind of error only: its text may quote a value (a name, a note) from the ledger.
             output.error(
-                f"internal error ({type(err).__name__}: {err}); nothing was written; "
+                f"internal error ({type(err).__name__}); nothing was written; "
                 "run with --debug for a traceback and report it"
             )
             raise typer.Exit(EXIT_BUG) from None
+
+
+def _echo_safely(err: Exception) -> None:
+    """A usage error Typer prints quotes the user's words ("No such option: --x"): Typer escapes
+    C0/C1 controls in them but lets bidi and zero-width characters through, so strip those too."""
+    message = getattr(err, "message", None)
+    if isinstance(message, str):
+        from payalloc.cli import output
+
+        err.message = output.safe(message)  # type: ignore[attr-defined]
 
 
 def _stop(err: KeyboardInterrupt) -> tuple[str, int]:

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-# C0/C1 controls, and the bidi/zero-width characters that can make a name read as something else.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0/C1 controls, the bidi/zero-width characters that can make a name read as something else, and
+# surrogates (bytes of a file name or argument that are not UTF-8, which Python keeps as such).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 _consoles: dict[str, Console] = {}
 
 
@@ -53,9 +54,14 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def _one_line(text: str) -> str:
+    # A file name may hold a line break: printed, it would forge a line of its own ("error: ...").
+    return safe(text).replace("\n", "\ufffd")
+
+
 def message(text: str) -> None:
     """A plain line on stderr (progress notes, warnings); never markup-interpreted."""
-    sys.stderr.write(safe(text).replace("\r", "") + "\n")
+    sys.stderr.write(_one_line(text) + "\n")
     sys.stderr.flush()
 
 
@@ -74,7 +80,7 @@ def counted(n: int, noun: str) -> str:
 
 def line(text: str) -> None:
     """A plain line of data on stdout."""
-    sys.stdout.write(safe(text) + "\n")
+    sys.stdout.write(_one_line(text) + "\n")
 
 
 def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, Any]:
@@ -146,7 +152,11 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """JSON on stdout, text exact. json escapes C0 controls but writes C1, bidi and zero-width
+    characters (and surrogates: invalid UTF-8) as they are: those are escaped as \\uXXXX too, so a
+    terminal shows them inert and a parser reads back the very same text."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    sys.stdout.write(_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")
 
 
 _FORMULA_START = tuple("=+-@|\t\r\x00")
@@ -164,10 +174,12 @@ def neutralize(cell: str) -> str:
 
 
 def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: Sequence[str] = ()) -> None:
-    """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized."""
+    """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized.
+    Exact text into a file or a pipe; on a terminal (a clerk peeking), stripped as tables are."""
     writer = csv.writer(sys.stdout, lineterminator="\r\n")  # RFC 4180; quotes any cell holding a CR
     writer.writerow(fields)
     keep = set(numeric)
+    shown = safe if sys.stdout.isatty() else str
     for row in rows:
         out = []
         for field in fields:
@@ -179,7 +191,7 @@ def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: 
             elif field in keep or isinstance(value, int):
                 out.append(str(value))
             else:
-                out.append(neutralize(str(value)))
+                out.append(shown(neutralize(str(value))))
         writer.writerow(out)
 
 
@@ -287,12 +299,11 @@ def table(
         _records(console, columns, cells, title=title, footer=foot)
         return
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     edges = beyond > 0
-    t = Table(title=escape(safe(title)) if title else None, show_footer=foot is not None, title_justify="left",
+    t = Table(title=Text(safe(title)) if title else None, show_footer=foot is not None, title_justify="left",
               show_edge=edges, pad_edge=edges, box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
               padding=(0, 0) if compact else (0, 1))
     for index, (c, width) in enumerate(zip(columns, widths, strict=True)):
@@ -339,12 +350,13 @@ def _records(console: Console, columns: Sequence[Column], cells: Sequence[Sequen
 
 
 def fields(pairs: Sequence[tuple[str, Any]]) -> None:
-    """Label: value lines for one record."""
-    from rich.markup import escape
+    """Label: value lines for one record. Plain Text: a string would be read for markup and for
+    emoji codes too (a note ':red_circle: paid' printed as a red dot)."""
+    from rich.text import Text
 
     width = max(len(label) for label, _ in pairs)
     for label, value in pairs:
-        _console().print(f"[dim]{escape(label.ljust(width))}[/dim]  {escape(safe(value))}")
+        _console().print(Text.assemble((label.ljust(width), "dim"), "  ", safe(value)))
 
 
 def progress(total: int, description: str) -> _NoProgress | _RichProgress:

@@ -32,16 +32,18 @@ class State:
 
     @property
     def staff(self) -> str:
-        """--staff, else PAYALLOC_STAFF (both via Typer), else the login name. Given names are
-        held to the rule of ids: the audit trail and every export carry them as they are."""
-        if self.staff_name and self.staff_name.strip():
-            from payalloc.ids import parse_id
+        """--staff, else PAYALLOC_STAFF (both via Typer), else the login name. Each is held to the
+        rule of ids: the audit trail and every export carry them as they are (the login name
+        comes from LOGNAME or USER first, which anyone may set)."""
+        from payalloc.ids import parse_id
 
+        if self.staff_name and self.staff_name.strip():
             return parse_id(self.staff_name, "the staff name (--staff or PAYALLOC_STAFF)")
         try:
-            return getpass.getuser()
+            login = getpass.getuser()
         except (KeyError, OSError):
             return "unknown"
+        return parse_id(login, "the login name (from LOGNAME or USER; give --staff instead)")
 
 
 STATE = State()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from payalloc import manual
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
-from payalloc.ids import parse_id
+from payalloc.ids import parse_id, parse_text
 from payalloc.ledger import audit
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as ledger
@@ -212,7 +212,7 @@ def _check_and_write(
 
 
 def _reason(reason: str) -> str:
-    reason = reason.strip()
+    reason = parse_text(reason, "--reason")
     if not reason:
         raise InputError("--reason must not be empty: say why, it is kept in the audit trail")
     return reason

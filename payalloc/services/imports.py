@@ -23,6 +23,7 @@ from payalloc.csv_import import (
     CsvFile,
     EventRow,
     PaymentRow,
+    prose,
 )
 from payalloc.errors import Problem, ProblemsError
 from payalloc.ledger import audit
@@ -106,6 +107,10 @@ class _Importer:
     def problem(self, line: int, column: str, reason: str) -> None:
         self.problems.add(Problem(f"{self.name}: line {line}, column {column}", reason, line))
 
+    def unknown(self, line: int, column: str, key: str) -> None:
+        """An id the ledger does not have; not quoted when it reads as a name (csv_import.prose)."""
+        self.problem(line, column, f"{column if prose(key) else f'{column} {key}'} is not in the ledger")
+
     # -- references ---------------------------------------------------------------------
     def _load_clients(self, keys: set[str]) -> None:
         wanted = keys.difference(self.clients)  # not keys - clients.keys(): that walks all the clients
@@ -127,7 +132,7 @@ class _Importer:
     def client_id(self, line: int, client_key: str) -> int | None:
         client = self.clients.get(client_key)
         if client is None:
-            self.problem(line, "client_id", f"client_id {client_key} is not in the ledger")
+            self.unknown(line, "client_id", client_key)
         return client
 
     def event_of_client(self, line: int, event_key: str | None, client: int | None) -> tuple[int, str] | None:
@@ -136,7 +141,7 @@ class _Importer:
             return None
         event = self.events.get(event_key)
         if event is None:
-            self.problem(line, "event_id", f"event_id {event_key} is not in the ledger")
+            self.unknown(line, "event_id", event_key)
             return None
         if client is not None and event[1] != client:
             self.problem(line, "event_id", f"event_id {event_key} belongs to another client")

@@ -6,12 +6,14 @@ import sqlite3
 from typing import Any
 
 from payalloc.errors import NotFound
+from payalloc.ids import parse_id
 from payalloc.ledger import listings as sql
 from payalloc.ledger.connection import read_txn
 from payalloc.ledger.payments import find_client, find_payment
 
 
 def _client_id(conn: sqlite3.Connection, client_key: str) -> int:
+    client_key = parse_id(client_key, "client_id")
     client = find_client(conn, client_key)
     if client is None:
         raise NotFound(f"client {client_key} is not in the ledger")
@@ -19,6 +21,7 @@ def _client_id(conn: sqlite3.Connection, client_key: str) -> int:
 
 
 def _payment_id(conn: sqlite3.Connection, payment_key: str) -> int:
+    payment_key = parse_id(payment_key, "payment_id")
     payment = find_payment(conn, payment_key)
     if payment is None:
         raise NotFound(f"payment {payment_key} is not in the ledger")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
-from payalloc.ids import parse_id
+from payalloc.ids import parse_id, parse_text
 from payalloc.ledger import audit
 from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
@@ -79,8 +79,8 @@ def record_payment(
         status = "pending" if pending else "ready"
         ledger.insert_payment(
             conn, key=key, client_id=client_row.id, received_date=received_date, amount_cents=amount_cents,
-            apply_to=apply_to, event_id=event_id, method=method, reference=_text(reference), status=status,
-            note=_text(note), payer_name=_text(payer_name),
+            apply_to=apply_to, event_id=event_id, method=method, reference=_text(reference, "--reference"),
+            status=status, note=_text(note, "--note"), payer_name=_text(payer_name, "--payer-name"),
         )
         audit.record(
             conn, at=now, staff=staff, action="payment.record", client_key=client_key, payment_key=key,
@@ -100,11 +100,10 @@ def _new_key(conn: sqlite3.Connection, now: str) -> str:
             return key
 
 
-def _text(value: str | None) -> str | None:
+def _text(value: str | None, what: str) -> str | None:
     if value is None:
         return None
-    value = value.strip()
-    return value or None
+    return parse_text(value, what) or None
 
 
 def _payment(conn: sqlite3.Connection, payment_key: str) -> ledger.PaymentRow:
@@ -131,7 +130,7 @@ def mark_ready(conn: sqlite3.Connection, payment_key: str, *, now: str, staff: s
 
 def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now: str, staff: str) -> VoidResult:
     """Void a payment (bounced check): reverse all its remittances, then mark it void — one transaction."""
-    reason = reason.strip()
+    reason = parse_text(reason, "--reason")
     if not reason:
         raise InputError("--reason must not be empty: say why the payment is voided")
     with write_txn(conn):
