@@ -61,6 +61,7 @@ class Allocation:
     payment_key: str
     charge_key: str
     amount_cents: int
+    wheres: tuple[str, ...] = ()  # the lines added up into it (more than one: a file named the pair again)
 
 
 def split_pair(text: str) -> tuple[str, str]:
@@ -84,6 +85,31 @@ def pair_lines(payment_key: str, pairs: Sequence[str]) -> tuple[list[RawLine], l
             continue
         lines.append(RawLine(where, payment_key, charge, amount))
     return lines, problems
+
+
+def pair_set(payment_key: str, pairs: Sequence[str]) -> tuple[list[Line], list[Problem]]:
+    """Command-line pairs for one payment, parsed, each charge at most once."""
+    raw, problems = pair_lines(payment_key, pairs)
+    lines, more = parse_lines(raw)
+    lines, repeated = once_per_charge(lines)
+    return lines, problems + more + repeated
+
+
+def once_per_charge(lines: Sequence[Line]) -> tuple[list[Line], list[Problem]]:
+    """The lines without those naming a (payment, charge) pair again, and a problem for each of those.
+
+    A clerk who types a charge twice on the command line most likely meant another charge: adding
+    the amounts up would allocate money where it was not meant to go. (A file's rows are added up,
+    see `merge`: an export may well hold several rows for one charge.)
+    """
+    first: dict[tuple[str, str], Line] = {}
+    problems: list[Problem] = []
+    for line in lines:
+        earlier = first.setdefault((line.payment_key, line.charge_key), line)
+        if earlier is not line:
+            problems.append(Problem(line.where, f"charge {line.charge_key} is already given in {earlier.where};"
+                                                " give each charge once, with its whole amount"))
+    return list(first.values()), problems
 
 
 def parse_lines(raw: Sequence[RawLine]) -> tuple[list[Line], list[Problem]]:
@@ -196,7 +222,9 @@ def _payment_refusal(payment: PaymentState) -> str | None:
 def merge(lines: Sequence[Line]) -> list[Allocation]:
     """Sum the amounts of each (payment, charge) pair: one remittance per pair, in first-seen order."""
     totals: dict[tuple[str, str], int] = {}
+    wheres: dict[tuple[str, str], tuple[str, ...]] = {}
     for line in lines:
         pair = (line.payment_key, line.charge_key)
         totals[pair] = totals.get(pair, 0) + line.amount_cents
-    return [Allocation(p, c, cents) for (p, c), cents in totals.items()]
+        wheres[pair] = (*wheres.get(pair, ()), line.where)
+    return [Allocation(p, c, cents, wheres[p, c]) for (p, c), cents in totals.items()]

@@ -91,9 +91,34 @@ def test_apply_creates_ready_manual_remittances_with_staff(ledger: sqlite3.Conne
                      ("apply", "clerk1", NOW, "Y", "PR", result.applied[1].remittance_id)]
 
 
-def test_amounts_to_the_same_charge_become_one_remittance(ledger: sqlite3.Connection) -> None:
-    result = apply(ledger, "Y", "X=10", "X=15.50", "Z=5")
-    assert [(a.charge_key, a.amount_cents) for a in result.applied] == [("X", 2550), ("Z", 500)]
+def test_a_charge_given_twice_on_the_command_line_is_refused_not_added_up(
+    ledger: sqlite3.Connection, dump: Dump
+) -> None:
+    # `apply Y X=5 X=5` is most likely a typo for another charge: not a 10.00 remittance to X.
+    assert refused(ledger, dump, "Y", "X=5", "Z=5", " X =5", "X=1") == [
+        "argument 3 ( X =5): charge X is already given in argument 1 (X=5); give each charge once,"
+        " with its whole amount",
+        "argument 4 (X=1): charge X is already given in argument 1 (X=5); give each charge once,"
+        " with its whole amount",
+    ]
+    r = rid(apply(ledger, "Y", "X=10"))
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        clerk.reallocate(ledger, r, ["Z=3", "Z=2"], reason="x", now=NOW, staff="c")
+    assert [str(p) for p in info.value.problems] == [
+        "argument 2 (Z=2): charge Z is already given in argument 1 (Z=3); give each charge once, with its whole amount"]
+    assert dump() == before
+
+
+def test_rows_of_a_file_to_the_same_charge_become_one_remittance_naming_its_lines(
+    ledger: sqlite3.Connection, tmp_path: Path
+) -> None:
+    # A file (an export, a worksheet) may well hold several rows for one charge: added up, and the
+    # remittance says which lines it holds, so that a row copied twice by mistake shows.
+    path = write(tmp_path, "payment_id,charge_id,amount\nY,X,10\nY,Z,5\nY,X,15.50\n")
+    result = clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
+    assert [(a.charge_key, a.amount_cents, a.wheres) for a in result.applied] == [
+        ("X", 2550, ("line 2", "line 4")), ("Z", 500, ("line 3",))]
     assert len(live(ledger)) == 2
 
 

@@ -202,6 +202,23 @@ def test_apply_file_and_stdin(seeded: Cli, conn: sqlite3.Connection, dump: Dump,
     checked(cli)
 
 
+def test_a_repeated_charge_is_refused_on_the_command_line_and_named_in_a_file(
+    seeded: Cli, conn: sqlite3.Connection, dump: Dump
+) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    assert refused(cli, dump, "apply", "Y", "X=5", "X=5").splitlines() == [
+        "error: nothing was applied: 1 problem with the allocations",
+        "  argument 2 (X=5): charge X is already given in argument 1 (X=5); give each charge once, with its whole"
+        " amount",
+    ]
+    result = ok(cli("apply", "--file", "-", input="payment_id,charge_id,amount\nY,X,5\nY,X,5\n"))
+    rid = json.loads(ok(cli("remittances", "list", "--json")).stdout)[0]["id"]
+    assert (f"warning: line 2 and line 3 each allocate payment Y to charge X: added up into remittance {rid}"
+            " (10.00)") in result.stderr
+    assert "applied 10.00 in 1 remittance" in result.stderr
+
+
 def test_unapply_partial_and_job_warning(seeded: Cli, conn: sqlite3.Connection) -> None:
     cli = seeded
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")

@@ -139,6 +139,11 @@ def apply(
     if result.ignored_columns:
         output.warn(f"ignored unknown column{'s' if len(result.ignored_columns) != 1 else ''}: "
                     + ", ".join(result.ignored_columns))
+    for a in result.applied:
+        if len(a.wheres) > 1:  # only a file's rows are added up; on the command line a repeat is refused
+            output.warn(f"{', '.join(a.wheres[:-1])} and {a.wheres[-1]} each allocate payment {a.payment_key} to"
+                        f" charge {a.charge_key}: added up into remittance {a.remittance_id}"
+                        f" ({format_cents(a.amount_cents)})")
     if json_out:
         output.emit_json([_applied_json(a) for a in result.applied])
         return

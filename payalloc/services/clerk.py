@@ -39,6 +39,7 @@ class Applied:
     created_at: str
     payment_unapplied_cents: int
     charge_balance_cents: int
+    wheres: tuple[str, ...] = ()  # the lines it adds up ("line 2", "line 5"): a file may name a pair twice
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,10 @@ def apply_pairs(
         parse_id(payment_key, "payment_id")
     except InputError as error:
         raise InputError(f"nothing was applied: {error}") from None
-    raw, problems = manual.pair_lines(payment_key, pairs)
-    if not raw and not problems:
+    if not pairs:
         raise InputError("nothing to apply: give CHARGE_ID=AMOUNT pairs after the payment id, or --file")
-    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff), [])
+    lines, problems = manual.pair_set(payment_key, pairs)
+    return ApplyResult(_apply(conn, lines, problems, now=now, staff=staff), [])
 
 
 def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> ApplyResult:
@@ -88,7 +89,8 @@ def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> 
     raw, ignored, problems = read_apply_file(path)
     if not raw and not problems:
         raise InputError(f"{path} has no allocation rows under its header")
-    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff, locate=True), ignored)
+    lines, more = manual.parse_lines(raw)
+    return ApplyResult(_apply(conn, lines, problems + more, now=now, staff=staff, locate=True), ignored)
 
 
 def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Problem]]:
@@ -146,11 +148,9 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _apply(
-    conn: sqlite3.Connection, raw: list[manual.RawLine], problems: list[Problem], *, now: str, staff: str,
+    conn: sqlite3.Connection, lines: list[manual.Line], problems: list[Problem], *, now: str, staff: str,
     locate: bool = False,
 ) -> list[Applied]:
-    lines, more = manual.parse_lines(raw)
-    problems = problems + more
     with write_txn(conn):
         return _check_and_write(conn, lines, problems, now=now, staff=staff, reason=None, locate=locate)
 
@@ -202,7 +202,7 @@ def _check_and_write(
     return [
         Applied(
             remittance_id, a.payment_key, a.charge_key, payments[a.payment_key].client_key, a.amount_cents, staff, now,
-            after_payments[a.payment_key].unapplied_cents, after_charges[a.charge_key].balance_cents,
+            after_payments[a.payment_key].unapplied_cents, after_charges[a.charge_key].balance_cents, a.wheres,
         )
         for remittance_id, a in applied_ids
     ]
@@ -317,10 +317,9 @@ def reallocate(
                 f" ({payment.apply_to}); to allocate it by hand, change its mode first:"
                 f" payalloc payment mode {payment.key} specific"
             )
-        raw, problems = manual.pair_lines(payment.key, pairs)
-        lines, more = manual.parse_lines(raw)
+        lines, problems = manual.pair_set(payment.key, pairs)
         result = _unapply(conn, remittance_id, None, reason=reason, now=now, staff=staff)
-        applied = _check_and_write(conn, lines, problems + more, now=now, staff=staff, reason=reason,
+        applied = _check_and_write(conn, lines, problems, now=now, staff=staff, reason=reason,
                                    refused=f"nothing was changed (remittance {remittance_id} stays)")
         audit.record(
             conn, at=now, staff=staff, action="reallocate", client_key=payment.client_key, payment_key=payment.key,
