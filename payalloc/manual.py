@@ -25,6 +25,7 @@ class RawLine:
     payment_key: str
     charge_key: str
     amount: str
+    number: int = 0  # the argument's or the file line's number: problems are listed in that order
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Line:
     payment_key: str
     charge_key: str
     amount_cents: int
+    number: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,9 @@ def pair_lines(payment_key: str, pairs: Sequence[str]) -> tuple[list[RawLine], l
         try:
             charge, amount = split_pair(pair)
         except InputError as error:
-            problems.append(Problem(f"argument {number}", str(error)))
+            problems.append(Problem(f"argument {number}", str(error), number))
             continue
-        lines.append(RawLine(where, payment_key, charge, amount))
+        lines.append(RawLine(where, payment_key, charge, amount, number))
     return lines, problems
 
 
@@ -108,7 +110,7 @@ def once_per_charge(lines: Sequence[Line]) -> tuple[list[Line], list[Problem]]:
         earlier = first.setdefault((line.payment_key, line.charge_key), line)
         if earlier is not line:
             problems.append(Problem(line.where, f"charge {line.charge_key} is already given in {earlier.where};"
-                                                " give each charge once, with its whole amount"))
+                                                " give each charge once, with its whole amount", line.number))
     return list(first.values()), problems
 
 
@@ -122,9 +124,9 @@ def parse_lines(raw: Sequence[RawLine]) -> tuple[list[Line], list[Problem]]:
             charge = parse_id(r.charge_key, "charge_id")
             cents = parse_cents(r.amount)
         except InputError as error:
-            problems.append(Problem(r.where, str(error)))
+            problems.append(Problem(r.where, str(error), r.number))
             continue
-        lines.append(Line(r.where, payment, charge, cents))
+        lines.append(Line(r.where, payment, charge, cents, r.number))
     return lines, problems
 
 
@@ -152,7 +154,7 @@ def check(
         for tag, reason in refusals:
             if tag not in seen:
                 seen.add(tag)
-                problems.append(Problem(line.where if locate else "", reason))
+                problems.append(Problem(line.where, reason, line.number) if locate else Problem("", reason))
         if refusals:
             continue
         payment_total[line.payment_key] = payment_total.get(line.payment_key, 0) + line.amount_cents
@@ -178,6 +180,12 @@ def check(
                 )
             )
     return problems
+
+
+def in_order(problems: Sequence[Problem]) -> list[Problem]:
+    """The problems of the lines in the order of the lines (argument 1 before argument 2, line 3
+    before line 5), then those of the set as a whole (the totals), as they came."""
+    return sorted(problems, key=lambda p: (p.line == 0, p.line))
 
 
 def _line_refusals(line: Line, payment: PaymentState | None, charge: ChargeState | None) -> list[tuple[str, str]]:

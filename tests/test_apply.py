@@ -138,8 +138,8 @@ def test_apply_exactly_the_whole_payment_and_balance(ledger: sqlite3.Connection)
         ("Y", ["B=1"], ["charge B belongs to client C-2, not to client C-1 of payment Y"]),
         ("P-404", ["X=1"], ["payment P-404 is not in the ledger"]),
         ("Y", ["CH-404=1"], ["charge CH-404 is not in the ledger"]),
-        ("Y", ["X=1.005", "X"], ["argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)",
-                                 "argument 1 (X=1.005): '1.005' is not an amount like 1,234.50"]),
+        ("Y", ["X=1.005", "X"], ["argument 1 (X=1.005): '1.005' is not an amount like 1,234.50",
+                                 "argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)"]),
         ("Y", ["X=0"], ["argument 1 (X=0): amount must be greater than 0.00"]),
         ("Y", ["Z=60.01"], ["60.01 exceeds the 50.00 balance of charge Z",
                             "60.01 exceeds the 60.00 unapplied on payment Y"]),
@@ -191,8 +191,8 @@ def test_apply_file_reports_every_problem_with_its_line(
     with pytest.raises(ProblemsError) as info:
         clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
     assert [str(p) for p in info.value.problems] == [
+        "line 4: charge INS is billed to insurance and is never allocated client payments",  # in line order
         "line 5: 'abc' is not an amount like 1,234.50",
-        "line 4: charge INS is billed to insurance and is never allocated client payments",
         "200.00 exceeds the 187.00 balance of charge X",
         "220.00 in total exceeds the 60.00 unapplied on payment Y",
     ]
@@ -230,8 +230,8 @@ def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
         clerk.apply_file(ledger, str(path), now=NOW, staff="clerk1")
     assert [str(p) for p in info.value.problems] == [
         "line 3: 2 fields, the header has 3",
-        "line 5: 4 fields, the header has 3",
         "line 4: charge CH-404 is not in the ledger",  # a file's problems of an id name the line
+        "line 5: 4 fields, the header has 3",
     ]
     assert dump() == before
 

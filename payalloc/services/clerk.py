@@ -122,11 +122,13 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Pr
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             if len(row) != len(names):
-                problems.append(Problem(f"line {reader.line_num}", f"{len(row)} fields, the header has {len(names)}"))
+                problems.append(Problem(f"line {reader.line_num}", f"{len(row)} fields, the header has {len(names)}",
+                                        reader.line_num))
                 continue
             lines.append(
                 manual.RawLine(
-                    f"line {reader.line_num}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]]
+                    f"line {reader.line_num}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]],
+                    reader.line_num,
                 )
             )
     except csv.Error as error:
@@ -180,7 +182,7 @@ def _check_and_write(
     if problems:
         count = len(problems)
         raise ProblemsError(
-            f"{refused}: {count} problem{'s' if count != 1 else ''} with the allocations", problems
+            f"{refused}: {count} problem{'s' if count != 1 else ''} with the allocations", manual.in_order(problems)
         )
     applied_ids: list[tuple[int, manual.Allocation]] = []
     for allocation in manual.merge(lines):
