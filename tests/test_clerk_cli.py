@@ -321,8 +321,13 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     result = seeded("event", "list", "--status", "bogus")
     assert result.exit_code == 2 and "'bogus' is not one of 'scheduled', 'done', 'deleted'" in result.stderr
     assert dump() == before
-    assert seeded("apply").exit_code == 2
-    assert seeded("apply", "Y", "X=1", "--file", "f.csv").exit_code == 2
+    # The same one-sentence style as the other usage errors, not Click's "Invalid value:" with no name.
+    result = seeded("apply")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F (see payalloc apply --help)\n")
+    result = seeded("apply", "Y", "X=1", "--file", "f.csv")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file F, not both\n")
     assert seeded("payment", "mode", "Y", "event").exit_code == 2
 
 

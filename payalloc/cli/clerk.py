@@ -120,10 +120,11 @@ def apply(
 
     Example: payalloc apply P-1042 CH-104=60.00 CH-105=27.00
     """
+    # One style for the three: "error: ..." and exit 2, as every other usage error of payalloc.
     if file is not None and (payment_id is not None or pairs):
-        raise typer.BadParameter("give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file, not both")
+        raise UsageError("give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file F, not both")
     if file is None and payment_id is None:
-        raise typer.BadParameter("give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F")
+        raise UsageError("give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F (see payalloc apply --help)")
     if file is None and not pairs:
         raise UsageError("give CHARGE_ID=AMOUNT pairs after the payment id, or --file F")
     from payalloc.dates import utc_now
