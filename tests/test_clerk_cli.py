@@ -331,6 +331,16 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     assert seeded("payment", "mode", "Y", "event").exit_code == 2
 
 
+@pytest.mark.parametrize("command", [
+    ("payment", "ready"), ("payment", "void"), ("payment", "mode"), ("payment", "show"), ("client", "show"),
+    ("apply",), ("unapply",), ("reallocate",), ("event", "done"), ("import",), ("backup",),
+])
+def test_usage_lines_name_the_arguments_as_the_readme_does(cli: Cli, command: tuple[str, ...]) -> None:
+    # "payment void [OPTIONS] {payment_id}" beside "unapply [OPTIONS] {REMITTANCE_ID}": one way, the README's.
+    usage = ok(cli(*command, "--help")).stdout.splitlines()[0]
+    assert not re.search(r"[{\[][a-z]", usage), usage
+
+
 @pytest.mark.parametrize("width", [80, 60, 50])
 def test_work_list_and_audit_keep_ids_and_amounts_whole_on_a_narrow_terminal(
         seeded: Cli, conn: sqlite3.Connection, width: int) -> None:

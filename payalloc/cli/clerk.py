@@ -109,7 +109,8 @@ def _applied_table(applied: list[Applied]) -> None:
 
 
 def apply(
-    payment_id: Annotated[str | None, typer.Argument(help="The payment to allocate.", show_default=False)] = None,
+    payment_id: Annotated[str | None, typer.Argument(help="The payment to allocate.", show_default=False,
+                                                           metavar="PAYMENT_ID")] = None,
     pairs: PairsArg = None,
     file: Annotated[
         str | None, typer.Option("--file", help="CSV with payment_id,charge_id,amount rows (- = stdin).")

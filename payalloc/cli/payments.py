@@ -11,7 +11,7 @@ from payalloc.cli import output
 from payalloc.cli.common import ApplyTo, JsonOpt, ReasonOpt
 from payalloc.cli.state import STATE
 
-PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False)]
+PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False, metavar="PAYMENT_ID")]
 
 
 
