@@ -173,7 +173,8 @@ def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, d
     assert "payalloc payment ready PEND" in refused(cli, dump, "apply", "PEND", "X=1")
     err = refused(cli, dump, "apply", "Y", "INS=1", "B=1", "Q=1", "X=1,00")
     assert err.splitlines()[1:] == [
-        "  argument 4 (X=1,00): '1,00' is not an amount like 1,234.50",
+        "  argument 4 (X=1,00): '1,00' is not an amount like 1,234.50: a comma only groups thousands, cents come"
+        " after a point",
         "  charge INS is billed to insurance and is never allocated client payments",
         "  charge B belongs to client C-2, not to client C-1 of payment Y",
         "  charge Q is not in the ledger",
