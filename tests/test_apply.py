@@ -183,6 +183,19 @@ def test_apply_file_several_payments_at_once(ledger: sqlite3.Connection, tmp_pat
     assert (f["Y"], f["Y2"], f["X"], f["Z"]) == (0, 0, 4700, 3000)
 
 
+def test_apply_file_reads_its_header_as_import_does(ledger: sqlite3.Connection, tmp_path: Path, dump: Dump) -> None:
+    # A spreadsheet's titles: " Payment ID", "Charge-ID", "AMOUNT" (import takes them; so does apply).
+    path = write(tmp_path, " Payment ID,Charge-ID,AMOUNT,Memo,\nY,X,40.00,a,\n")
+    result = clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
+    assert result.ignored_columns == ["Memo", "(blank)"]
+    assert figures(ledger)["X"] == 14700
+    before = dump()
+    with pytest.raises(InputError, match="column amount appears twice in its header"):
+        clerk.apply_file(ledger, write(tmp_path, "payment_id,charge_id,amount,Amount\nY,X,1,100\n"), now=NOW,
+                         staff="clerk1")
+    assert dump() == before
+
+
 def test_apply_file_reports_every_problem_with_its_line(
     ledger: sqlite3.Connection, dump: Dump, tmp_path: Path
 ) -> None:

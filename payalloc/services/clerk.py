@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from payalloc import manual
+from payalloc.csv_import import header_name
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
 from payalloc.ids import parse_id
 from payalloc.ledger import audit
@@ -108,14 +109,18 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Pr
         header = next(reader, None)
         if header is None:
             raise InputError(f"{path} is empty; it needs a header row: {','.join(FILE_COLUMNS)}")
-        names = [h.strip() for h in header]
+        names = [header_name(h) for h in header]  # "Payment ID" is payment_id, as for import
         missing = [c for c in FILE_COLUMNS if c not in names]
         if missing:
             raise InputError(
                 f"{path} has no column {', '.join(missing)} in its header (it needs {','.join(FILE_COLUMNS)})"
             )
+        twice = [c for c in FILE_COLUMNS if names.count(c) > 1]
+        if twice:  # which of the two would be the amount?
+            raise InputError(f"{path}: column {twice[0]} appears twice in its header")
         index = {c: names.index(c) for c in FILE_COLUMNS}
-        ignored = [n for n in names if n not in FILE_COLUMNS]
+        ignored = list(dict.fromkeys(h.strip() or "(blank)" for h, n in zip(header, names, strict=True)
+                                     if n not in FILE_COLUMNS))  # named as the file has them
         lines: list[manual.RawLine] = []
         problems: list[Problem] = []
         for row in reader:
