@@ -151,6 +151,23 @@ def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     assert "is void" in refused(cli, dump, "payment", "mode", "P-7", "oldest")
 
 
+def test_recording_a_check_twice_is_pointed_out(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "P-1", "C-1", "2026-11-20", 6000, apply_to="specific", reference="1042")
+    add_payment(conn, "P-V", "C-1", "2026-11-20", 6000, apply_to="specific", reference="1042", status="void")
+    record = ("payment", "record", "--client", "C-1", "--amount", "60", "--date", "2026-11-20", "--apply-to",
+              "specific", "--reference")
+    result = ok(cli(*record, "1042"))
+    key = result.stdout.strip()
+    assert result.stderr == (
+        f"warning: payment {key}: payment P-1 of the same client has the same amount, date and reference; if it is"
+        f' the same money, void this one: payalloc payment void {key} --reason "recorded twice"\n')
+    # Another check number, another client, or only a void payment alike: nothing to point out.
+    assert ok(cli(*record, "1043")).stderr == ""
+    add_payment(conn, "P-2", "C-2", "2026-11-20", 6000, apply_to="specific", reference="77")
+    assert ok(cli(*record[:3], "C-1", *record[4:], "77")).stderr == ""
+
+
 def test_unallocated_csv_has_the_same_columns_with_or_without_all(seeded: Cli, conn: sqlite3.Connection) -> None:
     cli = seeded
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")

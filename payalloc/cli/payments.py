@@ -59,7 +59,12 @@ def record(
             apply_to=apply_to.value, event=event, method=method.value if method else None, reference=reference,
             note=note, payer_name=payer_name, pending=pending, payment_id=payment_id,
         )
+        twins = payments.look_alikes(conn, key)
     output.line(key)
+    if twins:  # recorded all the same: two equal checks on one day happen, but rarely
+        output.warn(f"payment {key}: {'payments' if len(twins) > 1 else 'payment'} {', '.join(twins)} of the same"
+                    f" client {'have' if len(twins) > 1 else 'has'} the same amount, date and reference; if it is the"
+                    f" same money, void this one: payalloc payment void {key} --reason \"recorded twice\"")
     if parse_date(date) > now[:10]:  # a typo, most likely: money is not received in the future
         output.warn(f"payment {key}: its received date {parse_date(date)} is after today ({now[:10]}, UTC)")
 

@@ -94,6 +94,17 @@ def record_payment(
     return key
 
 
+def look_alikes(conn: sqlite3.Connection, payment_key: str) -> list[str]:
+    """The client's other payments, not void, with the same amount, received date and reference as
+    this one: the same check recorded twice, or typed in after the bank file brought it."""
+    payment = ledger.find_payment(conn, payment_key)
+    if payment is None:
+        return []
+    same = (payment.amount_cents, payment.received_date, payment.reference)
+    return [p.key for p in ledger.payments_of_client(conn, payment.client_id)
+            if p.id != payment.id and p.status != "void" and (p.amount_cents, p.received_date, p.reference) == same]
+
+
 def _new_key(conn: sqlite3.Connection, now: str) -> str:
     # P-<entry date>-<6 hex>: sortable by day, and a collision is retried, never overwritten.
     day = now[:10].replace("-", "")
