@@ -251,6 +251,23 @@ def test_unapply_partial_and_job_warning(seeded: Cli, conn: sqlite3.Connection) 
     checked(cli)
 
 
+def test_unapplying_a_posted_remittance_says_the_journal_got_reversing_lines(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    rid = json.loads(ok(cli("apply", "Y", "X=60", "--json")).stdout)[0]["id"]
+    ok(cli("gl", "map", "unapplied_default", "2150"))
+    ok(cli("gl", "map", "self_pay_ar", "1210"))
+    ok(cli("run-job", "-q"))
+    out = ok(cli("unapply", str(rid), "--reason", "wrong session")).stderr
+    assert out == (f"reversed remittance {rid} (60.00 of payment Y to charge X); 60.00 is unapplied again; it was"
+                   " posted, so reversing lines were written to the general ledger journal\n")
+    journal = json.loads(ok(cli("gl", "export", "--json")).stdout)
+    assert sorted((j["entry"], j["account"], j["debit"], j["credit"]) for j in journal if j["remittance_id"] == rid) == [
+        ("post", "1210", "0.00", "60.00"), ("post", "2150", "60.00", "0.00"),
+        ("reverse", "1210", "60.00", "0.00"), ("reverse", "2150", "0.00", "60.00")]
+    checked(cli)
+
+
 def test_a_remittance_id_beyond_sqlites_integers_is_a_usage_error_not_a_crash(seeded: Cli, dump: Dump) -> None:
     before = dump()
     for args, what in ((("unapply", str(2**64), "--reason", "x"), "a remittance id"),

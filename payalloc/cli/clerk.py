@@ -162,6 +162,8 @@ def _unapply_message(r: UnapplyResult) -> None:
             f" to charge {rem.charge_key}); {format_cents(r.unapplied_cents)} is unapplied again")
     if r.kept_id is not None:
         text += f"; {format_cents(r.kept_cents)} stays applied as remittance {r.kept_id}"
+    if rem.status == "posted":  # rule 5: history is not edited, a reversing entry is added
+        text += "; it was posted, so reversing lines were written to the general ledger journal"
     output.message(text)
     if r.payment_apply_to != "specific":
         output.warn(
