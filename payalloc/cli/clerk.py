@@ -119,7 +119,13 @@ def apply(
 ) -> None:
     """Allocate specific payments to charges by hand: the whole set, or nothing with every reason.
 
+    Give each charge once (a charge given twice is refused). A --file has a header row
+    payment_id,charge_id,amount and may allocate several payments; its rows for the same payment
+    and charge are added up into one remittance, with a warning naming the lines.
+
     Example: payalloc apply P-1042 CH-104=60.00 CH-105=27.00
+
+    Example: payalloc apply --file allocations.csv
     """
     # One style for the three: "error: ..." and exit 2, as every other usage error of payalloc.
     if file is not None and (payment_id is not None or pairs):
