@@ -268,6 +268,20 @@ def test_unapplying_a_posted_remittance_says_the_journal_got_reversing_lines(see
     checked(cli)
 
 
+def test_voiding_a_payment_says_how_many_of_its_remittances_were_posted(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    ok(cli("apply", "Y", "X=40", "Z=10"))
+    ok(cli("gl", "map", "unapplied_default", "2150"))
+    ok(cli("gl", "map", "self_pay_ar", "1210"))
+    ok(cli("run-job", "-q"))
+    ok(cli("apply", "Y", "Z=5"))  # after the run: still ready
+    assert ok(cli("payment", "void", "Y", "--reason", "check returned NSF")).stderr == (
+        "payment Y is void; reversed 3 remittances (55.00); 2 of them were posted, so reversing lines were written"
+        " to the general ledger journal\n")
+    checked(cli)
+
+
 def test_a_remittance_id_beyond_sqlites_integers_is_a_usage_error_not_a_crash(seeded: Cli, dump: Dump) -> None:
     before = dump()
     for args, what in ((("unapply", str(2**64), "--reason", "x"), "a remittance id"),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, ReasonOpt, one_format, whole_number
+from payalloc.cli.common import REVERSED_IN_GL, CsvOpt, JsonOpt, ReasonOpt, one_format, whole_number
 from payalloc.cli.state import STATE
 from payalloc.errors import UsageError
 
@@ -169,7 +169,7 @@ def _unapply_message(r: UnapplyResult) -> None:
     if r.kept_id is not None:
         text += f"; {format_cents(r.kept_cents)} stays applied as remittance {r.kept_id}"
     if rem.status == "posted":  # rule 5: history is not edited, a reversing entry is added
-        text += "; it was posted, so reversing lines were written to the general ledger journal"
+        text += f"; it was posted, {REVERSED_IN_GL}"
     output.message(text)
     if r.payment_apply_to != "specific":
         output.warn(

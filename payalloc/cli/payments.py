@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import ApplyTo, JsonOpt, ReasonOpt
+from payalloc.cli.common import REVERSED_IN_GL, ApplyTo, JsonOpt, ReasonOpt
 from payalloc.cli.state import STATE
 
 PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False, metavar="PAYMENT_ID")]
@@ -97,9 +97,11 @@ def void(payment_id: PaymentArg, reason: ReasonOpt) -> None:
     if not count:
         output.message(f"payment {result.payment_key} is void; it had no remittances to reverse")
         return
+    posted = result.posted_count
     output.message(
         f"payment {result.payment_key} is void; reversed {count} remittance{'s' if count != 1 else ''}"
         f" ({format_cents(result.reversed_cents)})"
+        + (f"; {'it was' if count == 1 else f'{posted} of them were'} posted, {REVERSED_IN_GL}" if posted else "")
     )
 
 

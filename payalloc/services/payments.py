@@ -28,6 +28,7 @@ class VoidResult:
     payment_key: str
     reversed_ids: list[int]
     reversed_cents: int
+    posted_count: int = 0  # of the reversed ones, those posted: reversing lines went to the journal
 
 
 def record_payment(
@@ -153,11 +154,12 @@ def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now
         if payment.status == "void":
             raise InputError(f"payment {payment.key} is already void")
         reversed_ids: list[int] = []
-        reversed_cents = 0
+        reversed_cents = posted_count = 0
         batch_id: int | None = None
         for remittance in remittance_ledger.remittances_of_payment(conn, payment.id):
             if remittance.status == "reversed":
                 continue
+            posted_count += remittance.status == "posted"
             if remittance.status == "posted" and batch_id is None:
                 # One reversing batch for all of the payment's posted remittances.
                 batch_id = remittance_ledger.new_reverse_batch(conn, staff=staff, now=now)
@@ -174,7 +176,7 @@ def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now
             detail={"amount": plain_cents(payment.amount_cents), "reversed_remittances": reversed_ids,
                     "reversed": plain_cents(reversed_cents)},
         )
-    return VoidResult(payment.key, reversed_ids, reversed_cents)
+    return VoidResult(payment.key, reversed_ids, reversed_cents, posted_count)
 
 
 @dataclass(frozen=True)
