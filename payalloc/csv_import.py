@@ -211,6 +211,12 @@ PARSERS: dict[str, Callable[[_Row], Any]] = {
 # slow path accepts, with the same values (tests/test_import.py checks both).
 
 _HEADER_GAPS = re.compile(r"[\s-]+")
+
+
+def header_name(cell: str) -> str:
+    """A header cell as a column name, as people title columns in a spreadsheet: " Client ID " and
+    "Responsible-Party" are client_id and responsible_party."""
+    return _HEADER_GAPS.sub("_", cell.strip().lower())
 _CACHE_LIMIT = 100_000
 # A column of ids in printable ASCII without spaces: none needs trimming, none is too long.
 _PLAIN_IDS = re.compile(rf"[!-~]{{0,{MAX_ID_LENGTH}}}(?:\n[!-~]{{0,{MAX_ID_LENGTH}}})*")
@@ -480,9 +486,7 @@ class CsvFile:
         if not records:
             raise InputError(f"{self.name} is empty: expected a header row ({', '.join(self.layout.columns)})")
         header = records[0]
-        # As people title columns in a spreadsheet: " Client ID " and "Responsible-Party" are
-        # client_id and responsible_party.
-        names = [_HEADER_GAPS.sub("_", h.strip().lower()) for h in header]
+        names = [header_name(h) for h in header]
         index: dict[str, int] = {}
         for i, name in enumerate(names):
             if name in index and name:  # blank header cells (Excel's trailing columns) are all ignored

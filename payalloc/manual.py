@@ -24,6 +24,7 @@ class RawLine:
     payment_key: str
     charge_key: str
     amount: str
+    number: int = 0  # the argument's or the file line's number: problems are listed in that order
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Line:
     payment_key: str
     charge_key: str
     amount_cents: int
+    number: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Allocation:
     payment_key: str
     charge_key: str
     amount_cents: int
+    wheres: tuple[str, ...] = ()  # the lines added up into it (more than one: a file named the pair again)
 
 
 def split_pair(text: str) -> tuple[str, str]:
@@ -79,10 +82,35 @@ def pair_lines(payment_key: str, pairs: Sequence[str]) -> tuple[list[RawLine], l
         try:
             charge, amount = split_pair(pair)
         except InputError as error:
-            problems.append(Problem(f"argument {number}", str(error)))
+            problems.append(Problem(f"argument {number}", str(error), number))
             continue
-        lines.append(RawLine(where, payment_key, charge, amount))
+        lines.append(RawLine(where, payment_key, charge, amount, number))
     return lines, problems
+
+
+def pair_set(payment_key: str, pairs: Sequence[str]) -> tuple[list[Line], list[Problem]]:
+    """Command-line pairs for one payment, parsed, each charge at most once."""
+    raw, problems = pair_lines(payment_key, pairs)
+    lines, more = parse_lines(raw)
+    lines, repeated = once_per_charge(lines)
+    return lines, problems + more + repeated
+
+
+def once_per_charge(lines: Sequence[Line]) -> tuple[list[Line], list[Problem]]:
+    """The lines without those naming a (payment, charge) pair again, and a problem for each of those.
+
+    A clerk who types a charge twice on the command line most likely meant another charge: adding
+    the amounts up would allocate money where it was not meant to go. (A file's rows are added up,
+    see `merge`: an export may well hold several rows for one charge.)
+    """
+    first: dict[tuple[str, str], Line] = {}
+    problems: list[Problem] = []
+    for line in lines:
+        earlier = first.setdefault((line.payment_key, line.charge_key), line)
+        if earlier is not line:
+            problems.append(Problem(line.where, f"charge {line.charge_key} is already given in {earlier.where};"
+                                                " give each charge once, with its whole amount", line.number))
+    return list(first.values()), problems
 
 
 def parse_lines(raw: Sequence[RawLine]) -> tuple[list[Line], list[Problem]]:
@@ -95,9 +123,9 @@ def parse_lines(raw: Sequence[RawLine]) -> tuple[list[Line], list[Problem]]:
             charge = parse_id(r.charge_key, "charge_id")
             cents = parse_cents(r.amount)
         except InputError as error:
-            problems.append(Problem(r.where, str(error)))
+            problems.append(Problem(r.where, str(error), r.number))
             continue
-        lines.append(Line(r.where, payment, charge, cents))
+        lines.append(Line(r.where, payment, charge, cents, r.number))
     return lines, problems
 
 
@@ -125,7 +153,7 @@ def check(
         for tag, reason in refusals:
             if tag not in seen:
                 seen.add(tag)
-                problems.append(Problem(line.where if locate else "", reason))
+                problems.append(Problem(line.where, reason, line.number) if locate else Problem("", reason))
         if refusals:
             continue
         payment_total[line.payment_key] = payment_total.get(line.payment_key, 0) + line.amount_cents
@@ -151,6 +179,12 @@ def check(
                 )
             )
     return problems
+
+
+def in_order(problems: Sequence[Problem]) -> list[Problem]:
+    """The problems of the lines in the order of the lines (argument 1 before argument 2, line 3
+    before line 5), then those of the set as a whole (the totals), as they came."""
+    return sorted(problems, key=lambda p: (p.line == 0, p.line))
 
 
 def _line_refusals(line: Line, payment: PaymentState | None, charge: ChargeState | None) -> list[tuple[str, str]]:
@@ -195,7 +229,9 @@ def _payment_refusal(payment: PaymentState) -> str | None:
 def merge(lines: Sequence[Line]) -> list[Allocation]:
     """Sum the amounts of each (payment, charge) pair: one remittance per pair, in first-seen order."""
     totals: dict[tuple[str, str], int] = {}
+    wheres: dict[tuple[str, str], tuple[str, ...]] = {}
     for line in lines:
         pair = (line.payment_key, line.charge_key)
         totals[pair] = totals.get(pair, 0) + line.amount_cents
-    return [Allocation(p, c, cents) for (p, c), cents in totals.items()]
+        wheres[pair] = (*wheres.get(pair, ()), line.where)
+    return [Allocation(p, c, cents, wheres[p, c]) for (p, c), cents in totals.items()]

@@ -72,13 +72,14 @@ def add_payment(
     status: str = "ready",
     note: str | None = None,
     method: str | None = "check",
+    reference: str | None = None,
 ) -> int:
     with write_txn(conn):
         cur = conn.execute(
             "INSERT INTO payments (payment_key, client_id, received_date, amount_cents, apply_to, entered_apply_to,"
-            " event_id, method, status, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " event_id, method, status, note, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, _id(conn, "clients", "client_key", client), date, amount_cents, apply_to, apply_to,
-             _id(conn, "events", "event_key", event), method, status, note),
+             _id(conn, "events", "event_key", event), method, status, note, reference),
         )
         if status == "ready" and apply_to != "specific":
             mark_for_job(conn, [_id(conn, "clients", "client_key", client) or 0])

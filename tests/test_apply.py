@@ -91,9 +91,34 @@ def test_apply_creates_ready_manual_remittances_with_staff(ledger: sqlite3.Conne
                      ("apply", "clerk1", NOW, "Y", "PR", result.applied[1].remittance_id)]
 
 
-def test_amounts_to_the_same_charge_become_one_remittance(ledger: sqlite3.Connection) -> None:
-    result = apply(ledger, "Y", "X=10", "X=15.50", "Z=5")
-    assert [(a.charge_key, a.amount_cents) for a in result.applied] == [("X", 2550), ("Z", 500)]
+def test_a_charge_given_twice_on_the_command_line_is_refused_not_added_up(
+    ledger: sqlite3.Connection, dump: Dump
+) -> None:
+    # `apply Y X=5 X=5` is most likely a typo for another charge: not a 10.00 remittance to X.
+    assert refused(ledger, dump, "Y", "X=5", "Z=5", " X =5", "X=1") == [
+        "argument 3 ( X =5): charge X is already given in argument 1 (X=5); give each charge once,"
+        " with its whole amount",
+        "argument 4 (X=1): charge X is already given in argument 1 (X=5); give each charge once,"
+        " with its whole amount",
+    ]
+    r = rid(apply(ledger, "Y", "X=10"))
+    before = dump()
+    with pytest.raises(ProblemsError) as info:
+        clerk.reallocate(ledger, r, ["Z=3", "Z=2"], reason="x", now=NOW, staff="c")
+    assert [str(p) for p in info.value.problems] == [
+        "argument 2 (Z=2): charge Z is already given in argument 1 (Z=3); give each charge once, with its whole amount"]
+    assert dump() == before
+
+
+def test_rows_of_a_file_to_the_same_charge_become_one_remittance_naming_its_lines(
+    ledger: sqlite3.Connection, tmp_path: Path
+) -> None:
+    # A file (an export, a worksheet) may well hold several rows for one charge: added up, and the
+    # remittance says which lines it holds, so that a row copied twice by mistake shows.
+    path = write(tmp_path, "payment_id,charge_id,amount\nY,X,10\nY,Z,5\nY,X,15.50\n")
+    result = clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
+    assert [(a.charge_key, a.amount_cents, a.wheres) for a in result.applied] == [
+        ("X", 2550, ("line 2", "line 4")), ("Z", 500, ("line 3",))]
     assert len(live(ledger)) == 2
 
 
@@ -113,8 +138,8 @@ def test_apply_exactly_the_whole_payment_and_balance(ledger: sqlite3.Connection)
         ("Y", ["B=1"], ["charge B belongs to client C-2, not to client C-1 of payment Y"]),
         ("P-404", ["X=1"], ["payment P-404 is not in the ledger"]),
         ("Y", ["CH-404=1"], ["charge CH-404 is not in the ledger"]),
-        ("Y", ["X=1.005", "X"], ["argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)",
-                                 "argument 1 (X=1.005): '1.005' is not an amount like 1,234.50"]),
+        ("Y", ["X=1.005", "X"], ["argument 1 (X=1.005): '1.005' has more than 2 decimals: an amount is in whole cents, like 1,234.50",
+                                 "argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)"]),
         ("Y", ["X=0"], ["argument 1 (X=0): amount must be greater than 0.00"]),
         ("Y", ["Z=60.01"], ["60.01 exceeds the 50.00 balance of charge Z",
                             "60.01 exceeds the 60.00 unapplied on payment Y"]),
@@ -158,6 +183,19 @@ def test_apply_file_several_payments_at_once(ledger: sqlite3.Connection, tmp_pat
     assert (f["Y"], f["Y2"], f["X"], f["Z"]) == (0, 0, 4700, 3000)
 
 
+def test_apply_file_reads_its_header_as_import_does(ledger: sqlite3.Connection, tmp_path: Path, dump: Dump) -> None:
+    # A spreadsheet's titles: " Payment ID", "Charge-ID", "AMOUNT" (import takes them; so does apply).
+    path = write(tmp_path, " Payment ID,Charge-ID,AMOUNT,Memo,\nY,X,40.00,a,\n")
+    result = clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
+    assert result.ignored_columns == ["Memo", "(blank)"]
+    assert figures(ledger)["X"] == 14700
+    before = dump()
+    with pytest.raises(InputError, match="column amount appears twice in its header"):
+        clerk.apply_file(ledger, write(tmp_path, "payment_id,charge_id,amount,Amount\nY,X,1,100\n"), now=NOW,
+                         staff="clerk1")
+    assert dump() == before
+
+
 def test_apply_file_reports_every_problem_with_its_line(
     ledger: sqlite3.Connection, dump: Dump, tmp_path: Path
 ) -> None:
@@ -166,8 +204,8 @@ def test_apply_file_reports_every_problem_with_its_line(
     with pytest.raises(ProblemsError) as info:
         clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
     assert [str(p) for p in info.value.problems] == [
+        "line 4: charge INS is billed to insurance and is never allocated client payments",  # in line order
         "line 5: 'abc' is not an amount like 1,234.50",
-        "line 4: charge INS is billed to insurance and is never allocated client payments",
         "200.00 exceeds the 187.00 balance of charge X",
         "220.00 in total exceeds the 60.00 unapplied on payment Y",
     ]
@@ -205,8 +243,8 @@ def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
         clerk.apply_file(ledger, str(path), now=NOW, staff="clerk1")
     assert [str(p) for p in info.value.problems] == [
         "line 3: 2 fields, the header has 3",
-        "line 5: 4 fields, the header has 3",
         "line 4: charge CH-404 is not in the ledger",  # a file's problems of an id name the line
+        "line 5: 4 fields, the header has 3",
     ]
     assert dump() == before
 

@@ -151,6 +151,23 @@ def test_payment_commands(seeded: Cli, dump: Dump) -> None:
     assert "is void" in refused(cli, dump, "payment", "mode", "P-7", "oldest")
 
 
+def test_recording_a_check_twice_is_pointed_out(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "P-1", "C-1", "2026-11-20", 6000, apply_to="specific", reference="1042")
+    add_payment(conn, "P-V", "C-1", "2026-11-20", 6000, apply_to="specific", reference="1042", status="void")
+    record = ("payment", "record", "--client", "C-1", "--amount", "60", "--date", "2026-11-20", "--apply-to",
+              "specific", "--reference")
+    result = ok(cli(*record, "1042"))
+    key = result.stdout.strip()
+    assert result.stderr == (
+        f"warning: payment {key}: payment P-1 of the same client has the same amount, date and reference; if it is"
+        f' the same money, void this one: payalloc payment void {key} --reason "recorded twice"\n')
+    # Another check number, another client, or only a void payment alike: nothing to point out.
+    assert ok(cli(*record, "1043")).stderr == ""
+    add_payment(conn, "P-2", "C-2", "2026-11-20", 6000, apply_to="specific", reference="77")
+    assert ok(cli(*record[:3], "C-1", *record[4:], "77")).stderr == ""
+
+
 def test_unallocated_csv_has_the_same_columns_with_or_without_all(seeded: Cli, conn: sqlite3.Connection) -> None:
     cli = seeded
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
@@ -173,7 +190,8 @@ def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, d
     assert "payalloc payment ready PEND" in refused(cli, dump, "apply", "PEND", "X=1")
     err = refused(cli, dump, "apply", "Y", "INS=1", "B=1", "Q=1", "X=1,00")
     assert err.splitlines()[1:] == [
-        "  argument 4 (X=1,00): '1,00' is not an amount like 1,234.50",
+        "  argument 4 (X=1,00): '1,00' is not an amount like 1,234.50: a comma only groups thousands, cents come"
+        " after a point",
         "  charge INS is billed to insurance and is never allocated client payments",
         "  charge B belongs to client C-2, not to client C-1 of payment Y",
         "  charge Q is not in the ledger",
@@ -202,6 +220,23 @@ def test_apply_file_and_stdin(seeded: Cli, conn: sqlite3.Connection, dump: Dump,
     checked(cli)
 
 
+def test_a_repeated_charge_is_refused_on_the_command_line_and_named_in_a_file(
+    seeded: Cli, conn: sqlite3.Connection, dump: Dump
+) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    assert refused(cli, dump, "apply", "Y", "X=5", "X=5").splitlines() == [
+        "error: nothing was applied: 1 problem with the allocations",
+        "  argument 2 (X=5): charge X is already given in argument 1 (X=5); give each charge once, with its whole"
+        " amount",
+    ]
+    result = ok(cli("apply", "--file", "-", input="payment_id,charge_id,amount\nY,X,5\nY,X,5\n"))
+    rid = json.loads(ok(cli("remittances", "list", "--json")).stdout)[0]["id"]
+    assert (f"warning: line 2 and line 3 each allocate payment Y to charge X: added up into remittance {rid}"
+            " (10.00)") in result.stderr
+    assert "applied 10.00 in 1 remittance" in result.stderr
+
+
 def test_unapply_partial_and_job_warning(seeded: Cli, conn: sqlite3.Connection) -> None:
     cli = seeded
     add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
@@ -213,6 +248,37 @@ def test_unapply_partial_and_job_warning(seeded: Cli, conn: sqlite3.Connection) 
     kept = next(r for r in rows if r["status"] == "ready")
     out = ok(cli("unapply", str(kept["id"]), "--reason", "x")).stderr
     assert "warning: payment Y applies to oldest: the next run-job will apply this money again" in out
+    checked(cli)
+
+
+def test_unapplying_a_posted_remittance_says_the_journal_got_reversing_lines(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    rid = json.loads(ok(cli("apply", "Y", "X=60", "--json")).stdout)[0]["id"]
+    ok(cli("gl", "map", "unapplied_default", "2150"))
+    ok(cli("gl", "map", "self_pay_ar", "1210"))
+    ok(cli("run-job", "-q"))
+    out = ok(cli("unapply", str(rid), "--reason", "wrong session")).stderr
+    assert out == (f"reversed remittance {rid} (60.00 of payment Y to charge X); 60.00 is unapplied again; it was"
+                   " posted, so reversing lines were written to the general ledger journal\n")
+    journal = json.loads(ok(cli("gl", "export", "--json")).stdout)
+    assert sorted((j["entry"], j["account"], j["debit"], j["credit"]) for j in journal if j["remittance_id"] == rid) == [
+        ("post", "1210", "0.00", "60.00"), ("post", "2150", "60.00", "0.00"),
+        ("reverse", "1210", "60.00", "0.00"), ("reverse", "2150", "0.00", "60.00")]
+    checked(cli)
+
+
+def test_voiding_a_payment_says_how_many_of_its_remittances_were_posted(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    ok(cli("apply", "Y", "X=40", "Z=10"))
+    ok(cli("gl", "map", "unapplied_default", "2150"))
+    ok(cli("gl", "map", "self_pay_ar", "1210"))
+    ok(cli("run-job", "-q"))
+    ok(cli("apply", "Y", "Z=5"))  # after the run: still ready
+    assert ok(cli("payment", "void", "Y", "--reason", "check returned NSF")).stderr == (
+        "payment Y is void; reversed 3 remittances (55.00); 2 of them were posted, so reversing lines were written"
+        " to the general ledger journal\n")
     checked(cli)
 
 
@@ -304,9 +370,32 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     result = seeded("event", "list", "--status", "bogus")
     assert result.exit_code == 2 and "'bogus' is not one of 'scheduled', 'done', 'deleted'" in result.stderr
     assert dump() == before
-    assert seeded("apply").exit_code == 2
-    assert seeded("apply", "Y", "X=1", "--file", "f.csv").exit_code == 2
+    # The same one-sentence style as the other usage errors, not Click's "Invalid value:" with no name.
+    result = seeded("apply")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F (see payalloc apply --help)\n")
+    result = seeded("apply", "Y", "X=1", "--file", "f.csv")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file F, not both\n")
     assert seeded("payment", "mode", "Y", "event").exit_code == 2
+
+
+@pytest.mark.parametrize("command", [
+    ("payment", "ready"), ("payment", "void"), ("payment", "mode"), ("payment", "show"), ("client", "show"),
+    ("apply",), ("unapply",), ("reallocate",), ("event", "done"), ("import",), ("backup",),
+])
+def test_usage_lines_name_the_arguments_as_the_readme_does(cli: Cli, command: tuple[str, ...]) -> None:
+    # "payment void [OPTIONS] {payment_id}" beside "unapply [OPTIONS] {REMITTANCE_ID}": one way, the README's.
+    usage = ok(cli(*command, "--help")).stdout.splitlines()[0]
+    assert not re.search(r"[{\[][a-z]", usage), usage
+
+
+def test_apply_help_shows_both_ways_and_what_happens_to_a_repeated_charge(cli: Cli) -> None:
+    text = " ".join(ok(cli("apply", "--help")).stdout.split())
+    assert "Example: payalloc apply P-1042 CH-104=60.00 CH-105=27.00" in text
+    assert "Example: payalloc apply --file allocations.csv" in text
+    assert "header row payment_id,charge_id,amount" in text
+    assert "a charge given twice is refused" in text
 
 
 @pytest.mark.parametrize("width", [80, 60, 50])

@@ -147,6 +147,7 @@ def test_delete_on_a_terminal_asks_for_confirmation(
     declined = cli("event", "delete", "E1", input="n\n")
     assert declined.exit_code == 3 and "payment P1 (pending, 50.00 unapplied) is attached" in declined.stderr
     assert "not deleted" in declined.stderr and dump() == before
+    assert "Delete the event and make this payment apply to specific charges? [y/N]" in declined.output
     confirmed = cli("event", "delete", "E1", input="y\n")
     assert confirmed.exit_code == 0
     assert status(conn, "E1") == "deleted" and apply_to(conn, "P1") == "specific"

@@ -272,7 +272,7 @@ def test_bad_last_row_of_a_big_file_writes_nothing(cli: Cli, conn: sqlite3.Conne
     before = dump()
     result = cli("import", "charges", str(path))
     assert result.exit_code == 3
-    assert f"big.csv: line {BIG + 1}, column amount: '10.005' is not an amount like 1,234.50" in result.stderr
+    assert f"big.csv: line {BIG + 1}, column amount: '10.005' has more than 2 decimals: an amount is in whole cents, like 1,234.50" in result.stderr
     assert "nothing was imported" in result.stderr
     assert dump() == before
     assert conn.execute("SELECT count(*) FROM charges").fetchone() == (0,)
@@ -1046,7 +1046,7 @@ def test_line_numbers_count_physical_lines_after_a_multi_line_note(conn: sqlite3
             "Q2,C-1001,2026-01-01,5.001,oldest,\r\n")
     with pytest.raises(ProblemsError) as info:
         imp(conn, "payments", text, name="p.csv")
-    assert problems_of(info.value) == ["p.csv: line 4, column amount: '5.001' is not an amount like 1,234.50"]
+    assert problems_of(info.value) == ["p.csv: line 4, column amount: '5.001' has more than 2 decimals: an amount is in whole cents, like 1,234.50"]
     assert imp(conn, "payments", text.replace("5.001", "5.01")).inserted == 2
     assert conn.execute("SELECT note FROM payments WHERE payment_key = 'Q1'").fetchone() == ("first line\r\nsecond line",)
 

@@ -193,6 +193,23 @@ def test_remittances_unknown_ids_and_bad_status(cli: Cli, ledger: sqlite3.Connec
     assert cli("remittances", "list", "--status", "done").exit_code == 2
 
 
+@pytest.mark.parametrize("listing", [("payment", "list"), ("remittances", "list"), ("event", "list"), ("audit",)])
+def test_an_empty_filter_is_refused_not_read_as_no_filter(cli: Cli, ledger: sqlite3.Connection,
+                                                          listing: tuple[str, ...]) -> None:
+    # `payalloc payment list --client "$ID" --json` with $ID unset listed every client's payments.
+    result = cli(*listing, "--client", " ", "--json")
+    assert (result.exit_code, result.stderr, result.stdout) == (3, "error: client_id is empty\n", "")
+    # ... and a filter is trimmed as every id is (C-1003 was 'not in the ledger').
+    assert {r["client_id"] for r in js(cli, *listing, "--client", " C-1003 ")} <= {"C-1003"}
+
+
+def test_an_empty_payment_filter_is_refused_and_a_padded_one_trimmed(cli: Cli, ledger: sqlite3.Connection) -> None:
+    cli("apply", "P-3004", "CH-2013=60.00")
+    result = cli("remittances", "list", "--payment", "")
+    assert (result.exit_code, result.stderr, result.stdout) == (3, "error: payment_id is empty\n", "")
+    assert [r["charge_id"] for r in js(cli, "remittances", "list", "--payment", "P-3004 ")] == ["CH-2013"]
+
+
 def test_remittances_csv_has_the_json_fields_and_numeric_amounts(cli: Cli, ledger: sqlite3.Connection) -> None:
     cli("run-job")
     cli("apply", "P-3004", "CH-2013=60.00")

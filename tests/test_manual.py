@@ -110,7 +110,7 @@ def test_malformed_pairs_and_amounts_are_problems_with_their_place() -> None:
     lines, more = parse_lines(raw)
     assert [(x.charge_key, x.amount_cents) for x in lines] == [("X", 1000), ("K=v", 100)]
     assert reasons(more) == [
-        "argument 5 (W=1.234): '1.234' is not an amount like 1,234.50",
+        "argument 5 (W=1.234): '1.234' has more than 2 decimals: an amount is in whole cents, like 1,234.50",
         "argument 6 (V=abc): 'abc' is not an amount like 1,234.50",
     ]
 

@@ -133,6 +133,23 @@ def test_error_messages_say_what_is_wrong() -> None:
         parse_cents("1000000000.01")
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    # A clerk who types a refund, a fraction of a cent or a European decimal comma is told which it is.
+    ("-5", "'-5' is negative: an amount must be greater than 0.00"),
+    ("-$1,234.50", "'-$1,234.50' is negative: an amount must be greater than 0.00"),
+    ("$-5.00", "'$-5.00' is negative: an amount must be greater than 0.00"),
+    ("60.001", "'60.001' has more than 2 decimals: an amount is in whole cents, like 1,234.50"),
+    ("$1,234.505", "'$1,234.505' has more than 2 decimals: an amount is in whole cents, like 1,234.50"),
+    ("12,50", "'12,50' is not an amount like 1,234.50: a comma only groups thousands, cents come after a point"),
+    ("--5", "'--5' is not an amount like 1,234.50"),
+    ("1e3", "'1e3' is not an amount like 1,234.50"),
+])
+def test_a_refused_amount_says_why_when_the_reason_is_plain(text: str, message: str) -> None:
+    with pytest.raises(MoneyError) as info:
+        parse_cents(text)
+    assert str(info.value) == message
+
+
 def test_format() -> None:
     assert format_cents(123450) == "1,234.50"
     assert plain_cents(123450) == "1234.50"

@@ -120,8 +120,8 @@ def test_record_pending_and_event_payment(ledger: sqlite3.Connection) -> None:
     [
         ({"client": "C-404"}, NotFound, "client C-404 is not in the ledger"),
         ({"amount": "0"}, InputError, "amount must be greater than 0.00"),
-        ({"amount": "1.234"}, InputError, "'1.234' is not an amount"),
-        ({"amount": "-5"}, InputError, "is not an amount"),
+        ({"amount": "1.234"}, InputError, "'1.234' has more than 2 decimals"),
+        ({"amount": "-5"}, InputError, "'-5' is negative: an amount must be greater than 0.00"),
         ({"date": "11/20/2026"}, InputError, "YYYY-MM-DD"),
         ({"date": "2026-02-30"}, InputError, "not a real calendar date"),
         ({"apply_to": "newest"}, InputError, "apply-to 'newest' is not one of oldest, specific, event"),

@@ -125,7 +125,7 @@ class Model:
 
     # --- rule 3, as the spec states it -----------------------------------------------------
     def apply_ok(self, lines: list[tuple[str, str, int]]) -> bool:
-        if not lines:
+        if not lines or len({(p, c) for p, c, _ in lines}) < len(lines):  # a charge typed twice: refused
             return False
         per_payment: Counter[str] = Counter()
         per_charge: Counter[str] = Counter()

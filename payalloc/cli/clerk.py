@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, ReasonOpt, one_format, whole_number
+from payalloc.cli.common import REVERSED_IN_GL, CsvOpt, JsonOpt, ReasonOpt, one_format, whole_number
 from payalloc.cli.state import STATE
 from payalloc.errors import UsageError
 
@@ -109,7 +109,8 @@ def _applied_table(applied: list[Applied]) -> None:
 
 
 def apply(
-    payment_id: Annotated[str | None, typer.Argument(help="The payment to allocate.", show_default=False)] = None,
+    payment_id: Annotated[str | None, typer.Argument(help="The payment to allocate.", show_default=False,
+                                                           metavar="PAYMENT_ID")] = None,
     pairs: PairsArg = None,
     file: Annotated[
         str | None, typer.Option("--file", help="CSV with payment_id,charge_id,amount rows (- = stdin).")
@@ -118,12 +119,19 @@ def apply(
 ) -> None:
     """Allocate specific payments to charges by hand: the whole set, or nothing with every reason.
 
+    Give each charge once (a charge given twice is refused). A --file has a header row
+    payment_id,charge_id,amount and may allocate several payments; its rows for the same payment
+    and charge are added up into one remittance, with a warning naming the lines.
+
     Example: payalloc apply P-1042 CH-104=60.00 CH-105=27.00
+
+    Example: payalloc apply --file allocations.csv
     """
+    # One style for the three: "error: ..." and exit 2, as every other usage error of payalloc.
     if file is not None and (payment_id is not None or pairs):
-        raise typer.BadParameter("give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file, not both")
+        raise UsageError("give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file F, not both")
     if file is None and payment_id is None:
-        raise typer.BadParameter("give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F")
+        raise UsageError("give PAYMENT_ID CHARGE_ID=AMOUNT... or --file F (see payalloc apply --help)")
     if file is None and not pairs:
         raise UsageError("give CHARGE_ID=AMOUNT pairs after the payment id, or --file F")
     from payalloc.dates import utc_now
@@ -139,6 +147,11 @@ def apply(
     if result.ignored_columns:
         output.warn(f"ignored unknown column{'s' if len(result.ignored_columns) != 1 else ''}: "
                     + ", ".join(result.ignored_columns))
+    for a in result.applied:
+        if len(a.wheres) > 1:  # only a file's rows are added up; on the command line a repeat is refused
+            output.warn(f"{', '.join(a.wheres[:-1])} and {a.wheres[-1]} each allocate payment {a.payment_key} to"
+                        f" charge {a.charge_key}: added up into remittance {a.remittance_id}"
+                        f" ({format_cents(a.amount_cents)})")
     if json_out:
         output.emit_json([_applied_json(a) for a in result.applied])
         return
@@ -155,6 +168,8 @@ def _unapply_message(r: UnapplyResult) -> None:
             f" to charge {rem.charge_key}); {format_cents(r.unapplied_cents)} is unapplied again")
     if r.kept_id is not None:
         text += f"; {format_cents(r.kept_cents)} stays applied as remittance {r.kept_id}"
+    if rem.status == "posted":  # rule 5: history is not edited, a reversing entry is added
+        text += f"; it was posted, {REVERSED_IN_GL}"
     output.message(text)
     if r.payment_apply_to != "specific":
         output.warn(

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def show(
-    client_id: Annotated[str, typer.Argument(help="The client's id.", show_default=False)],
+    client_id: Annotated[str, typer.Argument(help="The client's id.", show_default=False, metavar="CLIENT_ID")],
     json_out: JsonOpt = False,
 ) -> None:
     """Show one client: the three figures, payments with notes, open self-pay charges oldest first,

@@ -25,6 +25,9 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the audit
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check and report without writing anything.")]
 
 
+# Rule 5: a posted remittance is reversed by a reversing entry; unapply and payment void say so alike.
+REVERSED_IN_GL = "so reversing lines were written to the general ledger journal"
+
 # SQLite's integers end at 2**63 - 1: a larger number cannot be an id (a usage error, not a crash).
 _MAX_INTEGER = 2**63 - 1
 

@@ -135,7 +135,8 @@ def delete(
                         f"payment {p['payment_id']} ({p['status']}, {unapplied} unapplied)"
                         f" is attached to event {event_id.strip()}"
                     )
-                if not typer.confirm("Delete the event and make these payments apply to specific charges?"):
+                which = "this payment" if len(attached) == 1 else f"these {len(attached)} payments"
+                if not typer.confirm(f"Delete the event and make {which} apply to specific charges?"):
                     raise InputError(f"event {event_id.strip()} was not deleted; nothing was changed")
                 confirmed = True
         change = events.delete_event(conn, event_id, now=utc_now(), staff=STATE.staff, confirmed=confirmed,

@@ -24,8 +24,8 @@ class Kind(StrEnum):
 
 
 def import_file(
-    kind: Annotated[Kind, typer.Argument(help="What the file holds.")],
-    file: Annotated[str, typer.Argument(help="CSV file (UTF-8, header row), or - for standard input.")],
+    kind: Annotated[Kind, typer.Argument(help="What the file holds: clients, events, charges or payments.", metavar="KIND")],
+    file: Annotated[str, typer.Argument(help="CSV file (UTF-8, header row), or - for standard input.", metavar="FILE")],
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:

@@ -56,7 +56,7 @@ def check(json_out: JsonOpt = False) -> None:
 
 
 def backup(
-    dest: Annotated[Path, typer.Argument(help="File to write the copy to (created owner-only, 0600).")],
+    dest: Annotated[Path, typer.Argument(help="File to write the copy to (created owner-only, 0600).", metavar="DEST")],
     force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
 ) -> None:
     """Copy the ledger to DEST, consistently even while others write, then check the copy.

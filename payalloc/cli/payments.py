@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import ApplyTo, JsonOpt, ReasonOpt
+from payalloc.cli.common import REVERSED_IN_GL, ApplyTo, JsonOpt, ReasonOpt
 from payalloc.cli.state import STATE
 
-PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False)]
+PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False, metavar="PAYMENT_ID")]
 
 
 
@@ -59,7 +59,12 @@ def record(
             apply_to=apply_to.value, event=event, method=method.value if method else None, reference=reference,
             note=note, payer_name=payer_name, pending=pending, payment_id=payment_id,
         )
+        twins = payments.look_alikes(conn, key)
     output.line(key)
+    if twins:  # recorded all the same: two equal checks on one day happen, but rarely
+        output.warn(f"payment {key}: {'payments' if len(twins) > 1 else 'payment'} {', '.join(twins)} of the same"
+                    f" client {'have' if len(twins) > 1 else 'has'} the same amount, date and reference; if it is the"
+                    f" same money, void this one: payalloc payment void {key} --reason \"recorded twice\"")
     if parse_date(date) > now[:10]:  # a typo, most likely: money is not received in the future
         output.warn(f"payment {key}: its received date {parse_date(date)} is after today ({now[:10]}, UTC)")
 
@@ -92,9 +97,11 @@ def void(payment_id: PaymentArg, reason: ReasonOpt) -> None:
     if not count:
         output.message(f"payment {result.payment_key} is void; it had no remittances to reverse")
         return
+    posted = result.posted_count
     output.message(
         f"payment {result.payment_key} is void; reversed {count} remittance{'s' if count != 1 else ''}"
         f" ({format_cents(result.reversed_cents)})"
+        + (f"; {'it was' if count == 1 else f'{posted} of them were'} posted, {REVERSED_IN_GL}" if posted else "")
     )
 
 

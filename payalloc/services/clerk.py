@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from payalloc import manual
+from payalloc.csv_import import header_name
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
 from payalloc.ids import parse_id, parse_text
 from payalloc.ledger import audit
@@ -39,6 +40,7 @@ class Applied:
     created_at: str
     payment_unapplied_cents: int
     charge_balance_cents: int
+    wheres: tuple[str, ...] = ()  # the lines it adds up ("line 2", "line 5"): a file may name a pair twice
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,10 @@ def apply_pairs(
         parse_id(payment_key, "payment_id")
     except InputError as error:
         raise InputError(f"nothing was applied: {error}") from None
-    raw, problems = manual.pair_lines(payment_key, pairs)
-    if not raw and not problems:
+    if not pairs:
         raise InputError("nothing to apply: give CHARGE_ID=AMOUNT pairs after the payment id, or --file")
-    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff), [])
+    lines, problems = manual.pair_set(payment_key, pairs)
+    return ApplyResult(_apply(conn, lines, problems, now=now, staff=staff), [])
 
 
 def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> ApplyResult:
@@ -88,7 +90,8 @@ def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> 
     raw, ignored, problems = read_apply_file(path)
     if not raw and not problems:
         raise InputError(f"{path} has no allocation rows under its header")
-    return ApplyResult(_apply(conn, raw, problems, now=now, staff=staff, locate=True), ignored)
+    lines, more = manual.parse_lines(raw)
+    return ApplyResult(_apply(conn, lines, problems + more, now=now, staff=staff, locate=True), ignored)
 
 
 def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Problem]]:
@@ -106,25 +109,31 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Pr
         header = next(reader, None)
         if header is None:
             raise InputError(f"{path} is empty; it needs a header row: {','.join(FILE_COLUMNS)}")
-        names = [h.strip() for h in header]
+        names = [header_name(h) for h in header]  # "Payment ID" is payment_id, as for import
         missing = [c for c in FILE_COLUMNS if c not in names]
         if missing:
             raise InputError(
                 f"{path} has no column {', '.join(missing)} in its header (it needs {','.join(FILE_COLUMNS)})"
             )
+        twice = [c for c in FILE_COLUMNS if names.count(c) > 1]
+        if twice:  # which of the two would be the amount?
+            raise InputError(f"{path}: column {twice[0]} appears twice in its header")
         index = {c: names.index(c) for c in FILE_COLUMNS}
-        ignored = [n for n in names if n not in FILE_COLUMNS]
+        ignored = list(dict.fromkeys(h.strip() or "(blank)" for h, n in zip(header, names, strict=True)
+                                     if n not in FILE_COLUMNS))  # named as the file has them
         lines: list[manual.RawLine] = []
         problems: list[Problem] = []
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             if len(row) != len(names):
-                problems.append(Problem(f"line {reader.line_num}", f"{len(row)} fields, the header has {len(names)}"))
+                problems.append(Problem(f"line {reader.line_num}", f"{len(row)} fields, the header has {len(names)}",
+                                        reader.line_num))
                 continue
             lines.append(
                 manual.RawLine(
-                    f"line {reader.line_num}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]]
+                    f"line {reader.line_num}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]],
+                    reader.line_num,
                 )
             )
     except csv.Error as error:
@@ -146,11 +155,9 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _apply(
-    conn: sqlite3.Connection, raw: list[manual.RawLine], problems: list[Problem], *, now: str, staff: str,
+    conn: sqlite3.Connection, lines: list[manual.Line], problems: list[Problem], *, now: str, staff: str,
     locate: bool = False,
 ) -> list[Applied]:
-    lines, more = manual.parse_lines(raw)
-    problems = problems + more
     with write_txn(conn):
         return _check_and_write(conn, lines, problems, now=now, staff=staff, reason=None, locate=locate)
 
@@ -180,7 +187,7 @@ def _check_and_write(
     if problems:
         count = len(problems)
         raise ProblemsError(
-            f"{refused}: {count} problem{'s' if count != 1 else ''} with the allocations", problems
+            f"{refused}: {count} problem{'s' if count != 1 else ''} with the allocations", manual.in_order(problems)
         )
     applied_ids: list[tuple[int, manual.Allocation]] = []
     for allocation in manual.merge(lines):
@@ -202,7 +209,7 @@ def _check_and_write(
     return [
         Applied(
             remittance_id, a.payment_key, a.charge_key, payments[a.payment_key].client_key, a.amount_cents, staff, now,
-            after_payments[a.payment_key].unapplied_cents, after_charges[a.charge_key].balance_cents,
+            after_payments[a.payment_key].unapplied_cents, after_charges[a.charge_key].balance_cents, a.wheres,
         )
         for remittance_id, a in applied_ids
     ]
@@ -317,10 +324,9 @@ def reallocate(
                 f" ({payment.apply_to}); to allocate it by hand, change its mode first:"
                 f" payalloc payment mode {payment.key} specific"
             )
-        raw, problems = manual.pair_lines(payment.key, pairs)
-        lines, more = manual.parse_lines(raw)
+        lines, problems = manual.pair_set(payment.key, pairs)
         result = _unapply(conn, remittance_id, None, reason=reason, now=now, staff=staff)
-        applied = _check_and_write(conn, lines, problems + more, now=now, staff=staff, reason=reason,
+        applied = _check_and_write(conn, lines, problems, now=now, staff=staff, reason=reason,
                                    refused=f"nothing was changed (remittance {remittance_id} stays)")
         audit.record(
             conn, at=now, staff=staff, action="reallocate", client_key=payment.client_key, payment_key=payment.key,

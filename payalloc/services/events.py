@@ -35,7 +35,7 @@ class EventChange:
 
 
 def _event(conn: sqlite3.Connection, event_key: str) -> sql.EventRow:
-    key = parse_id(event_key, "event id")
+    key = parse_id(event_key, "event_id")
     row = sql.find(conn, key)
     if row is None:
         raise NotFound(f"event {key} is not in the ledger")
@@ -52,9 +52,9 @@ def add_event(
     staff: str,
 ) -> str:
     """Schedule an event for a client; returns its id (generated as EV-000123 when not given)."""
-    client = parse_id(client_key, "client id")
+    client = parse_id(client_key, "client_id")
     scheduled = parse_date(date)
-    key = None if event_key is None else parse_id(event_key, "event id")
+    key = None if event_key is None else parse_id(event_key, "event_id")
     with write_txn(conn):
         cid = sql.client_id(conn, client)
         if cid is None:
@@ -80,7 +80,7 @@ def list_events(
     with read_txn(conn):
         cid = None
         if client_key is not None:
-            client = parse_id(client_key, "client id")
+            client = parse_id(client_key, "client_id")
             cid = sql.client_id(conn, client)
             if cid is None:
                 raise NotFound(f"client {client} is not in the ledger")

@@ -12,19 +12,25 @@ from payalloc.ledger.connection import read_txn
 from payalloc.ledger.payments import find_client, find_payment
 
 
-def _client_id(conn: sqlite3.Connection, client_key: str) -> int:
-    client_key = parse_id(client_key, "client_id")
-    client = find_client(conn, client_key)
+def _client_id(conn: sqlite3.Connection, client_key: str | None) -> int | None:
+    """The filter's client, held to the rule of ids like every other: trimmed, and an empty one refused
+    (`--client "$ID"` with $ID unset must not list every client)."""
+    if client_key is None:
+        return None
+    key = parse_id(client_key, "client_id")
+    client = find_client(conn, key)
     if client is None:
-        raise NotFound(f"client {client_key} is not in the ledger")
+        raise NotFound(f"client {key} is not in the ledger")
     return client.id
 
 
-def _payment_id(conn: sqlite3.Connection, payment_key: str) -> int:
-    payment_key = parse_id(payment_key, "payment_id")
-    payment = find_payment(conn, payment_key)
+def _payment_id(conn: sqlite3.Connection, payment_key: str | None) -> int | None:
+    if payment_key is None:
+        return None
+    key = parse_id(payment_key, "payment_id")
+    payment = find_payment(conn, key)
     if payment is None:
-        raise NotFound(f"payment {payment_key} is not in the ledger")
+        raise NotFound(f"payment {key} is not in the ledger")
     return payment.id
 
 
@@ -37,7 +43,7 @@ def list_payments(
     conn: sqlite3.Connection, *, client: str | None = None, status: str | None = None, apply_to: str | None = None
 ) -> list[dict[str, Any]]:
     with read_txn(conn):
-        client_id = _client_id(conn, client) if client else None
+        client_id = _client_id(conn, client)
         return sql.payments(conn, client=client_id, status=status, apply_to=apply_to)
 
 
@@ -45,6 +51,6 @@ def list_remittances(
     conn: sqlite3.Connection, *, client: str | None = None, payment: str | None = None, status: str | None = None
 ) -> list[dict[str, Any]]:
     with read_txn(conn):
-        client_id = _client_id(conn, client) if client else None
-        payment_id = _payment_id(conn, payment) if payment else None
+        client_id = _client_id(conn, client)
+        payment_id = _payment_id(conn, payment)
         return sql.remittances(conn, client=client_id, payment=payment_id, status=status)

@@ -25,6 +25,7 @@ class VoidResult:
     payment_key: str
     reversed_ids: list[int]
     reversed_cents: int
+    posted_count: int = 0  # of the reversed ones, those posted: reversing lines went to the journal
 
 
 def record_payment(
@@ -91,6 +92,17 @@ def record_payment(
     return key
 
 
+def look_alikes(conn: sqlite3.Connection, payment_key: str) -> list[str]:
+    """The client's other payments, not void, with the same amount, received date and reference as
+    this one: the same check recorded twice, or typed in after the bank file brought it."""
+    payment = ledger.find_payment(conn, payment_key)
+    if payment is None:
+        return []
+    same = (payment.amount_cents, payment.received_date, payment.reference)
+    return [p.key for p in ledger.payments_of_client(conn, payment.client_id)
+            if p.id != payment.id and p.status != "void" and (p.amount_cents, p.received_date, p.reference) == same]
+
+
 def _new_key(conn: sqlite3.Connection, now: str) -> str:
     # P-<entry date>-<6 hex>: sortable by day, and a collision is retried, never overwritten.
     day = now[:10].replace("-", "")
@@ -138,11 +150,12 @@ def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now
         if payment.status == "void":
             raise InputError(f"payment {payment.key} is already void")
         reversed_ids: list[int] = []
-        reversed_cents = 0
+        reversed_cents = posted_count = 0
         batch_id: int | None = None
         for remittance in remittance_ledger.remittances_of_payment(conn, payment.id):
             if remittance.status == "reversed":
                 continue
+            posted_count += remittance.status == "posted"
             if remittance.status == "posted" and batch_id is None:
                 # One reversing batch for all of the payment's posted remittances.
                 batch_id = remittance_ledger.new_reverse_batch(conn, staff=staff, now=now)
@@ -159,7 +172,7 @@ def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now
             detail={"amount": plain_cents(payment.amount_cents), "reversed_remittances": reversed_ids,
                     "reversed": plain_cents(reversed_cents)},
         )
-    return VoidResult(payment.key, reversed_ids, reversed_cents)
+    return VoidResult(payment.key, reversed_ids, reversed_cents, posted_count)
 
 
 @dataclass(frozen=True)
