@@ -217,6 +217,8 @@ def header_name(cell: str) -> str:
     """A header cell as a column name, as people title columns in a spreadsheet: " Client ID " and
     "Responsible-Party" are client_id and responsible_party."""
     return _HEADER_GAPS.sub("_", cell.strip().lower())
+
+
 _CACHE_LIMIT = 100_000
 # A column of ids in printable ASCII without spaces: none needs trimming, none is too long.
 _PLAIN_IDS = re.compile(rf"[!-~]{{0,{MAX_ID_LENGTH}}}(?:\n[!-~]{{0,{MAX_ID_LENGTH}}})*")

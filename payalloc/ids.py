@@ -28,3 +28,11 @@ def parse_text(text: str, what: str) -> str:
     if any("\ud800" <= char <= "\udfff" for char in value):
         raise InputError(f"{what} is not UTF-8 text; check the encoding of the terminal or script that gave it")
     return value
+
+
+def parse_reason(text: str, hint: str = "say why, it is kept in the audit trail") -> str:
+    """--reason of a correction (unapply, reallocate, void): free text that may not be empty."""
+    reason = parse_text(text, "--reason")
+    if not reason:
+        raise InputError(f"--reason must not be empty: {hint}")
+    return reason

@@ -17,7 +17,7 @@ from pathlib import Path
 from payalloc import manual
 from payalloc.csv_import import header_name
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
-from payalloc.ids import parse_id, parse_text
+from payalloc.ids import parse_id, parse_reason
 from payalloc.ledger import audit
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as ledger
@@ -218,13 +218,6 @@ def _check_and_write(
 # --- unapply and reallocate ------------------------------------------------------------------------
 
 
-def _reason(reason: str) -> str:
-    reason = parse_text(reason, "--reason")
-    if not reason:
-        raise InputError("--reason must not be empty: say why, it is kept in the audit trail")
-    return reason
-
-
 def _live_remittance(conn: sqlite3.Connection, remittance_id: int) -> ledger.RemittanceRow:
     remittance = ledger.find_remittance(conn, remittance_id)
     if remittance is None:
@@ -245,7 +238,7 @@ def unapply(
 ) -> UnapplyResult:
     """Reverse a remittance (rule 5); with `amount` below its amount, the rest stays applied
     as a new remittance that replaces it, in the same transaction."""
-    reason = _reason(reason)
+    reason = parse_reason(reason)
     amount_cents = parse_cents(amount) if amount is not None else None
     with write_txn(conn):
         result = _unapply(conn, remittance_id, amount_cents, reason=reason, now=now, staff=staff)
@@ -312,7 +305,7 @@ def reallocate(
     The new allocations are checked against the ledger as it is after the unapply. Only
     `specific` payments: the job, not the clerk, decides where oldest and event payments go (rule 2).
     """
-    reason = _reason(reason)
+    reason = parse_reason(reason)
     if not pairs:
         raise InputError("nothing to reallocate to: give CHARGE_ID=AMOUNT pairs")
     with write_txn(conn):

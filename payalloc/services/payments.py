@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
-from payalloc.ids import parse_id, parse_text
+from payalloc.ids import parse_id, parse_reason, parse_text
 from payalloc.ledger import audit
 from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
@@ -142,9 +142,7 @@ def mark_ready(conn: sqlite3.Connection, payment_key: str, *, now: str, staff: s
 
 def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now: str, staff: str) -> VoidResult:
     """Void a payment (bounced check): reverse all its remittances, then mark it void — one transaction."""
-    reason = parse_text(reason, "--reason")
-    if not reason:
-        raise InputError("--reason must not be empty: say why the payment is voided")
+    reason = parse_reason(reason, "say why the payment is voided")
     with write_txn(conn):
         payment = _payment(conn, payment_key)
         if payment.status == "void":
