@@ -551,7 +551,7 @@ class CsvFile:
         row = _Row(cells, self.index)
         record = self.parse(row)
         if row.problems:
-            batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason, line)
+            batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason, line, column)
                                   for column, reason in row.problems)
             return True
         batch.rows.append((line, record))

@@ -61,6 +61,7 @@ class Problem:
     where: str
     reason: str
     line: int = 0  # the file line it is on, to list problems in file order (0: not about a line)
+    column: str = ""  # the CSV column it is about, for `import --json` ("" : the whole row)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}" if self.where else self.reason

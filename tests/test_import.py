@@ -559,8 +559,40 @@ def test_json_summary_fields(cli: Cli, tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {
         "kind": "clients", "file": str(path), "inserted": 2, "updated": 0, "unchanged": 0, "dry_run": False,
-        "warnings": [f"{path}: ignoring unknown column extra"],
+        "refused": False, "warnings": [f"{path}: ignoring unknown column extra"],
     }
+
+
+def test_json_of_a_refused_file_locates_each_problem_on_stdout(cli: Cli, tmp_path: Path,
+                                                               dump: Callable[[], list[str]]) -> None:
+    path = write(tmp_path, "c.csv", ["client_id,name,responsible_party", "C1,Ann Lee,", ",Bo Diaz,", "C3,x", "C1,Cy Ng,"])
+    before = dump()
+    result = cli("import", "clients", str(path), "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout) == {
+        "kind": "clients", "file": str(path), "dry_run": False, "refused": True,
+        "error": f"{path}: 3 problems; nothing was imported", "problem_count": 3,
+        "problems": [
+            {"line": 3, "column": "client_id", "reason": "is required"},
+            {"line": 4, "column": None, "reason": "has 2 fields but the header has 3"},
+            {"line": 5, "column": "client_id", "reason": "client_id C1 appears twice in this file (first on line 2)"},
+        ],
+    }
+    assert "Ann Lee" not in result.stdout and "Cy Ng" not in result.stdout  # ids, not patients
+    assert f"{path}: line 3, column client_id: is required" in result.stderr  # the sentences stay
+    assert dump() == before
+
+
+def test_json_of_a_file_refused_whole_says_why(cli: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", b"client_id,name\nC1,\"Ann\nC2,Bo\n")
+    result = cli("import", "clients", str(path), "--dry-run", "--json")
+    assert result.exit_code == 3
+    refusal = json.loads(result.stdout)
+    assert (refusal["refused"], refusal["dry_run"], refusal["problem_count"], refusal["problems"]) == (True, True, 0, [])
+    assert refusal["error"].startswith(f"{path}: line 2: a quoted field that starts here is never closed")
+    missing = cli("import", "clients", str(tmp_path / "nope.csv"), "--json")
+    assert missing.exit_code == 3
+    assert json.loads(missing.stdout)["error"] == f"file {tmp_path / 'nope.csv'} does not exist"
 
 
 def test_stdin(cli: Cli, ledger_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,7 +13,10 @@ from payalloc.cli import output
 from payalloc.cli.common import DryRunOpt, JsonOpt
 from payalloc.cli.state import STATE
 from payalloc.dates import utc_now
-from payalloc.errors import InputError
+from payalloc.errors import InputError, ProblemsError
+
+if TYPE_CHECKING:
+    from payalloc.services.imports import ImportSummary
 
 
 class Kind(StrEnum):
@@ -35,21 +38,17 @@ def import_file(
     updated (name, responsible party, event scheduled -> done); a known charge or payment
     with different content is refused.
 
+    With --json, one object on stdout either way: the counts, or "refused": true with
+    each problem's line, column and reason (exit 3).
+
     Example: payalloc import charges exports/charges-2026-11.csv --dry-run
     """
-    from payalloc.services.imports import import_csv
-
-    with STATE.ledger() as conn:
-        raw, name, size = _open(file)
-        try:
-            with output.progress(size or 0, f"importing {kind.value}") as bar:
-                summary = import_csv(
-                    conn, kind.value, raw, name, now=utc_now(), staff=STATE.staff, dry_run=dry_run,
-                    on_progress=bar.advance_to,
-                )
-        finally:
-            if raw is not sys.stdin.buffer:
-                raw.close()
+    try:
+        summary = _import(kind.value, file, dry_run)
+    except InputError as error:
+        if json_out:  # a script reads why from stdout too; the sentences still go to stderr
+            output.emit_json(_refusal(kind.value, "stdin" if file == "-" else file, dry_run, error))
+        raise
     for warning in summary.warnings:
         output.warn(warning)
     if json_out:
@@ -57,9 +56,37 @@ def import_file(
         return
     verb = "would import" if dry_run else "imported"
     output.line(
-        f"{name}: {verb} {summary.inserted} new, {summary.updated} updated, {summary.unchanged} unchanged "
+        f"{summary.file}: {verb} {summary.inserted} new, {summary.updated} updated, {summary.unchanged} unchanged "
         f"{kind.value}" + (" (dry run: nothing written)" if dry_run else "")
     )
+
+
+def _import(kind: str, file: str, dry_run: bool) -> ImportSummary:
+    from payalloc.services.imports import import_csv
+
+    with STATE.ledger() as conn:
+        raw, name, size = _open(file)
+        try:
+            with output.progress(size or 0, f"importing {kind}") as bar:
+                return import_csv(
+                    conn, kind, raw, name, now=utc_now(), staff=STATE.staff, dry_run=dry_run,
+                    on_progress=bar.advance_to,
+                )
+        finally:
+            if raw is not sys.stdin.buffer:
+                raw.close()
+
+
+def _refusal(kind: str, name: str, dry_run: bool, error: InputError) -> dict[str, Any]:
+    """`import --json` of a refused file: why, and each row problem kept (the count says how many
+    there are in all). Reasons never quote a name or a note (csv_import.prose)."""
+    problems = error.problems if isinstance(error, ProblemsError) else []
+    return {
+        "kind": kind, "file": name, "dry_run": dry_run, "refused": True,
+        "error": error.summary if isinstance(error, ProblemsError) else str(error),
+        "problem_count": error.total if isinstance(error, ProblemsError) else 0,
+        "problems": [{"line": p.line or None, "column": p.column or None, "reason": p.reason} for p in problems],
+    }
 
 
 def _open(file: str) -> tuple[IO[bytes], str, int | None]:

@@ -49,7 +49,7 @@ class ImportSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "file": self.file, "inserted": self.inserted, "updated": self.updated,
-            "unchanged": self.unchanged, "dry_run": self.dry_run, "warnings": self.warnings,
+            "unchanged": self.unchanged, "dry_run": self.dry_run, "refused": False, "warnings": self.warnings,
         }
 
 
@@ -105,7 +105,7 @@ class _Importer:
         self.events: dict[str, tuple[int, int, str]] = {}
 
     def problem(self, line: int, column: str, reason: str) -> None:
-        self.problems.add(Problem(f"{self.name}: line {line}, column {column}", reason, line))
+        self.problems.add(Problem(f"{self.name}: line {line}, column {column}", reason, line, column))
 
     def unknown(self, line: int, column: str, key: str) -> None:
         """An id the ledger does not have; not quoted when it reads as a name (csv_import.prose)."""
