@@ -475,6 +475,7 @@ def test_at_least_twelve_distinct_codes_are_exercised() -> None:
 def test_clean_ledger_passes_with_counts_on_stderr(clean_ledger: Path, tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     shutil.copyfile(clean_ledger, path)
+    path.chmod(0o600)  # a copy is 0644 here, which check would warn about
     result = Cli(path)("check")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""

@@ -115,3 +115,12 @@ def test_init_warns_about_a_ledger_readable_by_others(cli, ledger_path: Path) ->
     result = cli("init")
     assert result.exit_code == 0
     assert "readable by others" in result.stderr
+
+
+def test_check_warns_about_a_ledger_readable_by_others(cli, ledger_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A copy made with cp or restored from a backup tool keeps no 0600: check is where it shows.
+    assert "readable by others" not in cli("check").stderr
+    ledger_path.chmod(0o640)
+    result = cli("check")
+    assert result.exit_code == 0  # a warning, not a violation of the ledger's invariants
+    assert f"ledger {ledger_path} is readable by others (mode 640)" in result.stderr

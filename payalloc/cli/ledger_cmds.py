@@ -22,9 +22,7 @@ def init() -> None:
         output.message(f"upgraded ledger {STATE.db}: applied {', '.join(applied)}")
     else:
         output.message(f"ledger {STATE.db} is up to date")
-    mode = STATE.db.stat().st_mode & 0o777
-    if mode & 0o077:
-        output.warn(f"ledger {STATE.db} is readable by others (mode {mode:o}); it holds health data: chmod 600 it")
+    output.warn_if_shared(STATE.db, STATE.shared_mode())
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -73,6 +73,11 @@ def error(text: str) -> None:
     message(f"error: {text}")
 
 
+def warn_if_shared(db: Path, mode: int | None) -> None:
+    if mode is not None:
+        warn(f"ledger {db} is readable by others (mode {mode:o}); it holds health data: chmod 600 it")
+
+
 def counted(n: int, noun: str) -> str:
     """"1 payment", "2 payments", "1,250 payments": a count with its noun, singular for one."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
