@@ -378,6 +378,14 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     assert (result.exit_code, result.stderr) == (
         2, "error: give either PAYMENT_ID CHARGE_ID=AMOUNT... or --file F, not both\n")
     assert seeded("payment", "mode", "Y", "event").exit_code == 2
+    # Click's own usage errors in that style too: one line naming the command's --help.
+    result = seeded("payment", "record", "--client", "C-1001")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: Missing option '--amount' (see payalloc payment record --help)\n")
+    result = seeded("import", "clientz", "f.csv")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: Invalid value for 'KIND': 'clientz' is not one of 'clients', 'events', 'charges', 'payments'"
+           " (see payalloc import --help)\n")
 
 
 @pytest.mark.parametrize("command", [

@@ -107,7 +107,8 @@ def test_client_show_and_unallocated_survive_markup(cli: Cli, conn: sqlite3.Conn
 def test_usage_errors_quote_the_command_line_without_bidi_characters(cli: Cli, args: tuple[str, ...]) -> None:
     result = cli(*args)
     assert result.exit_code == 2, result.stderr
-    assert "Error:" in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.endswith(" --help)\n")
+    assert result.stderr.count("\n") == 1  # one sentence, as every other error: no usage block
     assert not UNSAFE.search(result.stdout + result.stderr), repr(result.stderr)
 
 

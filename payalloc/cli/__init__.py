@@ -92,13 +92,22 @@ class _ErrorBoundary(TyperGroup):
 
 
 def _echo_safely(err: Exception) -> None:
-    """A usage error Typer prints quotes the user's words ("No such option: --x"): Typer escapes
-    C0/C1 controls in them but lets bidi and zero-width characters through, so strip those too."""
+    """A usage error in the one-sentence form of every other error ("error: Missing option
+    '--amount' (see payalloc payment record --help)"), not Click's four lines of usage, hint and
+    "Error:". It quotes the user's words ("No such option: --x"): Typer escapes C0/C1 controls in
+    them but lets bidi and zero-width characters through, so strip those too. A bare group name
+    (`payalloc payment`) still shows its help."""
     message = getattr(err, "message", None)
-    if isinstance(message, str):
-        from payalloc.cli import output
+    if not isinstance(message, str):
+        return
+    from payalloc.cli import output
 
-        err.message = output.safe(message)  # type: ignore[attr-defined]
+    err.message = output.safe(message)  # type: ignore[attr-defined]
+    ctx = getattr(err, "ctx", None)
+    if getattr(err, "exit_code", None) == 2 and ctx is not None and type(err).__name__ != "NoArgsIsHelpError":
+        sentence = err.format_message().rstrip(".")  # type: ignore[attr-defined]
+        output.error(f"{sentence} (see {output.safe(ctx.command_path)} --help)")
+        raise typer.Exit(2) from None
 
 
 def _stop(err: KeyboardInterrupt) -> tuple[str, int]:
