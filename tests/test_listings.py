@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from payalloc.ledger.connection import init_ledger
 from tests.conftest import SAMPLE, Cli, fits, whole
 from tests.test_import import load_samples
 
@@ -290,3 +291,25 @@ def test_list_titles_say_one_in_the_singular(cli: Cli, ledger: sqlite3.Connectio
     assert one_remittance.exit_code == 0, one_remittance.stderr
     assert "1 remittance " in one_remittance.stdout and "1 remittances" not in one_remittance.stdout
     assert "12 clients" in cli("client", "list").stdout
+
+
+@pytest.mark.parametrize("args, no_match", [
+    (("client", "list"), None),
+    (("payment", "list"), ("--status", "pending", "--client", "C-1001")),
+    (("remittances", "list"), ("--status", "reversed", "--client", "C-1001")),
+])
+def test_a_csv_listing_has_one_header_whether_rows_match_or_not(cli: Cli, ledger: sqlite3.Connection,
+                                                                tmp_path: Path, args: tuple[str, ...],
+                                                                no_match: tuple[str, ...] | None) -> None:
+    # A script appending each night's export, or reading columns by name, must see the same header.
+    assert cli("run-job", "-q").exit_code == 0  # remittances to list
+    full = cli(*args, "--csv").stdout.splitlines()
+    assert len(full) > 1
+    header = full[0].split(",")
+    assert header == list(js(cli, *args)[0])  # the JSON fields, in the same order
+    if no_match is None:  # no filter to match nothing: a ledger without clients
+        init_ledger(tmp_path / "empty.db")
+        empty = Cli(tmp_path / "empty.db")(*args, "--csv").stdout
+    else:
+        empty = cli(*args, *no_match, "--csv").stdout
+    assert empty.splitlines() == [full[0]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,9 @@ from payalloc.cli.common import ApplyTo, CsvOpt, JsonOpt, one_format
 from payalloc.cli.output import Column
 from payalloc.cli.state import STATE
 from payalloc.money import format_cents, plain_cents
+
+if TYPE_CHECKING:
+    from payalloc.ledger.listings import Listing
 
 
 class RemittanceStatus(StrEnum):
@@ -30,18 +33,19 @@ class PaymentStatus(StrEnum):
 ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this client (client_id).")]
 
 
-def _emit(rows: list[dict[str, Any]], columns: list[Column], json_out: bool, csv_out: bool, *,
-          title: str, empty: str) -> None:
+def _emit(listing: Listing, columns: list[Column], json_out: bool, csv_out: bool, *, noun: str, empty: str) -> None:
     """Rows carry money as *_cents ints: plain "1234.50" strings for machines, 1,234.50 for people."""
+    rows = listing.rows
     if json_out or csv_out:
         machine = [output.money_fields(row, plain_cents) for row in rows]
         if json_out:
             output.emit_json(machine)
         else:
-            fields = list(machine[0]) if machine else [c.key for c in columns]
+            fields = [name.removesuffix("_cents") for name in listing.fields]
             output.emit_csv(fields, machine, numeric=[c.key for c in columns if c.money])
     else:
-        output.table(columns, [output.money_fields(row, format_cents) for row in rows], title=title, empty=empty)
+        output.table(columns, [output.money_fields(row, format_cents) for row in rows],
+                     title=output.counted(len(rows), noun), empty=empty)
 
 
 def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
@@ -57,8 +61,7 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
     columns = [Column("Client", "client_id"), Column("Name", "name", text=True),
                Column("Responsible party", "responsible_party", text=True),
                Column("Payments", "payments", money=True), Column("Charges", "charges", money=True)]
-    _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "client"),
-          empty="no clients in the ledger")
+    _emit(rows, columns, json_out, csv_out, noun="client", empty="no clients in the ledger")
 
 
 def payment_list(
@@ -82,7 +85,7 @@ def payment_list(
                Column("Amount", "amount", money=True), Column("Unapplied", "unapplied", money=True),
                Column("Apply to", "apply_to"), Column("Event", "event_id"), Column("Status", "status"),
                Column("Method", "method"), Column("Reference", "reference", text=True)]
-    _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "payment"), empty="no payments match")
+    _emit(rows, columns, json_out, csv_out, noun="payment", empty="no payments match")
 
 
 def remittances_list(
@@ -105,8 +108,7 @@ def remittances_list(
                Column("Client", "client_id"), Column("Amount", "amount", money=True), Column("Status", "status"),
                Column("Source", "source"), Column("Rule", "rule"), Column("Staff", "staff", text=True),
                Column("Created (UTC)", "created_at")]
-    _emit(rows, columns, json_out, csv_out, title=output.counted(len(rows), "remittance"),
-          empty="no remittances match")
+    _emit(rows, columns, json_out, csv_out, noun="remittance", empty="no remittances match")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

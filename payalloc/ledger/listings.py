@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 
-def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Listing:
+    """A listing's rows and its field names, known from the query even when no row matches: an
+    empty CSV export has the same header as a full one (a script reads columns by name)."""
+
+    fields: list[str]
+    rows: list[dict[str, Any]]
+
+
+def _rows(cursor: sqlite3.Cursor) -> Listing:
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
+    return Listing(names, [dict(zip(names, row, strict=True)) for row in cursor])
 
 
 def _filtered(
@@ -18,14 +28,14 @@ def _filtered(
     filters: Mapping[str, str],
     params: Mapping[str, int | str | None],
     order_by: str,
-) -> list[dict[str, Any]]:
+) -> Listing:
     """SELECT with the constant filter of each parameter given (not None), in ORDER_BY."""
     where = [filters[k] for k, v in params.items() if v is not None]
     sql = select + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY " + order_by
     return _rows(conn.execute(sql, params))
 
 
-def clients(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def clients(conn: sqlite3.Connection) -> Listing:
     return _rows(conn.execute(
         "SELECT c.client_key AS client_id, c.name, c.responsible_party,"
         " (SELECT count(*) FROM payments p WHERE p.client_id = c.id AND p.status <> 'void') AS payments,"
@@ -43,7 +53,7 @@ _PAYMENTS = (
 _PAYMENT_FILTERS = {"client": "p.client_id = :client", "status": "p.status = :status", "apply_to": "p.apply_to = :apply_to"}
 
 
-def payments(conn: sqlite3.Connection, *, client: int | None, status: str | None, apply_to: str | None) -> list[dict[str, Any]]:
+def payments(conn: sqlite3.Connection, *, client: int | None, status: str | None, apply_to: str | None) -> Listing:
     params = {"client": client, "status": status, "apply_to": apply_to}
     return _filtered(conn, _PAYMENTS, _PAYMENT_FILTERS, params, "p.received_date, p.id")
 
@@ -59,6 +69,6 @@ _REMITTANCES = (
 _REMITTANCE_FILTERS = {"client": "r.payment_id IN (SELECT id FROM payments WHERE client_id = :client)", "payment": "r.payment_id = :payment", "status": "r.status = :status"}
 
 
-def remittances(conn: sqlite3.Connection, *, client: int | None, payment: int | None, status: str | None) -> list[dict[str, Any]]:
+def remittances(conn: sqlite3.Connection, *, client: int | None, payment: int | None, status: str | None) -> Listing:
     params = {"client": client, "payment": payment, "status": status}
     return _filtered(conn, _REMITTANCES, _REMITTANCE_FILTERS, params, "r.id")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from payalloc.errors import NotFound
 from payalloc.ids import parse_id
@@ -34,14 +33,14 @@ def _payment_id(conn: sqlite3.Connection, payment_key: str | None) -> int | None
     return payment.id
 
 
-def list_clients(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def list_clients(conn: sqlite3.Connection) -> sql.Listing:
     with read_txn(conn):
         return sql.clients(conn)
 
 
 def list_payments(
     conn: sqlite3.Connection, *, client: str | None = None, status: str | None = None, apply_to: str | None = None
-) -> list[dict[str, Any]]:
+) -> sql.Listing:
     with read_txn(conn):
         client_id = _client_id(conn, client)
         return sql.payments(conn, client=client_id, status=status, apply_to=apply_to)
@@ -49,7 +48,7 @@ def list_payments(
 
 def list_remittances(
     conn: sqlite3.Connection, *, client: str | None = None, payment: str | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> sql.Listing:
     with read_txn(conn):
         client_id = _client_id(conn, client)
         payment_id = _payment_id(conn, payment)
