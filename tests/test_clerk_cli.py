@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -487,3 +490,22 @@ def test_a_login_name_with_control_characters_is_refused_like_a_staff_name(seede
     assert dump() == before
     ok(seeded("apply", "P-1", "X=10.00", env={"PAYALLOC_STAFF": None, "LOGNAME": "jdoe"}))  # type: ignore[dict-item]
     assert conn.execute("SELECT staff FROM remittances").fetchall() == [("jdoe",)]
+
+
+@pytest.mark.parametrize("args", [
+    ("client", "show", "C-1"), ("payment", "list"), ("gl", "show"), ("unallocated",), ("run-job", "--dry-run"),
+    ("payment", "list", "--json"),
+])
+def test_a_reader_that_goes_away_is_not_an_error(seeded: Cli, ledger_path: Path, args: tuple[str, ...]) -> None:
+    # `payalloc client show C-1 | head -1` under `set -o pipefail`: exit 1 would mean a bug (spec).
+    assert seeded("payment", "record", "--client", "C-1", "--amount", "50", "--date", "2026-10-03",
+                  "--apply-to", "oldest").exit_code == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        proc = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), *args],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert "error" not in proc.stderr and "Traceback" not in proc.stderr

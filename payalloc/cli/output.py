@@ -41,8 +41,15 @@ def _console(stderr: bool = False) -> Console:
         # 80 columns; use a width that fits them unless COLUMNS says otherwise.
         width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
         console = Console(file=stream, highlight=False, soft_wrap=False, width=width)
+        console.on_broken_pipe = _reader_gone  # type: ignore[method-assign]
         _consoles[key] = console
     return console
+
+
+def _reader_gone() -> None:
+    """Rich's own handler exits 1 (a bug, in the spec) when the reader goes away (`payalloc client
+    show X | head -1`); the command line's handler makes it what it is: not an error, exit 0."""
+    raise BrokenPipeError
 
 
 def safe(text: object) -> str:
