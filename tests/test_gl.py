@@ -189,3 +189,15 @@ def test_an_export_file_that_appears_meanwhile_is_not_clobbered(tmp_path) -> Non
         target.write_text("someone else's file\n")  # e.g. a second export started at the same moment
     assert target.read_text() == "someone else's file\n"
     assert [p.name for p in tmp_path.iterdir()] == ["journal.csv"]
+
+
+def test_the_two_mappings_cannot_name_one_account(cli: Cli, dump: Callable[[], list[str]]) -> None:
+    # Every posting debits one and credits the other: one account for both would post nothing.
+    assert cli("gl", "map", "self_pay_ar", "1210").exit_code == 0
+    before = dump()
+    same = cli("gl", "map", "unapplied_default", "1210")
+    assert same.exit_code == 3
+    assert same.stderr == ("error: account 1210 is already mapped to self_pay_ar; unapplied_default must be a"
+                           " different account (posting debits one and credits the other)\n")
+    assert dump() == before
+    assert cli("gl", "map", "self_pay_ar", "1210").exit_code == 0  # mapping a key again to its own account

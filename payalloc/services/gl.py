@@ -27,6 +27,12 @@ def map_account(conn: sqlite3.Connection, now: str, staff: str, key: str, accoun
         raise InputError(f"GL mapping key '{key}' is not one of {', '.join(REQUIRED_MAPPINGS)}")
     account = parse_id(account, "account")
     with write_txn(conn):
+        # The two accounts of rule 6 are the two sides of every posting: the same one for both
+        # would make each journal entry debit and credit one account, a journal that says nothing.
+        for row in sql.mapping_rows(conn):
+            if row["key"] != key and row["account"] == account:
+                raise InputError(f"account {account} is already mapped to {row['key']}; {key} must be a different"
+                                 " account (posting debits one and credits the other)")
         previous = sql.upsert_mapping(conn, key, account, now, staff)
         if previous != account:
             audit.record(conn, at=now, staff=staff, action="gl_map", reason=None,
