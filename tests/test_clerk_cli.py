@@ -441,6 +441,7 @@ def test_work_list_and_audit_keep_ids_and_amounts_whole_on_a_narrow_terminal(
 @pytest.mark.parametrize(("staff", "reason"), [
     ("a\x1b[31mb", "contains control or invisible characters"),
     ("s" * 65, "is longer than 64 characters"),
+    ("   ", "is empty"),  # given but blank: not silently the (perhaps shared) login name
 ])
 def test_a_staff_name_is_held_to_the_rule_of_ids(seeded: Cli, dump: Dump, staff: str, reason: str) -> None:
     """The audit trail and exports carry the staff name as given: no escape codes, no essays."""

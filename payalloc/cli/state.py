@@ -43,7 +43,7 @@ class State:
         comes from LOGNAME or USER first, which anyone may set)."""
         from payalloc.ids import parse_id
 
-        if self.staff_name and self.staff_name.strip():
+        if self.staff_name is not None:  # blank too: refused, not replaced by a shared login unseen
             return parse_id(self.staff_name, "the staff name (--staff or PAYALLOC_STAFF)")
         try:
             login = getpass.getuser()
