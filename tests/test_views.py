@@ -226,3 +226,10 @@ def test_the_scan_detector_sees_a_scan(ledger: sqlite3.Connection, plans: Callab
     # --all reads pending payments, which no index holds: the detector above must see that.
     views.unallocated(ledger, now=TODAY, include_pending=True)
     assert full_scans(plans()) == ["SCAN payments"]
+
+
+def test_a_post_dated_payment_has_waited_no_days(conn: sqlite3.Connection) -> None:
+    add_client(conn, "C-7", "Gus")
+    add_payment(conn, "P7", "C-7", "2027-01-05", 900, apply_to="specific")  # a check dated ahead
+    (row,) = [e.as_json() for e in views.unallocated(conn, now=TODAY)]
+    assert (row["client_id"], row["days_waiting"], row["unallocated"]) == ("C-7", 0, "9.00")

@@ -60,7 +60,8 @@ def unallocated(
         needs_clerk = row.has_open_specific and row.charges_balance_cents > 0
         if needs_clerk_only and not needs_clerk:
             continue
-        days = None if row.oldest_open_date is None else days_between(row.oldest_open_date, today)
+        # A post-dated check (received_date ahead of today) has waited no days, not minus some.
+        days = None if row.oldest_open_date is None else max(0, days_between(row.oldest_open_date, today))
         entries.append(
             BucketEntry(row.client_key, row.name, row.total_cents, row.unallocated_cents, row.pending_cents,
                         row.charges_balance_cents, needs_clerk, days)
