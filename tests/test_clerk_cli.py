@@ -282,6 +282,11 @@ def test_voiding_a_payment_says_how_many_of_its_remittances_were_posted(seeded: 
     assert ok(cli("payment", "void", "Y", "--reason", "check returned NSF")).stderr == (
         "payment Y is void; reversed 3 remittances (55.00); 2 of them were posted, so reversing lines were written"
         " to the general ledger journal\n")
+    add_payment(conn, "W", "C-1", "2026-11-02", 1000, apply_to="specific")
+    ok(cli("apply", "W", "X=2"))
+    ok(cli("run-job", "-q"))
+    ok(cli("apply", "W", "X=3"))
+    assert "; 1 of them was posted, so" in ok(cli("payment", "void", "W", "--reason", "stopped")).stderr
     checked(cli)
 
 

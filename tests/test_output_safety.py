@@ -27,7 +27,7 @@ from tests.test_import import imp
 FORMULA = ("=", "+", "-", "@", "|", "\t", "\r", "\x00")
 # What must never reach a terminal from data: C0 (but tab/newline), DEL, C1, bidi, zero-width, BOM,
 # and surrogates (bytes that were not UTF-8: written raw, 0x9b is a CSI to an 8-bit terminal).
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 
 MARKUP_NAMES = ["[/]", "[link=https://x]hi[/link]", "[bold red]PAID[/]", "[/bold]x", "\\[escaped]", "[[", "]]"]
 HOSTILE_NAMES = ["A\x1b[2JB", "Eve\u202eliam", "Zed\x9b31mX", "Bell\x07Y", "Zero\u200bWidth", "O\x1b]8;;https://x\x1b\\link"]
@@ -119,6 +119,15 @@ def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_output(cli: Cli, t
         result = cli(*args)
         lines = (result.stdout + result.stderr).splitlines()
         assert len(lines) == 1 and "clients\ufffderror: the ledger was deleted.csv" in lines[0], lines
+
+
+def test_joiners_that_names_need_print_as_they_are(cli: Cli, conn: sqlite3.Connection) -> None:
+    persian = "\u0645\u06cc\u200c\u0631\u0648\u062f"  # ZWNJ inside a Persian word
+    health_worker = "\U0001f469\u200d\u2695\ufe0f"  # woman + ZWJ + staff of Aesculapius
+    imp(conn, "clients", f"client_id,name\nC1,{persian} {health_worker}\n")
+    result = cli("client", "list")
+    assert result.exit_code == 0, result.stderr
+    assert persian in result.stdout and health_worker in result.stdout and "\ufffd" not in result.stdout
 
 
 def test_emoji_codes_in_user_text_print_literally(cli: Cli, conn: sqlite3.Connection) -> None:

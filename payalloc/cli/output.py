@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 # C0/C1 controls, the bidi/zero-width characters that can make a name read as something else, and
 # surrogates (bytes of a file name or argument that are not UTF-8, which Python keeps as such).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+# Controls, bidi overrides and marks, zero-width space and BOM; not the zero-width (non-)joiners
+# U+200C/U+200D, which Persian and Indic names and emoji (a health worker: woman + ZWJ +
+# staff of Aesculapius) need to read right.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 _consoles: dict[str, Console] = {}
 
 

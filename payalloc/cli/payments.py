@@ -98,10 +98,11 @@ def void(payment_id: PaymentArg, reason: ReasonOpt) -> None:
         output.message(f"payment {result.payment_key} is void; it had no remittances to reverse")
         return
     posted = result.posted_count
+    which = "it was" if count == 1 else f"{posted} of them {'was' if posted == 1 else 'were'}"
     output.message(
         f"payment {result.payment_key} is void; reversed {count} remittance{'s' if count != 1 else ''}"
         f" ({format_cents(result.reversed_cents)})"
-        + (f"; {'it was' if count == 1 else f'{posted} of them were'} posted, {REVERSED_IN_GL}" if posted else "")
+        + (f"; {which} posted, {REVERSED_IN_GL}" if posted else "")
     )
 
 
