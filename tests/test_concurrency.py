@@ -495,10 +495,22 @@ def test_an_import_during_run_job_loses_nothing_and_doubles_nothing(
 # run_job in small chunks: many commits, so a clerk who waits only for the current chunk is done
 # long before the run.
 SMALL_CHUNK_JOB = r"""
+import contextlib
 import sys
+import time
 from pathlib import Path
 from payalloc.ledger.connection import open_ledger
+from payalloc.services import job
 from payalloc.services.job import run_job
+txn = job.write_txn
+@contextlib.contextmanager
+def paced_txn(*args, **kwargs):
+    # Each chunk holds the ledger a few ms more, so that on a loaded machine the run still
+    # outlasts the start of the clerk's process (else the apply came after it, proving nothing).
+    with txn(*args, **kwargs) as held:
+        yield held
+        time.sleep(0.004)
+job.write_txn = paced_txn
 path = Path(sys.argv[1])
 run_job(open_ledger(path), path, "2026-12-01T02:00:00Z", clients_per_chunk=2, remittances_per_chunk=50)
 """

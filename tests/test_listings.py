@@ -247,7 +247,7 @@ def test_listing_tables_keep_every_id_date_and_amount_whole(cli: Cli, ledger: sq
     assert cli("apply", generated.stdout.strip(), "CH-2013=187.00").exit_code == 0
     listings = {
         ("payment", "list"): ("payment_id", "client_id", "received_date", "amount", "unapplied", "event_id"),
-        ("remittances", "list"): ("id", "payment_id", "charge_id", "client_id", "amount", "created_at"),
+        ("remittances", "list"): ("id", "payment_id", "charge_id", "client_id", "amount"),
         ("client", "list"): ("client_id",),
     }
     for args, keys in listings.items():
@@ -263,6 +263,22 @@ def test_listing_tables_keep_every_id_date_and_amount_whole(cli: Cli, ledger: sq
                     continue
                 shown = as_table_money(value) if key in ("amount", "unapplied") else str(value)
                 assert whole(shown, out), (args, width, key, shown, out)
+        # An optional column is whole, or left out and named as such: never cut.
+        if args == ("remittances", "list"):
+            assert "not shown at this width: Created (UTC); see --json" in out or all(
+                whole(row["created_at"], out) for row in rows), out
+
+
+def test_a_payment_list_on_80_columns_stays_a_table(cli: Cli, ledger: sqlite3.Connection) -> None:
+    # One line per payment: the optional columns (Method, Reference) go before the table does.
+    result = cli("payment", "list", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    payments = len(js(cli, "payment", "list"))
+    assert len(lines) == payments + 3  # title, header, rule, a line each
+    assert lines[0].startswith(f"{payments} payments (not shown at this width: ")
+    assert lines[1].split()[:4] == ["Payment", "Client", "Received", "Amount"]
+    assert fits(result.stdout, 80)
 
 
 def test_a_closed_pipe_is_not_an_error(ledger_path: Path) -> None:

@@ -101,10 +101,11 @@ def _print_export(rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fie
         output.emit_csv(list(fields), rows, numeric=["debit", "credit"])
     else:
         output.table(
-            [output.Column("Line", "line_id"), output.Column("Batch", "batch_id"),
-             output.Column("Created", "batch_created_at"), output.Column("Entry", "entry"),
+            # On a narrow terminal the entry, its remittance, payment, account and amounts stay.
+            [output.Column("Line", "line_id", optional=True), output.Column("Batch", "batch_id", optional=True),
+             output.Column("Created", "batch_created_at", optional=True), output.Column("Entry", "entry"),
              output.Column("Remittance", "remittance_id"), output.Column("Payment", "payment_id"),
-             output.Column("Charge", "charge_id"), output.Column("Client", "client_id"),
+             output.Column("Charge", "charge_id", optional=True), output.Column("Client", "client_id", optional=True),
              output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
              output.Column("Credit", "credit", money=True)],
             [{**r, "debit": output.table_money(r["debit"]), "credit": output.table_money(r["credit"])} for r in rows],

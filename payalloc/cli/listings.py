@@ -84,7 +84,7 @@ def payment_list(
     columns = [Column("Payment", "payment_id"), Column("Client", "client_id"), Column("Received", "received_date"),
                Column("Amount", "amount", money=True), Column("Unapplied", "unapplied", money=True),
                Column("Apply to", "apply_to"), Column("Event", "event_id"), Column("Status", "status"),
-               Column("Method", "method"), Column("Reference", "reference", text=True)]
+               Column("Method", "method", optional=True), Column("Reference", "reference", text=True, optional=True)]
     _emit(rows, columns, json_out, csv_out, noun="payment", empty="no payments match")
 
 
@@ -107,7 +107,7 @@ def remittances_list(
     columns = [Column("Remittance", "id"), Column("Payment", "payment_id"), Column("Charge", "charge_id"),
                Column("Client", "client_id"), Column("Amount", "amount", money=True), Column("Status", "status"),
                Column("Source", "source"), Column("Rule", "rule"), Column("Staff", "staff", text=True),
-               Column("Created (UTC)", "created_at")]
+               Column("Created (UTC)", "created_at", optional=True)]
     _emit(rows, columns, json_out, csv_out, noun="remittance", empty="no remittances match")
 
 

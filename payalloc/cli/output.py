@@ -219,6 +219,7 @@ class Column:
     key: str
     money: bool = False  # amounts and counts: right-aligned
     text: bool = False  # free text: wraps at spaces, and a word too long for the column folds
+    optional: bool = False  # left out (the last first) before the table becomes blocks of lines
 
 
 # How a table may be drawn, widest first: (cells per column, cells beyond them, compact). The boxed
@@ -286,6 +287,15 @@ def _layout(columns: Sequence[Column], cells: Sequence[Sequence[str]], available
     return None
 
 
+def _fit(width: int, columns: Sequence[Column], cells: Sequence[Sequence[str]]) -> tuple[list[int], int, bool] | None:
+    """(content widths, cells beyond the columns, compact) of the widest style that fits, or None."""
+    for per_column, beyond, compact in _STYLES:
+        widths = _layout(columns, cells, width - per_column * len(columns) - beyond)
+        if widths is not None:
+            return widths, beyond, compact
+    return None
+
+
 def table(
     columns: Sequence[Column],
     rows: Iterable[dict[str, Any]],
@@ -303,16 +313,27 @@ def table(
     if not rows:
         message(empty)
         return
-    cells = [[_cell_text(row.get(c.key, "")) for c in columns] for row in rows]
-    foot = [_cell_text(footer.get(c.key, "")) for c in columns] if footer is not None else None
     console = _console()
-    measured = [*cells, *([foot] if foot else [])]
-    fits = ((_layout(columns, measured, console.width - per_column * len(columns) - beyond), (beyond, compact))
-            for per_column, beyond, compact in _STYLES)
-    widths, (beyond, compact) = next(((w, style) for w, style in fits if w is not None), (None, (0, False)))
-    if widths is None:
-        _records(console, columns, cells, title=title, footer=foot)
+    all_cells = [[_cell_text(row.get(c.key, "")) for c in columns] for row in rows]
+    all_foot = [_cell_text(footer.get(c.key, "")) for c in columns] if footer is not None else None
+    # All the columns if they fit; else without the optional ones, the last first, before the
+    # table becomes blocks of lines (a 25-payment list in 276 lines on an 80-column terminal).
+    optional = [i for i in reversed(range(len(columns))) if columns[i].optional]
+    for dropped in range(len(optional) + 1):
+        keep = [i for i in range(len(columns)) if i not in optional[:dropped]]
+        cells = [[row[i] for i in keep] for row in all_cells]
+        foot = [all_foot[i] for i in keep] if all_foot is not None else None
+        layout = _fit(console.width, [columns[i] for i in keep], [*cells, *([foot] if foot else [])])
+        if layout is not None:
+            break
+    if layout is None:
+        _records(console, columns, all_cells, title=title, footer=all_foot)
         return
+    if dropped:
+        hidden = ", ".join(columns[i].header for i in sorted(optional[:dropped]))
+        title = f"{title or ''} (not shown at this width: {hidden}; see --json)".strip()
+    columns = [columns[i] for i in keep]
+    widths, beyond, compact = layout
     from rich import box
     from rich.table import Table
     from rich.text import Text
