@@ -19,11 +19,10 @@ from typing import IO, Any, NamedTuple, TypeVar, cast
 from payalloc import vocabulary
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
-from payalloc.ids import MAX_ID_LENGTH
+from payalloc.ids import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 from payalloc.money import MoneyError, parse_cents
 
 KINDS = ("clients", "events", "charges", "payments")
-MAX_TEXT_LENGTH = 4000
 BATCH_ROWS = 2000
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from payalloc.errors import InputError
 
 MAX_ID_LENGTH = 64
+MAX_TEXT_LENGTH = 4000  # a note, a reason, a description: a paragraph, not a file pasted in
 
 
 def parse_id(text: str, what: str = "id") -> str:
@@ -20,13 +21,15 @@ def parse_id(text: str, what: str = "id") -> str:
     return value
 
 
-def parse_text(text: str, what: str) -> str:
+def parse_text(text: str, what: str, limit: int = MAX_TEXT_LENGTH) -> str:
     """Free text from the command line (a note, a reason), trimmed; may be empty. Controls are
     kept (every display strips them), but bytes that were not UTF-8, which Python hands over as
     surrogates, are refused: SQLite cannot store them (it was an internal error, exit 1)."""
     value = text.strip()
     if any("\ud800" <= char <= "\udfff" for char in value):
         raise InputError(f"{what} is not UTF-8 text; check the encoding of the terminal or script that gave it")
+    if len(value) > limit:
+        raise InputError(f"{what} is longer than {limit} characters")
     return value
 
 

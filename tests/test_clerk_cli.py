@@ -515,3 +515,19 @@ def test_a_reader_that_goes_away_is_not_an_error(seeded: Cli, ledger_path: Path,
         os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert "error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-10-03", "--apply-to", "specific",
+      "--note", "n" * 4001), "--note is longer than 4000 characters"),
+    (("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-10-03", "--apply-to", "specific",
+      "--reference", "r" * 201), "--reference is longer than 200 characters"),
+    (("payment", "void", "P-1", "--reason", "w" * 4001), "--reason is longer than 4000 characters"),
+])
+def test_free_text_has_the_limits_of_the_csv_columns(seeded: Cli, conn: sqlite3.Connection, dump: Dump,
+                                                     args: tuple[str, ...], message: str) -> None:
+    # A file pasted into --note would fill every screen that shows the payment.
+    add_payment(conn, "P-1", "C-1", "2026-10-03", 6000, apply_to="specific")
+    assert refused(seeded, dump, *args) == f"error: {message}\n"
+    ok(seeded("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-10-03", "--apply-to",
+              "specific", "--note", "n" * 4000))
