@@ -34,7 +34,7 @@ from payalloc.errors import LedgerBusy
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
-from payalloc.ledger.connection import BUSY_TIMEOUT_MS, is_busy, job_lock, job_running, read_txn, write_txn
+from payalloc.ledger.connection import busy_timeout_ms, is_busy, job_lock, job_running, read_txn, write_txn
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
 from payalloc.services.gcpause import cyclic_gc_paused
@@ -104,7 +104,7 @@ def run_job(
     assert clients_per_chunk > 0 and remittances_per_chunk > 0
     if dry_run:
         return _dry_run(conn, clients_per_chunk, remittances_per_chunk)
-    with job_lock(ledger_path), job_turns(conn, BUSY_TIMEOUT_MS / 1000) as turns, cyclic_gc_paused():
+    with job_lock(ledger_path), job_turns(conn, busy_timeout_ms() / 1000) as turns, cyclic_gc_paused():
         with write_txn(conn, turn=False):
             interrupted = sql.interrupt_stale_runs(conn, now)
             run_id = sql.insert_run(conn, now, os.getpid())
@@ -134,7 +134,7 @@ def _committed(result: JobResult) -> bool:
 def _busy_after(result: JobResult) -> LedgerBusy:
     """The ledger stayed locked after some chunks were committed: "nothing was changed" would be false."""
     return LedgerBusy(
-        f"the ledger stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g} s; run-job stopped after"
+        f"the ledger stayed locked by another process for {busy_timeout_ms() / 1000:g} s; run-job stopped after"
         f" committing {result.clients_checked:,} clients ({result.remittances_created:,} remittances created,"
         f" {result.remittances_posted:,} posted); the chunk in progress was rolled back: run it again to finish"
     )
