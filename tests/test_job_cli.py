@@ -124,6 +124,56 @@ def test_overlapping_run_exits_4_at_once(cli: Cli, conn: sqlite3.Connection, led
     assert cli("run-job", "-q").exit_code == 0
 
 
+def test_a_full_disk_after_committed_chunks_says_what_stays_and_a_rerun_carries_on(
+    cli: Cli, conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run-job commits a chunk at a time: once one has, "nothing of it was written" would be false
+    and could make someone restore a backup. Exit 1 as for any full disk; the run is recorded failed."""
+    from payalloc.ledger import job as job_sql
+    from payalloc.services import job
+
+    for i in range(6):
+        add_client(conn, f"C{i}")
+        add_charge(conn, f"CH{i}", f"C{i}", "2026-01-01", 1000)
+        add_payment(conn, f"P{i}", f"C{i}", "2026-01-02", 500)
+    real_count, real_run = job_sql.update_run_counts, job.run_job
+    chunks: list[int] = []
+    full_at = [1]
+
+    def disk_fills(*args: Any) -> None:  # in the chunk's transaction, before its commit
+        chunks.append(1)
+        if len(chunks) == full_at[0]:
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode = sqlite3.SQLITE_FULL
+            raise error
+        real_count(*args)
+
+    monkeypatch.setattr(job_sql, "update_run_counts", disk_fills)
+    monkeypatch.setattr(job, "run_job", lambda *a, **k: real_run(*a, clients_per_chunk=2, **k))
+    first = cli("run-job", "-q")  # nothing committed: the ledger is as before
+    assert first.exit_code == 1 and first.stdout == ""
+    assert first.stderr == (
+        "error: the disk is full (or the ledger reached its size limit): the change in progress was rolled back"
+        " and nothing of it was written; free some space and run the command again\n")
+    chunks.clear()
+    full_at[0] = 3
+    second = cli("run-job", "-q")
+    assert second.exit_code == 1 and second.stdout == ""
+    assert second.stderr == (
+        "error: the disk is full (or the ledger reached its size limit); run-job stopped after committing 4 clients"
+        " (4 remittances created, 0 posted); the chunk in progress was rolled back: free some space and run it"
+        " again, it carries on\n")
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 4
+    runs = json.loads(cli("jobs", "--json").stdout)
+    assert [(r["status"], r["error"]) for r in runs] == [
+        ("failed", "OperationalError: database or disk is full")] * 2
+    assert runs[0]["counts"]["clients_checked"] == 4  # what the run committed
+    monkeypatch.setattr(job_sql, "update_run_counts", real_count)
+    rerun = cli("run-job", "--json")
+    assert rerun.exit_code == 0 and json.loads(rerun.stdout)["clients_checked"] == 2
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 6
+
+
 def _no_locks(fd: int, operation: int) -> None:
     raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 

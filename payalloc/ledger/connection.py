@@ -110,6 +110,11 @@ def is_busy(error: sqlite3.Error) -> bool:
     return "locked" in str(error) or "busy" in str(error)
 
 
+def is_full(error: BaseException) -> bool:
+    """SQLITE_FULL: the disk is full, or the ledger reached max_page_count."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+
+
 def _busy() -> LedgerBusy:
     return LedgerBusy(
         f"the ledger stayed locked by another process for {busy_timeout_ms() / 1000:g} s; "

@@ -30,11 +30,19 @@ from typing import Any
 
 from payalloc import allocation
 from payalloc.dates import utc_now
-from payalloc.errors import LedgerBusy
+from payalloc.errors import DISK_FULL_CAUSE, LedgerBusy, LedgerFull, PayallocError
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
-from payalloc.ledger.connection import busy_timeout_ms, is_busy, job_lock, job_running, read_txn, write_txn
+from payalloc.ledger.connection import (
+    busy_timeout_ms,
+    is_busy,
+    is_full,
+    job_lock,
+    job_running,
+    read_txn,
+    write_txn,
+)
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
 from payalloc.services.gcpause import cyclic_gc_paused
@@ -115,8 +123,9 @@ def run_job(
         except BaseException as error:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             _record_end(conn, run_id, clock(), status, result, f"{type(error).__name__}: {error}")
-            if _committed(result) and _is_busy(error):
-                raise _busy_after(result) from None
+            explained = _explain(error, result)
+            if explained is not None:
+                raise explained from None
             raise
         _record_end(conn, run_id, clock(), "done", result, None)
         return result
@@ -131,13 +140,29 @@ def _committed(result: JobResult) -> bool:
     return bool(result.clients_checked or result.remittances_posted)
 
 
+def _explain(error: BaseException, result: JobResult) -> PayallocError | None:
+    """The sentence for a run stopped by a locked ledger or a full disk once a chunk is committed:
+    the generic "nothing was changed" / "nothing of it was written" would be false: say what stays."""
+    if not _committed(result):
+        return None
+    if _is_busy(error):
+        return _busy_after(result)
+    if is_full(error):
+        return LedgerFull(f"{DISK_FULL_CAUSE}; {_stopped_after(result)}: free some space and run it again,"
+                          " it carries on")
+    return None
+
+
 def _busy_after(result: JobResult) -> LedgerBusy:
-    """The ledger stayed locked after some chunks were committed: "nothing was changed" would be false."""
     return LedgerBusy(
-        f"the ledger stayed locked by another process for {busy_timeout_ms() / 1000:g} s; run-job stopped after"
-        f" committing {result.clients_checked:,} clients ({result.remittances_created:,} remittances created,"
-        f" {result.remittances_posted:,} posted); the chunk in progress was rolled back: run it again to finish"
+        f"the ledger stayed locked by another process for {busy_timeout_ms() / 1000:g} s; {_stopped_after(result)}:"
+        " run it again to finish"
     )
+
+
+def _stopped_after(result: JobResult) -> str:
+    return (f"run-job stopped after committing {result.clients_checked:,} clients ({result.remittances_created:,}"
+            f" remittances created, {result.remittances_posted:,} posted); the chunk in progress was rolled back")
 
 
 def _record_end(
