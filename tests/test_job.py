@@ -318,8 +318,8 @@ def test_a_lock_that_outlasts_the_timeout_mid_run_says_what_was_committed(
         return int(conn.execute("SELECT count(*) FROM remittances").fetchone()[0])
 
     monkeypatch.setattr(job_sql, "update_run_counts", locked_at_chunk)
-    if fail_at == 1:  # nothing committed: the error as it is (the CLI: "nothing was changed, try again")
-        with pytest.raises(sqlite3.OperationalError):
+    if fail_at == 1:  # nothing committed: LedgerBusy all the same, which `run-job --json` reports
+        with pytest.raises(LedgerBusy, match=r"stayed locked by another process for [0-9.]+ s; nothing was changed"):
             job(conn, ledger_path, clients_per_chunk=2)
         assert remittances() == 0
     else:

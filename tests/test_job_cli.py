@@ -52,7 +52,7 @@ def test_summary_line_quiet_and_json(cli: Cli, conn: sqlite3.Connection) -> None
     assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     data = json.loads(cli("run-job", "--json").stdout)
     assert data == {
-        "run_id": 3, "dry_run": False, "clients_checked": 0, "clients": 0, "remittances_created": 0,
+        "run_id": 3, "dry_run": False, "refused": False, "clients_checked": 0, "clients": 0, "remittances_created": 0,
         "amount_applied": "0.00", "event_payments_converted": 0, "remittances_posted": 0, "amount_posted": "0.00",
         "posting_batches": 0, "posting_ready": True, "missing_mappings": [], "interrupted_runs": 0, "warnings": [],
     }
@@ -122,6 +122,34 @@ def test_overlapping_run_exits_4_at_once(cli: Cli, conn: sqlite3.Connection, led
     assert busy.exit_code == 4 and "another run-job is running" in busy.stderr and busy.stdout == ""
     assert conn.execute("SELECT count(*) FROM job_runs").fetchone()[0] == 0
     assert cli("run-job", "-q").exit_code == 0
+
+
+def test_json_prints_one_object_on_stdout_when_refused(cli: Cli, conn: sqlite3.Connection, ledger_path: Path,
+                                                      tmp_path: Path) -> None:
+    """`payalloc run-job --json | jq` must get an object whether the run was refused or not: the
+    sentence on stderr, the same sentence in "error", the exit status unchanged."""
+    small(conn)
+
+    def refused(result: Any, code: int, error: str, dry_run: bool = False) -> None:
+        assert result.exit_code == code, result.stderr
+        assert json.loads(result.stdout) == {"dry_run": dry_run, "refused": True, "error": error}
+        assert result.stderr == f"error: {error}\n"
+
+    with job_lock(ledger_path):
+        refused(cli("run-job", "--json"), 4, f"another run-job is running on {ledger_path}; this one did nothing")
+    blocker = sqlite3.connect(ledger_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        refused(cli("run-job", "--json", env={"PAYALLOC_BUSY_TIMEOUT_MS": "0"}), 4,
+                "the ledger stayed locked by another process for 0 s; nothing was changed, try again")
+    finally:
+        blocker.close()
+    missing = tmp_path / "nope.db"
+    refused(Cli(missing)("run-job", "--json", "--dry-run"), 3,
+            f"ledger {missing} does not exist (create it with: payalloc --db {missing} init)", dry_run=True)
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 0
+    done = json.loads(cli("run-job", "--json").stdout)
+    assert done["refused"] is False and done["remittances_created"] == 3
 
 
 def test_a_full_disk_after_committed_chunks_says_what_stays_and_a_rerun_carries_on(

@@ -53,7 +53,7 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
     except sqlite3.DatabaseError as error:
         conn.close()
         if is_busy(error):
-            raise _busy() from None
+            raise busy_error() from None
         raise _unusable(path, error) from None
     _install_test_hooks(conn)
     return conn
@@ -100,7 +100,7 @@ def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as error:
         if is_busy(error):
-            raise _busy() from None
+            raise busy_error() from None
         raise _unusable(path, error) from None
     return int(app_id), int(version)
 
@@ -115,7 +115,7 @@ def is_full(error: BaseException) -> bool:
     return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
 
 
-def _busy() -> LedgerBusy:
+def busy_error() -> LedgerBusy:
     return LedgerBusy(
         f"the ledger stayed locked by another process for {busy_timeout_ms() / 1000:g} s; "
         "nothing was changed, try again"
@@ -184,7 +184,7 @@ def write_txn(
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             if is_busy(error):
-                raise _busy() from None
+                raise busy_error() from None
             raise
         try:
             yield conn

@@ -35,6 +35,7 @@ from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
 from payalloc.ledger.connection import (
+    busy_error,
     busy_timeout_ms,
     is_busy,
     is_full,
@@ -141,13 +142,12 @@ def _committed(result: JobResult) -> bool:
 
 
 def _explain(error: BaseException, result: JobResult) -> PayallocError | None:
-    """The sentence for a run stopped by a locked ledger or a full disk once a chunk is committed:
-    the generic "nothing was changed" / "nothing of it was written" would be false: say what stays."""
-    if not _committed(result):
-        return None
+    """The sentence for a run stopped by a locked ledger or a full disk. Once a chunk is committed,
+    the generic "nothing was changed" / "nothing of it was written" would be false: say what stays.
+    A locked ledger is always LedgerBusy, so that `run-job --json` can print it (exit 4)."""
     if _is_busy(error):
-        return _busy_after(result)
-    if is_full(error):
+        return _busy_after(result) if _committed(result) else busy_error()
+    if is_full(error) and _committed(result):
         return LedgerFull(f"{DISK_FULL_CAUSE}; {_stopped_after(result)}: free some space and run it again,"
                           " it carries on")
     return None
