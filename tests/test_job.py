@@ -411,7 +411,7 @@ def test_stale_running_run_is_marked_interrupted(conn: sqlite3.Connection, ledge
     with write_txn(conn):
         job_sql.insert_run(conn, "2026-11-22T02:00:00Z", 999_999)
     result = job(conn, ledger_path)
-    assert result.interrupted_runs == 1
+    assert result.interrupted == [(1, "2026-11-22T02:00:00Z")] and result.interrupted_runs == 1
     runs = {r["run_id"]: r for r in list_runs(conn, 10)}
     # when it died is not known: no finish time, and the error says when it was found
     assert (runs[1]["status"], runs[1]["finished_at"], runs[1]["error"]) == (

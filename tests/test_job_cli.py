@@ -202,6 +202,29 @@ def test_a_full_disk_after_committed_chunks_says_what_stays_and_a_rerun_carries_
     assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 6
 
 
+def test_quiet_run_warns_once_that_the_previous_run_was_interrupted(cli: Cli, conn: sqlite3.Connection) -> None:
+    """A crontab's -q prints nothing on success, but a killed run must reach cron mail (stderr)
+    the next night; --json has the count instead."""
+    small(conn)
+    cli("gl", "map", "unapplied_default", "2150")  # no other warning
+    cli("gl", "map", "self_pay_ar", "1210")
+    stale = "INSERT INTO job_runs (started_at, status, pid) VALUES ('2026-11-30T02:00:00Z', 'running', 999999)"
+    conn.execute(stale)
+    quiet = cli("run-job", "-q")
+    assert quiet.exit_code == 0 and quiet.stdout == ""
+    assert quiet.stderr == (
+        "warning: run 1 (started 2026-11-30T02:00:00Z) was interrupted; this run carried on its work\n")
+    again = cli("run-job", "-q")  # said once: that run is now recorded interrupted
+    assert again.exit_code == 0 and again.stderr == ""
+    conn.execute(stale)
+    text = cli("run-job")
+    assert text.stderr.startswith("warning: run 4 (started 2026-11-30T02:00:00Z) was interrupted;")
+    assert text.stdout.startswith("run 5: ")
+    conn.execute(stale)
+    data = cli("run-job", "--json")
+    assert data.exit_code == 0 and data.stderr == "" and json.loads(data.stdout)["interrupted_runs"] == 1
+
+
 def _no_locks(fd: int, operation: int) -> None:
     raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 

@@ -33,6 +33,9 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
         if json_out:  # a script reads why from stdout too; the sentence still goes to stderr
             output.emit_json(_refusal(dry_run, error))
         raise
+    if not json_out:  # cron mails stderr even with -q; --json has interrupted_runs
+        for run_id, started_at in result.interrupted:
+            output.warn(f"run {run_id} (started {started_at}) was interrupted; this run carried on its work")
     for warning in result.warnings:
         output.warn(warning)
     data: dict[str, Any] = {

@@ -64,7 +64,7 @@ class JobResult:
     amount_posted_cents: int = 0
     posting_batches: int = 0
     missing_mappings: list[str] = field(default_factory=list)
-    interrupted_runs: int = 0  # stale runs found 'running' and marked interrupted
+    interrupted: list[tuple[int, str]] = field(default_factory=list)  # (run_id, started_at) of stale runs
     warnings: list[str] = field(default_factory=list)
     # dry run only: what would be created, by external ids
     planned_remittances: list[dict[str, Any]] = field(default_factory=list)
@@ -82,6 +82,11 @@ class JobResult:
             "amount_posted": plain_cents(self.amount_posted_cents),
             "posting_batches": self.posting_batches,
         }
+
+    @property
+    def interrupted_runs(self) -> int:
+        """Runs found 'running' by a process that died, and marked interrupted."""
+        return len(self.interrupted)
 
     def add(self, other: JobResult) -> None:
         for name in ("clients_checked", "clients", "remittances_created", "amount_applied_cents",
@@ -117,7 +122,7 @@ def run_job(
         with write_txn(conn, turn=False):
             interrupted = sql.interrupt_stale_runs(conn, now)
             run_id = sql.insert_run(conn, now, os.getpid())
-        result = JobResult(run_id=run_id, interrupted_runs=interrupted)
+        result = JobResult(run_id=run_id, interrupted=interrupted)
         try:
             _apply_payments(conn, turns, result, run_id, now, clients_per_chunk)
             _post_remittances(conn, turns, result, run_id, now, remittances_per_chunk)
