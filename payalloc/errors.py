@@ -47,6 +47,14 @@ class LedgerBusy(PayallocError):
     exit_code = EXIT_BUSY
 
 
+DISK_FULL_CAUSE = "the disk is full (or the ledger reached its size limit)"
+
+
+class LedgerFull(PayallocError):
+    """The disk filled (SQLITE_FULL) after run-job committed some chunks: exit 1 as for any full
+    disk (not 4: cron wrappers may retry "busy" quietly; a full disk needs a person)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, `timeout`, systemd stopping a unit): handled as Ctrl-C is, the step in
     progress rolled back and a run-job recorded interrupted, then exit 128 + 15."""

@@ -575,14 +575,19 @@ def limits(before: Path, after: Path, fractions: tuple[float, ...]) -> list[int]
     return [start + max(1, round((end - start) * f)) for f in fractions]
 
 
-def assert_says_the_disk_is_full(result: subprocess.CompletedProcess[str]) -> None:
+def assert_says_the_disk_is_full(result: subprocess.CompletedProcess[str], committed: str | None = None) -> None:
     """Exit 1 (not 4: a cron wrapper may retry "busy" quietly; a full disk needs a person) and one
-    sentence that says what happened and what to do, no traceback, nothing on stdout."""
+    sentence that says what happened and what to do, no traceback, nothing on stdout. `committed`:
+    what a run-job that stopped after committing some chunks says stays."""
     assert result.returncode == 1, (result.returncode, result.stderr)
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the disk is full"), result.stderr
-    assert "nothing of it was written" in lines[0] and "run the command again" in lines[0]
+    if committed is None:
+        assert "nothing of it was written" in lines[0] and "run the command again" in lines[0]
+    else:
+        assert "nothing" not in lines[0] and f"run-job stopped after committing {committed};" in lines[0]
+        assert lines[0].endswith("free some space and run it again, it carries on"), lines[0]
 
 
 @pytest.mark.slow
@@ -610,13 +615,17 @@ def test_run_job_on_a_full_disk_says_so_keeps_whole_chunks_and_a_rerun_completes
     stopped = []
     for limit in limits(ref.base, ref.after_db, (0.25, 0.85)):
         db = copy(ref.base, tmp_path / f"full-{limit}.db")
-        assert_says_the_disk_is_full(payalloc(db, "run-job", environ=max_pages_env(limit)))
+        result = payalloc(db, "run-job", environ=max_pages_env(limit))
         c = sqlite3.connect(db)
         runs = c.execute("SELECT status, error FROM job_runs").fetchall()
         c.close()
         # `payalloc jobs` tells why the run stopped.
         assert len(runs) == 1 and runs[0][0] == "failed" and "disk is full" in runs[0][1], runs
         stopped.append(job_stopped_part_way(ref, db, f"limit {limit}")[:2])
+        done, posted = stopped[-1]
+        created = ref.counts["remittances_created"] if done else 0
+        assert_says_the_disk_is_full(
+            result, f"{done:,} clients ({created:,} remittances created, {posted:,} posted)" if done else None)
     # The limits stopped it in each phase: while applying, and while posting after the apply committed.
     assert stopped == [(0, 0), (len(ref.pending), 0)], stopped
     # Small chunks: the disk fills between committed chunks of both phases; those stay, whole.
@@ -625,8 +634,16 @@ def test_run_job_on_a_full_disk_says_so_keeps_whole_chunks_and_a_rerun_completes
         db = copy(ref.base, tmp_path / f"small-{limit}.db")
         worker = subprocess.run([sys.executable, "-c", JOB_WORKER, str(db)], env=max_pages_env(limit),
                                 capture_output=True, text=True, check=False)
-        assert worker.returncode == 1 and "database or disk is full" in worker.stderr, worker.stderr
+        assert worker.returncode == 1, worker.stderr
         stopped.append(job_stopped_part_way(ref, db, f"limit {limit}, small chunks")[:2])
+        # What stays is said by the service itself (errors.LedgerFull), once a chunk has committed.
+        said = worker.stderr.splitlines()[-1]
+        if stopped[-1] == (0, 0):
+            assert said == "sqlite3.OperationalError: database or disk is full", worker.stderr
+        else:
+            assert said.startswith("payalloc.errors.LedgerFull: the disk is full"), worker.stderr
+            assert f"run-job stopped after committing {stopped[-1][0]:,} clients" in said, said
+            assert f"{stopped[-1][1]:,} posted)" in said, said
     print(f"(clients done, posted) when the disk filled: {stopped}")
     assert any(0 < done < len(ref.pending) for done, _ in stopped), stopped
     assert any(0 < posted < ref.counts["remittances_posted"] for _, posted in stopped), stopped

@@ -318,8 +318,8 @@ def test_a_lock_that_outlasts_the_timeout_mid_run_says_what_was_committed(
         return int(conn.execute("SELECT count(*) FROM remittances").fetchone()[0])
 
     monkeypatch.setattr(job_sql, "update_run_counts", locked_at_chunk)
-    if fail_at == 1:  # nothing committed: the error as it is (the CLI: "nothing was changed, try again")
-        with pytest.raises(sqlite3.OperationalError):
+    if fail_at == 1:  # nothing committed: LedgerBusy all the same, which `run-job --json` reports
+        with pytest.raises(LedgerBusy, match=r"stayed locked by another process for [0-9.]+ s; nothing was changed"):
             job(conn, ledger_path, clients_per_chunk=2)
         assert remittances() == 0
     else:
@@ -411,7 +411,7 @@ def test_stale_running_run_is_marked_interrupted(conn: sqlite3.Connection, ledge
     with write_txn(conn):
         job_sql.insert_run(conn, "2026-11-22T02:00:00Z", 999_999)
     result = job(conn, ledger_path)
-    assert result.interrupted_runs == 1
+    assert result.interrupted == [(1, "2026-11-22T02:00:00Z")] and result.interrupted_runs == 1
     runs = {r["run_id"]: r for r in list_runs(conn, 10)}
     # when it died is not known: no finish time, and the error says when it was found
     assert (runs[1]["status"], runs[1]["finished_at"], runs[1]["error"]) == (

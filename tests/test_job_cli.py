@@ -52,7 +52,7 @@ def test_summary_line_quiet_and_json(cli: Cli, conn: sqlite3.Connection) -> None
     assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     data = json.loads(cli("run-job", "--json").stdout)
     assert data == {
-        "run_id": 3, "dry_run": False, "clients_checked": 0, "clients": 0, "remittances_created": 0,
+        "run_id": 3, "dry_run": False, "refused": False, "clients_checked": 0, "clients": 0, "remittances_created": 0,
         "amount_applied": "0.00", "event_payments_converted": 0, "remittances_posted": 0, "amount_posted": "0.00",
         "posting_batches": 0, "posting_ready": True, "missing_mappings": [], "interrupted_runs": 0, "warnings": [],
     }
@@ -122,6 +122,107 @@ def test_overlapping_run_exits_4_at_once(cli: Cli, conn: sqlite3.Connection, led
     assert busy.exit_code == 4 and "another run-job is running" in busy.stderr and busy.stdout == ""
     assert conn.execute("SELECT count(*) FROM job_runs").fetchone()[0] == 0
     assert cli("run-job", "-q").exit_code == 0
+
+
+def test_json_prints_one_object_on_stdout_when_refused(cli: Cli, conn: sqlite3.Connection, ledger_path: Path,
+                                                      tmp_path: Path) -> None:
+    """`payalloc run-job --json | jq` must get an object whether the run was refused or not: the
+    sentence on stderr, the same sentence in "error", the exit status unchanged."""
+    small(conn)
+
+    def refused(result: Any, code: int, error: str, dry_run: bool = False) -> None:
+        assert result.exit_code == code, result.stderr
+        assert json.loads(result.stdout) == {"dry_run": dry_run, "refused": True, "error": error}
+        assert result.stderr == f"error: {error}\n"
+
+    with job_lock(ledger_path):
+        refused(cli("run-job", "--json"), 4, f"another run-job is running on {ledger_path}; this one did nothing")
+    blocker = sqlite3.connect(ledger_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        refused(cli("run-job", "--json", env={"PAYALLOC_BUSY_TIMEOUT_MS": "0"}), 4,
+                "the ledger stayed locked by another process for 0 s; nothing was changed, try again")
+    finally:
+        blocker.close()
+    missing = tmp_path / "nope.db"
+    refused(Cli(missing)("run-job", "--json", "--dry-run"), 3,
+            f"ledger {missing} does not exist (create it with: payalloc --db {missing} init)", dry_run=True)
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 0
+    done = json.loads(cli("run-job", "--json").stdout)
+    assert done["refused"] is False and done["remittances_created"] == 3
+
+
+def test_a_full_disk_after_committed_chunks_says_what_stays_and_a_rerun_carries_on(
+    cli: Cli, conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run-job commits a chunk at a time: once one has, "nothing of it was written" would be false
+    and could make someone restore a backup. Exit 1 as for any full disk; the run is recorded failed."""
+    from payalloc.ledger import job as job_sql
+    from payalloc.services import job
+
+    for i in range(6):
+        add_client(conn, f"C{i}")
+        add_charge(conn, f"CH{i}", f"C{i}", "2026-01-01", 1000)
+        add_payment(conn, f"P{i}", f"C{i}", "2026-01-02", 500)
+    real_count, real_run = job_sql.update_run_counts, job.run_job
+    chunks: list[int] = []
+    full_at = [1]
+
+    def disk_fills(*args: Any) -> None:  # in the chunk's transaction, before its commit
+        chunks.append(1)
+        if len(chunks) == full_at[0]:
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode = sqlite3.SQLITE_FULL
+            raise error
+        real_count(*args)
+
+    monkeypatch.setattr(job_sql, "update_run_counts", disk_fills)
+    monkeypatch.setattr(job, "run_job", lambda *a, **k: real_run(*a, clients_per_chunk=2, **k))
+    first = cli("run-job", "-q")  # nothing committed: the ledger is as before
+    assert first.exit_code == 1 and first.stdout == ""
+    assert first.stderr == (
+        "error: the disk is full (or the ledger reached its size limit): the change in progress was rolled back"
+        " and nothing of it was written; free some space and run the command again\n")
+    chunks.clear()
+    full_at[0] = 3
+    second = cli("run-job", "-q")
+    assert second.exit_code == 1 and second.stdout == ""
+    assert second.stderr == (
+        "error: the disk is full (or the ledger reached its size limit); run-job stopped after committing 4 clients"
+        " (4 remittances created, 0 posted); the chunk in progress was rolled back: free some space and run it"
+        " again, it carries on\n")
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 4
+    runs = json.loads(cli("jobs", "--json").stdout)
+    assert [(r["status"], r["error"]) for r in runs] == [
+        ("failed", "OperationalError: database or disk is full")] * 2
+    assert runs[0]["counts"]["clients_checked"] == 4  # what the run committed
+    monkeypatch.setattr(job_sql, "update_run_counts", real_count)
+    rerun = cli("run-job", "--json")
+    assert rerun.exit_code == 0 and json.loads(rerun.stdout)["clients_checked"] == 2
+    assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 6
+
+
+def test_quiet_run_warns_once_that_the_previous_run_was_interrupted(cli: Cli, conn: sqlite3.Connection) -> None:
+    """A crontab's -q prints nothing on success, but a killed run must reach cron mail (stderr)
+    the next night; --json has the count instead."""
+    small(conn)
+    cli("gl", "map", "unapplied_default", "2150")  # no other warning
+    cli("gl", "map", "self_pay_ar", "1210")
+    stale = "INSERT INTO job_runs (started_at, status, pid) VALUES ('2026-11-30T02:00:00Z', 'running', 999999)"
+    conn.execute(stale)
+    quiet = cli("run-job", "-q")
+    assert quiet.exit_code == 0 and quiet.stdout == ""
+    assert quiet.stderr == (
+        "warning: run 1 (started 2026-11-30T02:00:00Z) was interrupted; this run carried on its work\n")
+    again = cli("run-job", "-q")  # said once: that run is now recorded interrupted
+    assert again.exit_code == 0 and again.stderr == ""
+    conn.execute(stale)
+    text = cli("run-job")
+    assert text.stderr.startswith("warning: run 4 (started 2026-11-30T02:00:00Z) was interrupted;")
+    assert text.stdout.startswith("run 5: ")
+    conn.execute(stale)
+    data = cli("run-job", "--json")
+    assert data.exit_code == 0 and data.stderr == "" and json.loads(data.stdout)["interrupted_runs"] == 1
 
 
 def _no_locks(fd: int, operation: int) -> None:

@@ -13,6 +13,7 @@ from payalloc.errors import InputError, LedgerMissing
 from payalloc.ledger import job as job_sql
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
 from tests.builders import add_charge, add_client, add_payment
+from tests.conftest import Cli
 
 
 def test_init_creates_owner_only_file_and_is_idempotent(tmp_path: Path) -> None:
@@ -124,3 +125,32 @@ def test_check_warns_about_a_ledger_readable_by_others(cli, ledger_path: Path) -
     result = cli("check")
     assert result.exit_code == 0  # a warning, not a violation of the ledger's invariants
     assert f"ledger {ledger_path} is readable by others (mode 640)" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "1.5", " 500", "1_000", "٥٠٠", "2147483648", "99999999999"])
+def test_a_bad_busy_timeout_is_a_usage_error_naming_the_variable(cli, value: str) -> None:  # type: ignore[no-untyped-def]
+    """Read when the ledger is opened, so one sentence and exit 2 (not "internal error", exit 1, from
+    every command); --version and --help need no ledger and still work."""
+    for command in (["unallocated"], ["run-job", "-q"], ["init"]):
+        result = cli(*command, env={"PAYALLOC_BUSY_TIMEOUT_MS": value})
+        assert result.exit_code == 2, (command, result.stderr)
+        assert result.stdout == ""
+        assert result.stderr == (
+            f"error: PAYALLOC_BUSY_TIMEOUT_MS is {value!r}: it must be a whole number of milliseconds"
+            " from 0 to 2147483647 (unset, it is 30000)\n")
+    assert cli("--version", env={"PAYALLOC_BUSY_TIMEOUT_MS": value}).exit_code == 0
+    new = cli.ledger.with_name("new.db")
+    assert Cli(new)("init", env={"PAYALLOC_BUSY_TIMEOUT_MS": value}).exit_code == 2
+    assert not new.exists()
+
+
+@pytest.mark.parametrize(("value", "ms"), [("0", 0), ("1500", 1500), ("", 30000), ("2147483647", 2147483647)])
+def test_a_whole_busy_timeout_is_what_the_connection_waits(
+    ledger_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, ms: int
+) -> None:
+    monkeypatch.setenv("PAYALLOC_BUSY_TIMEOUT_MS", value)  # empty, as Click reads PAYALLOC_DB: unset
+    conn = open_ledger(ledger_path)
+    try:
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == ms
+    finally:
+        conn.close()

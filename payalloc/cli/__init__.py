@@ -14,14 +14,22 @@ from typer.core import TyperGroup
 
 from payalloc import __version__
 from payalloc.cli.state import STATE
-from payalloc.errors import EXIT_BUG, EXIT_BUSY, PayallocError, ProblemsError, Terminated, UsageError
+from payalloc.errors import (
+    DISK_FULL_CAUSE,
+    EXIT_BUG,
+    EXIT_BUSY,
+    PayallocError,
+    ProblemsError,
+    Terminated,
+    UsageError,
+)
 
 EPILOG = (
     "Exit status: 0 done, 1 internal error or disk full, 2 usage error, 3 input refused (nothing written), "
     "4 ledger busy, 5 check found a violation."
 )
 DISK_FULL = (
-    "the disk is full (or the ledger reached its size limit): the change in progress was rolled back "
+    f"{DISK_FULL_CAUSE}: the change in progress was rolled back "
     "and nothing of it was written; free some space and run the command again"
 )
 
@@ -48,14 +56,15 @@ class _ErrorBoundary(TyperGroup):
         except sqlite3.OperationalError as err:
             _traceback_if_debug()
             from payalloc.cli import output
-            from payalloc.ledger.connection import is_busy
+            from payalloc.ledger.connection import is_busy, is_full
 
             if is_busy(err):
                 output.error("the ledger stayed locked by another process; nothing was changed, try again")
                 raise typer.Exit(EXIT_BUSY) from None
-            if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+            if is_full(err):
                 # Not 4: cron wrappers may treat "busy" as harmless and retry; a full disk needs a person.
-                # SQLite rolled back the write transaction in progress (for run-job: the current chunk).
+                # SQLite rolled back the write transaction in progress (run-job, once it has committed
+                # a chunk, says so itself: errors.LedgerFull).
                 output.error(DISK_FULL)
                 raise typer.Exit(EXIT_BUG) from None
             output.error(f"the ledger could not be used ({err}); run with --debug for details")

@@ -9,6 +9,7 @@ import typer
 from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format, whole_number
 from payalloc.cli.state import STATE
+from payalloc.errors import InputError, LedgerBusy
 
 if TYPE_CHECKING:
     from payalloc.services.job import JobResult
@@ -20,19 +21,27 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
     """Apply event payments (rule 4), then oldest payments (rule 2), then post ready remittances
     to the general ledger (rule 6). Safe to re-run; a second run while one runs exits 4.
 
+    With --json, one object on stdout either way: the counts, or "refused": true with the error
+    (exit 3 or 4).
+
     Example: payalloc --db practice.db run-job -q
     """
     exclusive(("--json", json_out), ("--quiet", quiet))
-    from payalloc.dates import utc_now
-    from payalloc.services import job
-
-    with STATE.ledger() as conn:
-        result = job.run_job(conn, STATE.db, utc_now(), dry_run=dry_run)
+    try:
+        result = _run(dry_run)
+    except (InputError, LedgerBusy) as error:
+        if json_out:  # a script reads why from stdout too; the sentence still goes to stderr
+            output.emit_json(_refusal(dry_run, error))
+        raise
+    if not json_out:  # cron mails stderr even with -q; --json has interrupted_runs
+        for run_id, started_at in result.interrupted:
+            output.warn(f"run {run_id} (started {started_at}) was interrupted; this run carried on its work")
     for warning in result.warnings:
         output.warn(warning)
     data: dict[str, Any] = {
         "run_id": result.run_id,
         "dry_run": result.dry_run,
+        "refused": False,
         **result.counts(),
         "posting_ready": not result.missing_mappings,
         "missing_mappings": result.missing_mappings,
@@ -50,6 +59,21 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
     if dry_run:
         _show_plan(result)
     output.line(_summary(result))
+
+
+def _run(dry_run: bool) -> JobResult:
+    from payalloc.dates import utc_now
+    from payalloc.services import job
+
+    with STATE.ledger() as conn:
+        return job.run_job(conn, STATE.db, utc_now(), dry_run=dry_run)
+
+
+def _refusal(dry_run: bool, error: InputError | LedgerBusy) -> dict[str, Any]:
+    """`run-job --json` refused (exit 3: no usable ledger or lock; exit 4: another run-job, or the
+    ledger stayed locked): the sentence also written to stderr, which says what a run that had
+    begun left committed."""
+    return {"dry_run": dry_run, "refused": True, "error": str(error)}
 
 
 def _summary(result: JobResult) -> str:

@@ -10,25 +10,41 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import signal
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from payalloc.errors import InputError, LedgerBusy, LedgerMissing
+from payalloc.errors import InputError, LedgerBusy, LedgerMissing, UsageError
 from payalloc.ledger import writers
 from payalloc.ledger.migrations import SCHEMA_VERSION
 
 APPLICATION_ID = 0x50414C43  # "PALC": marks a SQLite file as a payalloc ledger
-BUSY_TIMEOUT_MS = int(os.environ.get("PAYALLOC_BUSY_TIMEOUT_MS", "30000"))
+BUSY_TIMEOUT_MS = 30000  # how long a write waits for the ledger; PAYALLOC_BUSY_TIMEOUT_MS overrides it
+MAX_BUSY_TIMEOUT_MS = 2**31 - 1  # SQLite's busy_timeout is a C int
+
+
+def busy_timeout_ms() -> int:
+    """PAYALLOC_BUSY_TIMEOUT_MS, read when a ledger is opened (not at import: a bad value must be a
+    usage error of the command, not an internal error of every command). Empty counts as unset."""
+    text = os.environ.get("PAYALLOC_BUSY_TIMEOUT_MS", "")
+    if not text:
+        return BUSY_TIMEOUT_MS
+    # ASCII digits only: int() would take "-5", " 5", "1_000" and other scripts' digits.
+    if not re.fullmatch(r"[0-9]{1,10}", text) or int(text) > MAX_BUSY_TIMEOUT_MS:
+        raise UsageError(f"PAYALLOC_BUSY_TIMEOUT_MS is {text!r}: it must be a whole number of milliseconds"
+                         f" from 0 to {MAX_BUSY_TIMEOUT_MS} (unset, it is {BUSY_TIMEOUT_MS})")
+    return int(text)
 
 
 def _connect(path: Path, mode: str) -> sqlite3.Connection:
+    timeout_ms = busy_timeout_ms()
     uri = path.absolute().as_uri() + f"?mode={mode}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout_ms / 1000)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        conn.execute(f"PRAGMA busy_timeout = {timeout_ms:d}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA secure_delete = ON")
@@ -37,7 +53,7 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
     except sqlite3.DatabaseError as error:
         conn.close()
         if is_busy(error):
-            raise _busy() from None
+            raise busy_error() from None
         raise _unusable(path, error) from None
     _install_test_hooks(conn)
     return conn
@@ -84,7 +100,7 @@ def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as error:
         if is_busy(error):
-            raise _busy() from None
+            raise busy_error() from None
         raise _unusable(path, error) from None
     return int(app_id), int(version)
 
@@ -94,9 +110,14 @@ def is_busy(error: sqlite3.Error) -> bool:
     return "locked" in str(error) or "busy" in str(error)
 
 
-def _busy() -> LedgerBusy:
+def is_full(error: BaseException) -> bool:
+    """SQLITE_FULL: the disk is full, or the ledger reached max_page_count."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+
+
+def busy_error() -> LedgerBusy:
     return LedgerBusy(
-        f"the ledger stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g} s; "
+        f"the ledger stayed locked by another process for {busy_timeout_ms() / 1000:g} s; "
         "nothing was changed, try again"
     )
 
@@ -107,6 +128,7 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
         raise InputError(f"ledger {path} is a directory, not a ledger file")
     if not path.parent.exists():
         raise InputError(f"cannot create ledger {path}: directory {path.parent} does not exist")
+    busy_timeout_ms()  # a usage error refuses before the file is created
     created = False
     try:
         # Created 0600 before SQLite sees it: the ledger holds health data; -wal/-shm inherit the mode.
@@ -157,12 +179,12 @@ def write_txn(
     """One write transaction: BEGIN IMMEDIATE first, COMMIT on success (ROLLBACK if dry_run).
     It waits for the ledger holding a writer's turn (ledger/writers.py), so that run-job lets
     it in between two chunks; only run-job's own transactions say turn=False."""
-    with writers.waiting_turn(conn, BUSY_TIMEOUT_MS / 1000) if turn else contextlib.nullcontext():
+    with writers.waiting_turn(conn, busy_timeout_ms() / 1000) if turn else contextlib.nullcontext():
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             if is_busy(error):
-                raise _busy() from None
+                raise busy_error() from None
             raise
         try:
             yield conn

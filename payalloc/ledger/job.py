@@ -22,14 +22,16 @@ STALE_RUN_ERROR = "the process ended before the run finished"
 
 # --- job runs -----------------------------------------------------------------------------
 
-def interrupt_stale_runs(conn: sqlite3.Connection, now: str) -> int:
-    """Runs left 'running' by a process that died. Only call while holding the job lock. When it
-    died is not known: finished_at stays empty, and the error says when it was found so."""
-    cur = conn.execute(
-        "UPDATE job_runs SET status = 'interrupted', error = coalesce(error, ?) WHERE status = 'running'",
+def interrupt_stale_runs(conn: sqlite3.Connection, now: str) -> list[tuple[int, str]]:
+    """Marks the runs left 'running' by a process that died, and returns their (id, started_at) by id.
+    Only call while holding the job lock. When it died is not known: finished_at stays empty, and the
+    error says when it was found so."""
+    rows = conn.execute(
+        "UPDATE job_runs SET status = 'interrupted', error = coalesce(error, ?) WHERE status = 'running'"
+        " RETURNING id, started_at",
         (f"{STALE_RUN_ERROR} (found so at {now})",),
-    )
-    return cur.rowcount
+    ).fetchall()
+    return sorted((int(run_id), str(started)) for run_id, started in rows)
 
 
 def insert_run(conn: sqlite3.Connection, now: str, pid: int) -> int:

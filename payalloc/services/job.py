@@ -30,11 +30,20 @@ from typing import Any
 
 from payalloc import allocation
 from payalloc.dates import utc_now
-from payalloc.errors import LedgerBusy
+from payalloc.errors import DISK_FULL_CAUSE, LedgerBusy, LedgerFull, PayallocError
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
-from payalloc.ledger.connection import BUSY_TIMEOUT_MS, is_busy, job_lock, job_running, read_txn, write_txn
+from payalloc.ledger.connection import (
+    busy_error,
+    busy_timeout_ms,
+    is_busy,
+    is_full,
+    job_lock,
+    job_running,
+    read_txn,
+    write_txn,
+)
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
 from payalloc.services.gcpause import cyclic_gc_paused
@@ -55,7 +64,7 @@ class JobResult:
     amount_posted_cents: int = 0
     posting_batches: int = 0
     missing_mappings: list[str] = field(default_factory=list)
-    interrupted_runs: int = 0  # stale runs found 'running' and marked interrupted
+    interrupted: list[tuple[int, str]] = field(default_factory=list)  # (run_id, started_at) of stale runs
     warnings: list[str] = field(default_factory=list)
     # dry run only: what would be created, by external ids
     planned_remittances: list[dict[str, Any]] = field(default_factory=list)
@@ -73,6 +82,11 @@ class JobResult:
             "amount_posted": plain_cents(self.amount_posted_cents),
             "posting_batches": self.posting_batches,
         }
+
+    @property
+    def interrupted_runs(self) -> int:
+        """Runs found 'running' by a process that died, and marked interrupted."""
+        return len(self.interrupted)
 
     def add(self, other: JobResult) -> None:
         for name in ("clients_checked", "clients", "remittances_created", "amount_applied_cents",
@@ -104,19 +118,20 @@ def run_job(
     assert clients_per_chunk > 0 and remittances_per_chunk > 0
     if dry_run:
         return _dry_run(conn, clients_per_chunk, remittances_per_chunk)
-    with job_lock(ledger_path), job_turns(conn, BUSY_TIMEOUT_MS / 1000) as turns, cyclic_gc_paused():
+    with job_lock(ledger_path), job_turns(conn, busy_timeout_ms() / 1000) as turns, cyclic_gc_paused():
         with write_txn(conn, turn=False):
             interrupted = sql.interrupt_stale_runs(conn, now)
             run_id = sql.insert_run(conn, now, os.getpid())
-        result = JobResult(run_id=run_id, interrupted_runs=interrupted)
+        result = JobResult(run_id=run_id, interrupted=interrupted)
         try:
             _apply_payments(conn, turns, result, run_id, now, clients_per_chunk)
             _post_remittances(conn, turns, result, run_id, now, remittances_per_chunk)
         except BaseException as error:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             _record_end(conn, run_id, clock(), status, result, f"{type(error).__name__}: {error}")
-            if _committed(result) and _is_busy(error):
-                raise _busy_after(result) from None
+            explained = _explain(error, result)
+            if explained is not None:
+                raise explained from None
             raise
         _record_end(conn, run_id, clock(), "done", result, None)
         return result
@@ -131,13 +146,28 @@ def _committed(result: JobResult) -> bool:
     return bool(result.clients_checked or result.remittances_posted)
 
 
+def _explain(error: BaseException, result: JobResult) -> PayallocError | None:
+    """The sentence for a run stopped by a locked ledger or a full disk. Once a chunk is committed,
+    the generic "nothing was changed" / "nothing of it was written" would be false: say what stays.
+    A locked ledger is always LedgerBusy, so that `run-job --json` can print it (exit 4)."""
+    if _is_busy(error):
+        return _busy_after(result) if _committed(result) else busy_error()
+    if is_full(error) and _committed(result):
+        return LedgerFull(f"{DISK_FULL_CAUSE}; {_stopped_after(result)}: free some space and run it again,"
+                          " it carries on")
+    return None
+
+
 def _busy_after(result: JobResult) -> LedgerBusy:
-    """The ledger stayed locked after some chunks were committed: "nothing was changed" would be false."""
     return LedgerBusy(
-        f"the ledger stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g} s; run-job stopped after"
-        f" committing {result.clients_checked:,} clients ({result.remittances_created:,} remittances created,"
-        f" {result.remittances_posted:,} posted); the chunk in progress was rolled back: run it again to finish"
+        f"the ledger stayed locked by another process for {busy_timeout_ms() / 1000:g} s; {_stopped_after(result)}:"
+        " run it again to finish"
     )
+
+
+def _stopped_after(result: JobResult) -> str:
+    return (f"run-job stopped after committing {result.clients_checked:,} clients ({result.remittances_created:,}"
+            f" remittances created, {result.remittances_posted:,} posted); the chunk in progress was rolled back")
 
 
 def _record_end(
