@@ -144,6 +144,16 @@ NOTES = """
   ~0.15 s, foreign keys ~0.1 s, the (client_id, service_date, id) index ~0.1 s. On this machine
   (about 2.5x slower than session 4's) the import ratio is 1.25x at 20,000 clients and 1.04x at
   100,000; the target remains out of reach for the same reasons.
+- **Session 7: a faster machine, a wider gap.** The baseline took 1.33-1.50 s at 20,000 clients
+  (2.2-3.4 s in session 6), payalloc's four processes 1.94-2.25 s: fixed costs weigh more. File by
+  file (wall): clients 0.10, events 0.27, charges 1.03, payments 0.54 s, each ~0.07 s of it process
+  start; the baseline's 0.05 / 0.22 / 0.74 / 0.34 s. The four files in one process (one start, four
+  transactions) took 1.73-1.89 s (~1.25x), so one command for all four would not meet the target
+  either. 200,000 parsed charges (CPU, medians of 7): our table 0.69 s, bare 0.35 s, bare STRICT
+  0.34 s, bare with the CHECKs 0.41 s, without foreign keys 0.63 s, without the two secondary
+  indexes 0.45 s. A larger page cache (64-128 MB) changed nothing at 20,000 or 100,000 clients.
+  At 100,000 clients the ratio is worse than at 20,000 (charges alone: ~7.5 s for 1,000,000 rows,
+  SQLite's execute 4.2 s of it), unlike session 5's 1.04x on the slower machine.
 - **run-job meets its target**, with a margin now: per remittance it still does the database's
   guard (one read of the payment and one of the charge) and foreign keys, and its process start
   (Typer) is ~0.05 s heavier than the baseline's. The idle re-run is almost all process start.
