@@ -595,6 +595,22 @@ def test_json_of_a_file_refused_whole_says_why(cli: Cli, tmp_path: Path) -> None
     assert json.loads(missing.stdout)["error"] == f"file {tmp_path / 'nope.csv'} does not exist"
 
 
+def test_json_of_an_import_that_finds_the_ledger_locked(cli: Cli, tmp_path: Path, ledger_path: Path) -> None:
+    path = write(tmp_path, "c.csv", ["client_id,name", "C1,Ann"])
+    blocker = sqlite3.connect(ledger_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        busy = cli("import", "clients", str(path), "--json", env={"PAYALLOC_BUSY_TIMEOUT_MS": "0"})
+    finally:
+        blocker.close()
+    assert busy.exit_code == 4
+    assert json.loads(busy.stdout) == {
+        "kind": "clients", "file": str(path), "dry_run": False, "refused": True,
+        "error": "the ledger stayed locked by another process for 0 s; nothing was changed, try again",
+        "problem_count": 0, "problems": [],
+    }
+
+
 def test_stdin(cli: Cli, ledger_path: Path) -> None:
     result = cli("import", "clients", "-", input=(SAMPLE / "clients.csv").read_text())
     assert result.exit_code == 0, result.stderr

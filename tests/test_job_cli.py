@@ -132,7 +132,8 @@ def test_json_prints_one_object_on_stdout_when_refused(cli: Cli, conn: sqlite3.C
 
     def refused(result: Any, code: int, error: str, dry_run: bool = False) -> None:
         assert result.exit_code == code, result.stderr
-        assert json.loads(result.stdout) == {"dry_run": dry_run, "refused": True, "error": error}
+        assert json.loads(result.stdout) == {"dry_run": dry_run, "refused": True, "error": error,
+                                             "problem_count": 0, "problems": []}
         assert result.stderr == f"error: {error}\n"
 
     with job_lock(ledger_path):

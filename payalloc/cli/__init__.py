@@ -51,24 +51,17 @@ class _ErrorBoundary(TyperGroup):
             return super().invoke(ctx)
         except PayallocError as err:
             _traceback_if_debug()
+            _refusal_json(err, str(err))
             _report(err)
             raise typer.Exit(err.exit_code) from None
         except sqlite3.OperationalError as err:
             _traceback_if_debug()
             from payalloc.cli import output
-            from payalloc.ledger.connection import is_busy, is_full
 
-            if is_busy(err):
-                output.error("the ledger stayed locked by another process; nothing was changed, try again")
-                raise typer.Exit(EXIT_BUSY) from None
-            if is_full(err):
-                # Not 4: cron wrappers may treat "busy" as harmless and retry; a full disk needs a person.
-                # SQLite rolled back the write transaction in progress (run-job, once it has committed
-                # a chunk, says so itself: errors.LedgerFull).
-                output.error(DISK_FULL)
-                raise typer.Exit(EXIT_BUG) from None
-            output.error(f"the ledger could not be used ({err}); run with --debug for details")
-            raise typer.Exit(EXIT_BUG) from None
+            sentence, code = _database_failure(err)
+            _refusal_json(err, sentence)
+            output.error(sentence)
+            raise typer.Exit(code) from None
         except BrokenPipeError:
             # The reader went away (`payalloc ... | head`): not an error. Send what is still
             # buffered to /dev/null so that the final flush cannot fail either.
@@ -138,6 +131,35 @@ def _traceback_if_debug() -> None:
         traceback.print_exc(file=sys.stderr)
 
 
+def _database_failure(err: sqlite3.OperationalError) -> tuple[str, int]:
+    from payalloc.ledger.connection import is_busy, is_full
+
+    if is_busy(err):
+        return "the ledger stayed locked by another process; nothing was changed, try again", EXIT_BUSY
+    if is_full(err):
+        # Not 4: cron wrappers may treat "busy" as harmless and retry; a full disk needs a person.
+        # SQLite rolled back the write transaction in progress (run-job, once it has committed
+        # a chunk, says so itself: errors.LedgerFull).
+        return DISK_FULL, EXIT_BUG
+    return f"the ledger could not be used ({err}); run with --debug for details", EXIT_BUG
+
+
+def _refusal_json(err: Exception, sentence: str) -> None:
+    """With --json, a command that stops on an error prints one object on stdout too: its fields
+    (STATE.json_refusal), "refused", the sentence also written to stderr, and each problem of a
+    batch with its line, column and reason (reasons never quote a name or a note)."""
+    if STATE.json_refusal is None:
+        return
+    from payalloc.cli import output
+
+    problems = err.problems if isinstance(err, ProblemsError) else []
+    output.emit_json({
+        **STATE.json_refusal, "refused": True, "error": sentence,
+        "problem_count": err.total if isinstance(err, ProblemsError) else 0,
+        "problems": [{"line": p.line or None, "column": p.column or None, "reason": p.reason} for p in problems],
+    })
+
+
 def _report(err: PayallocError) -> None:
     from payalloc.cli import output
 
@@ -191,6 +213,7 @@ def _global(
     STATE.db = Path(db)
     STATE.staff_name = staff
     STATE.debug = debug
+    STATE.json_refusal = None
 
 
 def _terminated(signum: int, frame: object) -> None:

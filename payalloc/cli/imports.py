@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from payalloc.cli import output
 from payalloc.cli.common import DryRunOpt, JsonOpt
 from payalloc.cli.state import STATE
 from payalloc.dates import utc_now
-from payalloc.errors import InputError, ProblemsError
+from payalloc.errors import InputError
 
 if TYPE_CHECKING:
     from payalloc.services.imports import ImportSummary
@@ -43,12 +43,9 @@ def import_file(
 
     Example: payalloc import charges exports/charges-2026-11.csv --dry-run
     """
-    try:
-        summary = _import(kind.value, file, dry_run)
-    except InputError as error:
-        if json_out:  # a script reads why from stdout too; the sentences still go to stderr
-            output.emit_json(_refusal(kind.value, "stdin" if file == "-" else file, dry_run, error))
-        raise
+    if json_out:
+        STATE.json_refusal = {"kind": kind.value, "file": "stdin" if file == "-" else file, "dry_run": dry_run}
+    summary = _import(kind.value, file, dry_run)
     for warning in summary.warnings:
         output.warn(warning)
     if json_out:
@@ -75,18 +72,6 @@ def _import(kind: str, file: str, dry_run: bool) -> ImportSummary:
         finally:
             if raw is not sys.stdin.buffer:
                 raw.close()
-
-
-def _refusal(kind: str, name: str, dry_run: bool, error: InputError) -> dict[str, Any]:
-    """`import --json` of a refused file: why, and each row problem kept (the count says how many
-    there are in all). Reasons never quote a name or a note (csv_import.prose)."""
-    problems = error.problems if isinstance(error, ProblemsError) else []
-    return {
-        "kind": kind, "file": name, "dry_run": dry_run, "refused": True,
-        "error": error.summary if isinstance(error, ProblemsError) else str(error),
-        "problem_count": error.total if isinstance(error, ProblemsError) else 0,
-        "problems": [{"line": p.line or None, "column": p.column or None, "reason": p.reason} for p in problems],
-    }
 
 
 def _open(file: str) -> tuple[IO[bytes], str, int | None]:

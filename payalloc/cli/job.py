@@ -9,7 +9,6 @@ import typer
 from payalloc.cli import output
 from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format, whole_number
 from payalloc.cli.state import STATE
-from payalloc.errors import InputError, LedgerBusy
 
 if TYPE_CHECKING:
     from payalloc.services.job import JobResult
@@ -27,12 +26,9 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
     Example: payalloc --db practice.db run-job -q
     """
     exclusive(("--json", json_out), ("--quiet", quiet))
-    try:
-        result = _run(dry_run)
-    except (InputError, LedgerBusy) as error:
-        if json_out:  # a script reads why from stdout too; the sentence still goes to stderr
-            output.emit_json(_refusal(dry_run, error))
-        raise
+    if json_out:
+        STATE.json_refusal = {"dry_run": dry_run}
+    result = _run(dry_run)
     if not json_out:  # cron mails stderr even with -q; --json has interrupted_runs
         for run_id, started_at in result.interrupted:
             output.warn(f"run {run_id} (started {started_at}) was interrupted; this run carried on its work")
@@ -67,13 +63,6 @@ def _run(dry_run: bool) -> JobResult:
 
     with STATE.ledger() as conn:
         return job.run_job(conn, STATE.db, utc_now(), dry_run=dry_run)
-
-
-def _refusal(dry_run: bool, error: InputError | LedgerBusy) -> dict[str, Any]:
-    """`run-job --json` refused (exit 3: no usable ledger or lock; exit 4: another run-job, or the
-    ledger stayed locked): the sentence also written to stderr, which says what a run that had
-    begun left committed."""
-    return {"dry_run": dry_run, "refused": True, "error": str(error)}
 
 
 def _summary(result: JobResult) -> str:

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -15,6 +16,9 @@ class State:
     db: Path = Path("payalloc.db")
     staff_name: str | None = None
     debug: bool = False
+    # Set by a command run with --json: its fields for the object a refusal prints on stdout
+    # (cli/__init__.py), so that a script piping it into jq gets JSON whatever happens.
+    json_refusal: dict[str, Any] | None = None
 
     def connect(self) -> sqlite3.Connection:
         from payalloc.ledger.connection import open_ledger
