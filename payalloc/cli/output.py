@@ -250,35 +250,41 @@ def _widths(texts: Iterable[str], words: bool = True) -> tuple[int, int]:
     return widest, word
 
 
-def _layout(columns: Sequence[Column], cells: Sequence[Sequence[str]], available: int) -> list[int] | None:
+@dataclass(frozen=True)
+class _Measure:
+    """A column's widths in cells, measured once: natural (no wrapping); narrowest for a fixed
+    column (values whole, header folded at its spaces); for free text, least (its header's longest
+    word fits) and tight (last resort: the header folds inside a word too)."""
+
+    text: bool
+    natural: int
+    narrowest: int
+    least: int = 0
+    tight: int = 0
+
+
+def _measure(column: Column, values: Iterable[str]) -> _Measure:
+    head_width, head_word = _widths([column.header])
+    value_width, value_word = _widths(values, words=column.text)
+    natural = max(head_width, value_width, 1)
+    if not column.text:
+        return _Measure(False, natural, max(head_word, value_width, 1))
+    floor = max(_TEXT_FLOOR, min(value_word, _TEXT_WORD_CAP))
+    least = min(natural, max(head_word, floor))
+    return _Measure(True, natural, least, least, min(natural, floor))
+
+
+def _layout(measures: Sequence[_Measure], available: int) -> list[int] | None:
     """Content widths that keep every id, date and amount whole within `available` cells, or None
     when even folded headers and squeezed free text cannot make them fit on one line."""
-    natural: list[int] = []
-    narrowest: list[int] = []  # fixed columns: values whole, header folded at its spaces
-    text_min: list[int] = []  # free text: its header's longest word fits
-    text_tight: list[int] = []  # free text, last resort: its header folds inside a word too
-    for index, column in enumerate(columns):
-        head_width, head_word = _widths([column.header])
-        value_width, value_word = _widths((row[index] for row in cells), words=column.text)
-        natural.append(max(head_width, value_width, 1))
-        if column.text:
-            floor = max(_TEXT_FLOOR, min(value_word, _TEXT_WORD_CAP))
-            text_min.append(min(natural[-1], max(head_word, floor)))
-            text_tight.append(min(natural[-1], floor))
-            narrowest.append(text_min[-1])
-        else:
-            text_min.append(0)
-            text_tight.append(0)
-            narrowest.append(max(head_word, value_width, 1))
-    text = [c.text for c in columns]
-    for fixed, least in ((natural, text_min), (narrowest, text_min), (narrowest, text_tight)):
-        widths = [m if t else f for f, m, t in zip(fixed, least, text, strict=True)]
+    for fixed, text_width in (("natural", "least"), ("narrowest", "least"), ("narrowest", "tight")):
+        widths = [getattr(m, text_width if m.text else fixed) for m in measures]
         spare = available - sum(widths)
         if spare < 0:
             continue
         # Give the room left to the free-text columns, the narrowest first, up to their natural width.
         while spare > 0:
-            growable = [i for i, t in enumerate(text) if t and widths[i] < natural[i]]
+            growable = [i for i, m in enumerate(measures) if m.text and widths[i] < m.natural]
             if not growable:
                 break
             widths[min(growable, key=lambda i: widths[i])] += 1
@@ -287,10 +293,10 @@ def _layout(columns: Sequence[Column], cells: Sequence[Sequence[str]], available
     return None
 
 
-def _fit(width: int, columns: Sequence[Column], cells: Sequence[Sequence[str]]) -> tuple[list[int], int, bool] | None:
+def _fit(width: int, measures: Sequence[_Measure]) -> tuple[list[int], int, bool] | None:
     """(content widths, cells beyond the columns, compact) of the widest style that fits, or None."""
     for per_column, beyond, compact in _STYLES:
-        widths = _layout(columns, cells, width - per_column * len(columns) - beyond)
+        widths = _layout(measures, width - per_column * len(measures) - beyond)
         if widths is not None:
             return widths, beyond, compact
     return None
@@ -318,12 +324,12 @@ def table(
     all_foot = [_cell_text(footer.get(c.key, "")) for c in columns] if footer is not None else None
     # All the columns if they fit; else without the optional ones, the last first, before the
     # table becomes blocks of lines (a 25-payment list in 276 lines on an 80-column terminal).
+    measured = [*all_cells, *([all_foot] if all_foot else [])]
+    measures = [_measure(c, (row[i] for row in measured)) for i, c in enumerate(columns)]
     optional = [i for i in reversed(range(len(columns))) if columns[i].optional]
     for dropped in range(len(optional) + 1):
         keep = [i for i in range(len(columns)) if i not in optional[:dropped]]
-        cells = [[row[i] for i in keep] for row in all_cells]
-        foot = [all_foot[i] for i in keep] if all_foot is not None else None
-        layout = _fit(console.width, [columns[i] for i in keep], [*cells, *([foot] if foot else [])])
+        layout = _fit(console.width, [measures[i] for i in keep])
         if layout is not None:
             break
     if layout is None:
@@ -333,6 +339,8 @@ def table(
         hidden = ", ".join(columns[i].header for i in sorted(optional[:dropped]))
         title = f"{title or ''} (not shown at this width: {hidden}; see --json)".strip()
     columns = [columns[i] for i in keep]
+    cells = [[row[i] for i in keep] for row in all_cells]
+    foot = [all_foot[i] for i in keep] if all_foot is not None else None
     widths, beyond, compact = layout
     from rich import box
     from rich.table import Table
