@@ -19,7 +19,7 @@ from typing import IO, Any, NamedTuple, TypeVar, cast
 from payalloc import vocabulary
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
-from payalloc.ids import MAX_ID_LENGTH, MAX_TEXT_LENGTH
+from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 from payalloc.money import MoneyError, parse_cents
 
 KINDS = ("clients", "events", "charges", "payments")
@@ -167,8 +167,8 @@ class _Row:
 
 
 def _client(r: _Row) -> ClientRow:
-    return ClientRow(r.key("client_id"), r.text("name", required=True, limit=200) or "",
-                     r.text("responsible_party", limit=200))
+    return ClientRow(r.key("client_id"), r.text("name", required=True, limit=MAX_NAME_LENGTH) or "",
+                     r.text("responsible_party", limit=MAX_NAME_LENGTH))
 
 
 def _event(r: _Row) -> EventRow:
@@ -188,8 +188,8 @@ def _payment(r: _Row) -> PaymentRow:
     row = PaymentRow(
         r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"),
         r.choice("apply_to", APPLY_TO), r.key("event_id", required=False) or None,
-        r.text("method") and r.choice("method", METHODS), r.text("reference", limit=200),
-        r.choice("status", PAYMENT_STATUSES, "ready"), r.text("note"), r.text("payer_name", limit=200),
+        r.text("method") and r.choice("method", METHODS), r.text("reference", limit=MAX_NAME_LENGTH),
+        r.choice("status", PAYMENT_STATUSES, "ready"), r.text("note"), r.text("payer_name", limit=MAX_NAME_LENGTH),
     )
     if row.apply_to == "event" and row.event_key is None:
         r.problems.append(("event_id", "is required when apply_to is event"))
@@ -327,8 +327,8 @@ class _Columns:
 
 
 def _client_columns(c: _Columns) -> Columns:
-    return (c.key("client_id"), c.text("name", required=True, limit=200),
-            c.text("responsible_party", limit=200))
+    return (c.key("client_id"), c.text("name", required=True, limit=MAX_NAME_LENGTH),
+            c.text("responsible_party", limit=MAX_NAME_LENGTH))
 
 
 def _event_columns(c: _Columns) -> Columns:
@@ -350,8 +350,8 @@ def _payment_columns(c: _Columns) -> Columns:
         raise _Slow  # an event payment without its event_id, or another with one
     return (
         c.key("payment_id"), c.key("client_id"), c.date("received_date"), c.money("amount"), apply_to,
-        event_key, c.optional_choice("method", METHODS), c.text("reference", limit=200),
-        c.choice("status", PAYMENT_STATUSES, "ready"), c.text("note"), c.text("payer_name", limit=200),
+        event_key, c.optional_choice("method", METHODS), c.text("reference", limit=MAX_NAME_LENGTH),
+        c.choice("status", PAYMENT_STATUSES, "ready"), c.text("note"), c.text("payer_name", limit=MAX_NAME_LENGTH),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from payalloc.errors import InputError
 
 MAX_ID_LENGTH = 64
+MAX_NAME_LENGTH = 200  # a name, a responsible party, a reference, a payer name
 MAX_TEXT_LENGTH = 4000  # a note, a reason, a description: a paragraph, not a file pasted in
 
 

@@ -170,6 +170,14 @@ def test_json_escapes_what_a_terminal_would_act_on_and_reads_back_exact(cli: Cli
     assert json.loads(result.stdout)[-1]["detail"]["file"] == str(clients)
 
 
+def test_safe_replaces_controls_bidi_and_zero_width_space_but_keeps_the_joiners() -> None:
+    # Named code points: UNSAFE above copies the pattern, so it alone could not catch a change to it.
+    for char in ("\x1b", "\x9b", "\u200b", "\u200e", "\u200f", "\u202e", "\u2066", "\ufeff"):
+        assert safe(f"a{char}b") == "a\ufffdb", repr(char)
+    for char in ("\u200c", "\u200d", "\u00e9", "\u0645"):
+        assert safe(f"a{char}b") == f"a{char}b", repr(char)
+
+
 def test_safe_replaces_bytes_that_were_not_utf8() -> None:
     assert safe(os.fsdecode(b"file-\x9b31m-\xff.csv")) == "file-\ufffd31m-\ufffd.csv"
 

@@ -38,7 +38,7 @@ def check(json_out: JsonOpt = False) -> None:
 
     with STATE.ledger() as conn:
         report = check_ledger(conn)
-    output.warn_if_shared(STATE.db, STATE.shared_mode())
+    output.warn_if_shared(STATE.db)
     if json_out:
         output.emit_json(report.as_json())
     elif report.violations:

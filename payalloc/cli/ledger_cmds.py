@@ -22,7 +22,7 @@ def init() -> None:
         output.message(f"upgraded ledger {STATE.db}: applied {', '.join(applied)}")
     else:
         output.message(f"ledger {STATE.db} is up to date")
-    output.warn_if_shared(STATE.db, STATE.shared_mode())
+    output.warn_if_shared(STATE.db)
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -41,7 +41,7 @@ def _emit(listing: Listing, columns: list[Column], json_out: bool, csv_out: bool
         if json_out:
             output.emit_json(machine)
         else:
-            fields = [name.removesuffix("_cents") for name in listing.fields]
+            fields = [output.money_name(name) for name in listing.fields]
             output.emit_csv(fields, machine, numeric=[c.key for c in columns if c.money])
     else:
         output.table(columns, [output.money_fields(row, format_cents) for row in rows],

@@ -83,8 +83,10 @@ def error(text: str) -> None:
     message(f"error: {text}")
 
 
-def warn_if_shared(db: Path, mode: int | None) -> None:
-    if mode is not None:
+def warn_if_shared(db: Path) -> None:
+    """init and check: the ledger holds health data; a copy made with cp is 0644."""
+    mode = db.stat().st_mode & 0o777
+    if mode & 0o077:
         warn(f"ledger {db} is readable by others (mode {mode:o}); it holds health data: chmod 600 it")
 
 
@@ -98,11 +100,15 @@ def line(text: str) -> None:
     sys.stdout.write(_one_line(text) + "\n")
 
 
+def money_name(key: str) -> str:
+    """The field a *_cents column is shown as: amount_cents -> amount."""
+    return key.removesuffix("_cents")
+
+
 def money_fields(row: dict[str, Any], fmt: Callable[[int], str]) -> dict[str, Any]:
     """A row whose *_cents ints become formatted amounts under the name without _cents."""
     return {
-        (key.removesuffix("_cents") if key.endswith("_cents") else key):
-        (fmt(value) if key.endswith("_cents") and isinstance(value, int) else value)
+        money_name(key): (fmt(value) if key.endswith("_cents") and isinstance(value, int) else value)
         for key, value in row.items()
     }
 

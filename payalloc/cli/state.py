@@ -34,12 +34,6 @@ class State:
         finally:
             conn.close()
 
-    def shared_mode(self) -> int | None:
-        """The ledger file's mode if others than its owner may read or write it (it holds health
-        data), else None: init and check warn about it."""
-        mode = self.db.stat().st_mode & 0o777
-        return mode if mode & 0o077 else None
-
     @property
     def staff(self) -> str:
         """--staff, else PAYALLOC_STAFF (both via Typer), else the login name. Each is held to the

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
-from payalloc.ids import MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text
+from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text
 from payalloc.ledger import audit
 from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
@@ -80,8 +80,8 @@ def record_payment(
         status = "pending" if pending else "ready"
         ledger.insert_payment(
             conn, key=key, client_id=client_row.id, received_date=received_date, amount_cents=amount_cents,
-            apply_to=apply_to, event_id=event_id, method=method, reference=_text(reference, "--reference", 200),
-            status=status, note=_text(note, "--note"), payer_name=_text(payer_name, "--payer-name", 200),
+            apply_to=apply_to, event_id=event_id, method=method, reference=_text(reference, "--reference", MAX_NAME_LENGTH),
+            status=status, note=_text(note, "--note"), payer_name=_text(payer_name, "--payer-name", MAX_NAME_LENGTH),
         )
         audit.record(
             conn, at=now, staff=staff, action="payment.record", client_key=client_key, payment_key=key,
@@ -113,7 +113,7 @@ def _new_key(conn: sqlite3.Connection, now: str) -> str:
 
 
 def _text(value: str | None, what: str, limit: int = MAX_TEXT_LENGTH) -> str | None:
-    """The limits of the CSV import's columns: 200 for a reference or a name, 4000 for a note."""
+    """The limits of the CSV import's columns (ids.py): a reference or a name, a note."""
     if value is None:
         return None
     return parse_text(value, what, limit) or None
