@@ -308,6 +308,10 @@ def reversal_to_other_accounts(path: Path) -> None:
     c.execute("UPDATE journal_lines SET account = '9999' WHERE remittance_id = 4 AND entry = 'reverse'")
 
 
+def mappings_on_one_account(path: Path) -> None:
+    raw(path).execute("UPDATE gl_mappings SET account = (SELECT account FROM gl_mappings WHERE key = 'self_pay_ar')")
+
+
 def posting_unbalanced(path: Path) -> None:
     c = raw(path)
     c.execute(
@@ -427,6 +431,7 @@ CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
      {"reversal_not_mirrored"}),
     (posted_back_to_ready, "journal_lines_unexpected", {"remittance_id": 1, "detail": "post"}, {G}),
     (reversal_to_other_accounts, "reversal_not_mirrored", {"remittance_id": 4, "detail": "2300", "actual": "40.00"}, {G}),
+    (mappings_on_one_account, "gl_mappings_same_account", {"table_name": "gl_mappings"}, set()),
     (posting_unbalanced, "posting_unbalanced", {"remittance_id": 1, "batch_id": 1, "debit": "100.50"},
      {"journal_batch_unbalanced"}),
     (posted_without_lines, "posting_unbalanced", {"remittance_id": 2, "batch_id": 3, "debit": "0.00"}, set()),

@@ -357,6 +357,14 @@ CHECKS: tuple[Check, ...] = (
         """,
     ),
     Check(
+        # gl map refuses it; a ledger mapped before it did, or edited by hand, is told here.
+        "gl_mappings_same_account",
+        """
+        SELECT 'gl_mappings' AS table_name FROM gl_mappings a JOIN gl_mappings b
+            ON a.key = 'unapplied_default' AND b.key = 'self_pay_ar' AND a.account = b.account
+        """,
+    ),
+    Check(
         "apply_to_invalid",
         """
         SELECT payment_key AS payment_id, apply_to AS detail FROM payments

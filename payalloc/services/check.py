@@ -71,6 +71,10 @@ MESSAGES: dict[str, str] = {
     "event_payment_without_event": "event payment {payment_id} is attached to no existing event",
     "event_payment_on_deleted_event": "event payment {payment_id} is still attached to deleted event {event_id}",
     "event_client_mismatch": "event {event_id} is of another client than {subject}",
+    "gl_mappings_same_account": (
+        "GL mappings unapplied_default and self_pay_ar name the same account: each posting would debit and"
+        " credit it; map one of them to another account (payalloc gl map KEY ACCOUNT)"
+    ),
     "apply_to_invalid": "payment {payment_id} has an invalid apply-to or status ({detail})",
     "date_invalid": "{table_name}.{column_name} of row {row_id} is not a real YYYY-MM-DD date",
     "job_work_unmarked": "client {client_id} has work for run-job (payment {payment_id}) but is not marked for it",
