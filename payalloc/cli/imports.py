@@ -44,7 +44,7 @@ def import_file(
     Example: payalloc import charges exports/charges-2026-11.csv --dry-run
     """
     if json_out:
-        STATE.json_refusal = {"kind": kind.value, "file": "stdin" if file == "-" else file, "dry_run": dry_run}
+        STATE.json_refusal = {"kind": kind.value, "file": _name(file), "dry_run": dry_run}
     summary = _import(kind.value, file, dry_run)
     for warning in summary.warnings:
         output.warn(warning)
@@ -74,9 +74,14 @@ def _import(kind: str, file: str, dry_run: bool) -> ImportSummary:
                 raw.close()
 
 
+def _name(file: str) -> str:
+    """How messages and the summary name the file."""
+    return "stdin" if file == "-" else file
+
+
 def _open(file: str) -> tuple[IO[bytes], str, int | None]:
     if file == "-":
-        return sys.stdin.buffer, "stdin", None
+        return sys.stdin.buffer, _name(file), None
     path = Path(file)
     if not path.exists():
         raise InputError(f"file {file} does not exist")
