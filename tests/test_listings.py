@@ -329,3 +329,84 @@ def test_a_csv_listing_has_one_header_whether_rows_match_or_not(cli: Cli, ledger
     else:
         empty = cli(*args, *no_match, "--csv").stdout
     assert empty.splitlines() == [full[0]]
+
+
+# --- long listings: a table shows the first rows, machines get them all ------------------------
+
+
+def many_clients(cli: Cli, n: int) -> list[str]:
+    keys = [f"C-{i:04d}" for i in range(n)]
+    csv_text = "client_id,name\n" + "".join(f"{k},Client {i}\n" for i, k in enumerate(keys))
+    assert cli("import", "clients", "-", input=csv_text).exit_code == 0
+    return keys
+
+
+def table_ids(stdout: str) -> list[str]:
+    return re.findall(r"\bC-\d{4}\b", stdout)
+
+
+def test_a_long_table_shows_its_first_rows_and_says_how_many_it_left_out(cli: Cli) -> None:
+    from payalloc.cli.common import TABLE_ROWS
+
+    keys = many_clients(cli, TABLE_ROWS + 30)
+    table = cli("client", "list")
+    assert table.exit_code == 0, table.stderr
+    assert table_ids(table.stdout) == keys[:TABLE_ROWS]
+    assert f"{TABLE_ROWS + 30} clients (the first {TABLE_ROWS}; --limit N shows more" in table.stdout
+    everything = cli("client", "list", "--limit", "0")
+    assert table_ids(everything.stdout) == keys and "(the first" not in everything.stdout
+    assert f"{TABLE_ROWS + 30} clients" in everything.stdout
+    assert table_ids(cli("client", "list", "--limit", "5").stdout) == keys[:5]
+    # Not cut: the title is the count alone.
+    assert "(the first" not in cli("client", "list", "--limit", str(TABLE_ROWS + 30)).stdout
+
+
+def test_json_and_csv_list_every_row_unless_limit_is_given(cli: Cli) -> None:
+    from payalloc.cli.common import TABLE_ROWS
+
+    keys = many_clients(cli, TABLE_ROWS + 30)
+    assert [r["client_id"] for r in js(cli, "client", "list")] == keys
+    assert [r["client_id"] for r in js(cli, "client", "list", "--limit", "7")] == keys[:7]
+    rows = list(csv.DictReader(io.StringIO(cli("client", "list", "--csv", "--limit", "7").stdout, newline="")))
+    assert [r["client_id"] for r in rows] == keys[:7]
+
+
+@pytest.mark.parametrize("bad", ["-1", "x", "1.5", "", "99999999999999999999"])
+def test_a_bad_limit_is_a_usage_error(cli: Cli, ledger: sqlite3.Connection, bad: str) -> None:
+    for args in (("client", "list"), ("payment", "list"), ("remittances", "list"), ("unallocated",),
+                 ("event", "list"), ("audit",), ("gl", "export")):
+        result = cli(*args, "--limit", bad)
+        assert result.exit_code == 2 and "is not a number of rows" in result.stderr, (args, result.stderr)
+
+
+def test_a_json_listing_is_an_array_of_one_object_per_line(cli: Cli, ledger: sqlite3.Connection) -> None:
+    """Scripts may read it whole (json.loads) or line by line (grep, a streaming reader)."""
+    cli("run-job", "-q")
+    for args in (("client", "list"), ("payment", "list"), ("remittances", "list"), ("unallocated",),
+                 ("event", "list"), ("audit",), ("jobs",)):
+        stdout = cli(*args, "--json").stdout
+        lines = stdout.splitlines()
+        assert lines[0] == "[" and lines[-1] == "]" and stdout.endswith("]\n"), args
+        objects = [json.loads(line.strip().removesuffix(",")) for line in lines[1:-1]]
+        assert objects == json.loads(stdout) and objects, args
+        assert all(line.endswith(",") for line in lines[1:-2]) and not lines[-2].endswith(","), args
+
+
+def test_unallocated_cut_at_limit_keeps_the_totals_of_every_client(cli: Cli, ledger: sqlite3.Connection) -> None:
+    every = js(cli, "unallocated")
+    assert len(every) > 2
+    assert js(cli, "unallocated", "--limit", "2") == every[:2]  # the most urgent first
+    table = cli("unallocated", "--limit", "2")
+    assert f"{len(every)} clients (the first 2; --limit N shows more" in table.stdout
+    assert [line.split()[1] for line in table.stdout.splitlines() if re.match(r"\W+C-\d+", line)] == \
+        [e["client_id"] for e in every[:2]]
+    total = sum(cents(e["unallocated"]) for e in every)
+    footer = next(line for line in table.stdout.splitlines() if "Total" in line)
+    assert as_table_money(f"{total // 100}.{total % 100:02d}") in footer
+
+
+def test_audit_cut_at_limit_shows_the_most_recent(cli: Cli, ledger: sqlite3.Connection) -> None:
+    every = js(cli, "audit")
+    assert len(every) > 2
+    assert js(cli, "audit", "--limit", "2") == every[-2:]
+    assert f"{len(every)} actions (the last 2;" in cli("audit", "--limit", "2").stdout

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import REVERSED_IN_GL, CsvOpt, JsonOpt, ReasonOpt, one_format, whole_number
+from payalloc.cli.common import (
+    REVERSED_IN_GL,
+    CsvOpt,
+    JsonOpt,
+    LimitOpt,
+    ReasonOpt,
+    one_format,
+    rows_wanted,
+    whole_number,
+)
 from payalloc.cli.state import STATE
 from payalloc.errors import UsageError
 
@@ -33,8 +42,10 @@ def unallocated(
     ] = False,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
+    limit: LimitOpt = None,
 ) -> None:
     """Clients with ready money not fully allocated, most urgent first: the clerk's work list.
+    The table's totals are of every client listed, shown or not.
 
     Example: payalloc unallocated --needs-clerk
     """
@@ -45,14 +56,15 @@ def unallocated(
 
     with STATE.ledger() as conn:
         entries = views.unallocated(conn, now=utc_now(), include_pending=all_, needs_clerk_only=needs_clerk)
+    wanted = rows_wanted(limit, json_out or csv_out)
     if json_out:
-        output.emit_json([e.as_json() for e in entries])
+        output.emit_json_rows(e.as_json() for e in entries[:wanted])
         return
     # The same columns with or without --all (as --json): a script reading them must not break.
     fields = ["client_id", "name", "total_payments", "unallocated", "charges_balance", "needs_clerk", "days_waiting",
               "pending"]
     if csv_out:
-        output.emit_csv(fields, (e.as_json() for e in entries),
+        output.emit_csv(fields, (e.as_json() for e in entries[:wanted]),
                         numeric=["total_payments", "unallocated", "charges_balance", "pending", "days_waiting"])
         return
     # Short headers: on an 80-column terminal the name wraps, the figures stay on one line.
@@ -66,12 +78,14 @@ def unallocated(
     # "Payments" counts pending checks too: whenever one is listed, its column says how much.
     if all_ or any(e.pending_cents for e in entries):
         columns.append(output.Column("Pending", "pending", money=True))
+    shown = entries[:wanted]
     output.table(
         columns,
         [{"client_id": e.client_key, "name": e.name, "total_payments": format_cents(e.total_cents),
           "unallocated": format_cents(e.unallocated_cents), "charges_balance": format_cents(e.charges_balance_cents),
           "needs_clerk": "yes" if e.needs_clerk else "", "pending": format_cents(e.pending_cents),
-          "days_waiting": "" if e.days_waiting is None else e.days_waiting} for e in entries],
+          "days_waiting": "" if e.days_waiting is None else e.days_waiting} for e in shown],
+        title=output.limited(None, len(shown), len(entries), noun="client"),
         footer={"client_id": "Total", "name": f"{len(entries)} client{'s' if len(entries) != 1 else ''}",
                 "total_payments": format_cents(sum(e.total_cents for e in entries)),
                 "unallocated": format_cents(sum(e.unallocated_cents for e in entries)),
@@ -251,8 +265,10 @@ def audit(
     since: Annotated[str | None, typer.Option("--since", help="Only from this date, YYYY-MM-DD.")] = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
+    limit: LimitOpt = None,
 ) -> None:
-    """The audit trail: every manual action with staff, time (UTC), ids and reason.
+    """The audit trail: every manual action with staff, time (UTC), ids and reason, oldest first.
+    A table shows the most recent entries; --limit N the last N in every format.
 
     Example: payalloc audit --client C-1003 --since 2026-11-01
     """
@@ -260,9 +276,12 @@ def audit(
     from payalloc.services import views
 
     with STATE.ledger() as conn:
-        rows = [views.audit_json(a) for a in views.audit_trail(conn, client=client, since=since)]
+        entries = views.audit_trail(conn, client=client, since=since)
+    wanted = rows_wanted(limit, json_out or csv_out)
+    total = len(entries)
+    rows = [views.audit_json(a) for a in (entries if wanted is None else entries[-wanted:])]
     if json_out:
-        output.emit_json(rows)
+        output.emit_json_rows(rows)
         return
     fields = ["id", "at", "staff", "action", "client_id", "payment_id", "charge_id", "event_id", "remittance_id",
               "job_run_id", "reason", "detail"]
@@ -277,6 +296,7 @@ def audit(
          output.Column("Charge", "charge_id"), output.Column("Event", "event_id"),
          output.Column("Remittance", "remittance_id"), output.Column("Reason", "reason", text=True), output.Column("Detail", "detail", text=True)],
         [{**r, "staff": r["staff"] or "run-job"} for r in rows],
+        title=output.limited(None, len(rows), total, noun="action", end="last"),
         empty="no audit entries",
     )
 

@@ -44,6 +44,27 @@ def whole_number(what: str) -> Callable[[str | int], int]:
     return parse
 
 
+def _row_count(text: str | int) -> int:
+    value = str(text).strip()
+    if not (value.isascii() and value.isdigit()) or int(value) > _MAX_INTEGER:
+        raise typer.BadParameter(f"'{text}' is not a number of rows (a whole number; 0 for all)")
+    return int(value)
+
+
+TABLE_ROWS = 100  # rows a table shows unless --limit says otherwise: a screenful or two, most useful first
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", metavar="N", parser=_row_count, show_default=False,
+    help=f"Show at most N rows (0: all). A table shows {TABLE_ROWS} unless told; --json and --csv print every"
+         " row unless told.")]
+
+
+def rows_wanted(limit: int | None, machine: bool) -> int | None:
+    """How many rows to print (None: all), from --limit and the format."""
+    if limit is None:
+        return None if machine else TABLE_ROWS
+    return limit or None
+
+
 def exclusive(*options: tuple[str, bool]) -> None:
     """Refuse, as a usage error (exit 2), more than one of OPTIONS given: ("--json", json_out), ..."""
     given = [name for name, on in options if on]

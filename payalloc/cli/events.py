@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, one_format
+from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format, rows_wanted
 from payalloc.cli.state import STATE
 from payalloc.errors import InputError
 
@@ -52,6 +52,7 @@ def list_events(
     status: Annotated[EventStatus | None, typer.Option("--status", help="Only events with this status.")] = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
+    limit: LimitOpt = None,
 ) -> None:
     """List events by date, with the payments still attached to them.
 
@@ -62,7 +63,9 @@ def list_events(
     from payalloc.services import events
 
     with STATE.ledger() as conn:
-        rows = events.list_events(conn, client_key=client, status=status and status.value)
+        listed = events.list_events(conn, client_key=client, status=status and status.value)
+    wanted = rows_wanted(limit, json_out or csv_out)
+    rows = listed[:wanted]
     fields = ["event_id", "client_id", "scheduled_date", "status", "charges", "attached_payments",
               "attached_unapplied"]
     if json_out or csv_out:
@@ -71,7 +74,7 @@ def list_events(
             for r in rows
         ]
         if json_out:
-            output.emit_json(data)
+            output.emit_json_rows(data)
         else:
             output.emit_csv(fields, data, numeric=["attached_unapplied"])
         return
@@ -82,6 +85,7 @@ def list_events(
          output.Column("Attached payments", "attached_payments", money=True),
          output.Column("Unapplied", "attached_unapplied", money=True)],
         [{**r, "attached_unapplied": format_cents(r["attached_unapplied_cents"])} for r in rows],
+        title=output.limited(None, len(rows), len(listed), noun="event"),
         empty="no events",
     )
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, one_format
+from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format, rows_wanted
 from payalloc.cli.state import STATE
 from payalloc.errors import UsageError
 
@@ -77,6 +77,7 @@ def export(
                      " --json, and refuses an existing file unless --force."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
+    limit: LimitOpt = None,
 ) -> None:
     """Export the posted journal (posting and reversing lines) for the accounting system: a
     table, or --csv / --json, on stdout or (with --csv or --json) into the --output file.
@@ -91,12 +92,14 @@ def export(
     with STATE.ledger() as conn:
         rows = gl.export(conn, since)
     with output.to_file(output_file, replace=force):
-        _print_export(rows, json_out, csv_out, gl.EXPORT_FIELDS)
+        _print_export(rows, json_out, csv_out, gl.EXPORT_FIELDS, rows_wanted(limit, json_out or csv_out))
 
 
-def _print_export(rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fields: Sequence[str]) -> None:
+def _print_export(all_rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fields: Sequence[str],
+                  wanted: int | None) -> None:
+    rows = all_rows[:wanted]
     if json_out:
-        output.emit_json(rows)
+        output.emit_json_rows(rows)
     elif csv_out:
         output.emit_csv(list(fields), rows, numeric=["debit", "credit"])
     else:
@@ -109,7 +112,8 @@ def _print_export(rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fie
              output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
              output.Column("Credit", "credit", money=True)],
             [{**r, "debit": output.table_money(r["debit"]), "credit": output.table_money(r["credit"])} for r in rows],
-            title="Posted journal", empty="the journal is empty",
+            title=output.limited("Posted journal", len(rows), len(all_rows), noun="line"),
+            empty="the journal is empty",
         )
 
 

@@ -134,7 +134,7 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
     with STATE.ledger() as conn:
         runs = job.list_runs(conn, limit, STATE.db)
     if json_out:
-        output.emit_json(runs)
+        output.emit_json_rows(runs)
         return
     if csv_out:
         # Every count run-job records, in a fixed order: a run that stopped early has blanks.

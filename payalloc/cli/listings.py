@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import islice
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import ApplyTo, CsvOpt, JsonOpt, one_format
+from payalloc.cli.common import ApplyTo, CsvOpt, JsonOpt, LimitOpt, one_format, rows_wanted
 from payalloc.cli.output import Column
 from payalloc.cli.state import STATE
 from payalloc.money import format_cents, plain_cents
@@ -29,26 +30,28 @@ class PaymentStatus(StrEnum):
     void = "void"
 
 
-
 ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this client (client_id).")]
 
 
-def _emit(listing: Listing, columns: list[Column], json_out: bool, csv_out: bool, *, noun: str, empty: str) -> None:
-    """Rows carry money as *_cents ints: plain "1234.50" strings for machines, 1,234.50 for people."""
-    rows = listing.rows
+def _emit(listing: Listing, columns: list[Column], json_out: bool, csv_out: bool, limit: int | None, *,
+          noun: str, empty: str) -> None:
+    """Rows carry money as *_cents ints: plain "1234.50" strings for machines, 1,234.50 for people.
+    Machine formats stream the rows; a table draws the first `limit` (--limit) and counts the rest."""
+    wanted = rows_wanted(limit, json_out or csv_out)
     if json_out or csv_out:
-        machine = [output.money_fields(row, plain_cents) for row in rows]
+        machine = output.records(listing.fields, islice(listing.rows, wanted), plain_cents)
         if json_out:
-            output.emit_json(machine)
+            output.emit_json_rows(machine)
         else:
             fields = [output.money_name(name) for name in listing.fields]
             output.emit_csv(fields, machine, numeric=[c.key for c in columns if c.money])
-    else:
-        output.table(columns, [output.money_fields(row, format_cents) for row in rows],
-                     title=output.counted(len(rows), noun), empty=empty)
+        return
+    shown, total = output.first(listing.rows, wanted)
+    output.table(columns, list(output.records(listing.fields, shown, format_cents)),
+                 title=output.limited(None, len(shown), total, noun=noun) or output.counted(total, noun), empty=empty)
 
 
-def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
+def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = None) -> None:
     """List clients.
 
     Example: payalloc client list --csv > clients.csv
@@ -56,12 +59,11 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
     one_format(json_out, csv_out)
     from payalloc.services.listings import list_clients
 
-    with STATE.ledger() as conn:
-        rows = list_clients(conn)
     columns = [Column("Client", "client_id"), Column("Name", "name", text=True),
                Column("Responsible party", "responsible_party", text=True),
                Column("Payments", "payments", money=True), Column("Charges", "charges", money=True)]
-    _emit(rows, columns, json_out, csv_out, noun="client", empty="no clients in the ledger")
+    with STATE.ledger() as conn, list_clients(conn) as listing:
+        _emit(listing, columns, json_out, csv_out, limit, noun="client", empty="no clients in the ledger")
 
 
 def payment_list(
@@ -70,6 +72,7 @@ def payment_list(
     apply_to: Annotated[ApplyTo | None, typer.Option("--apply-to", help="Only payments with this apply-to.")] = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
+    limit: LimitOpt = None,
 ) -> None:
     """List payments, oldest received first, with what is still unapplied.
 
@@ -78,14 +81,13 @@ def payment_list(
     one_format(json_out, csv_out)
     from payalloc.services.listings import list_payments
 
-    with STATE.ledger() as conn:
-        rows = list_payments(conn, client=client, status=status and status.value,
-                             apply_to=apply_to and apply_to.value)
     columns = [Column("Payment", "payment_id"), Column("Client", "client_id"), Column("Received", "received_date"),
                Column("Amount", "amount", money=True), Column("Unapplied", "unapplied", money=True),
                Column("Apply to", "apply_to"), Column("Event", "event_id"), Column("Status", "status"),
                Column("Method", "method", optional=True), Column("Reference", "reference", text=True, optional=True)]
-    _emit(rows, columns, json_out, csv_out, noun="payment", empty="no payments match")
+    with STATE.ledger() as conn, list_payments(conn, client=client, status=status and status.value,
+                                               apply_to=apply_to and apply_to.value) as listing:
+        _emit(listing, columns, json_out, csv_out, limit, noun="payment", empty="no payments match")
 
 
 def remittances_list(
@@ -94,6 +96,7 @@ def remittances_list(
     payment: Annotated[str | None, typer.Option("--payment", help="Only this payment (payment_id).")] = None,
     json_out: JsonOpt = False,
     csv_out: CsvOpt = False,
+    limit: LimitOpt = None,
 ) -> None:
     """List remittances (allocations of a payment to a charge).
 
@@ -102,13 +105,13 @@ def remittances_list(
     one_format(json_out, csv_out)
     from payalloc.services.listings import list_remittances
 
-    with STATE.ledger() as conn:
-        rows = list_remittances(conn, client=client, payment=payment, status=status and status.value)
     columns = [Column("Remittance", "id"), Column("Payment", "payment_id"), Column("Charge", "charge_id"),
                Column("Client", "client_id"), Column("Amount", "amount", money=True), Column("Status", "status"),
                Column("Source", "source"), Column("Rule", "rule"), Column("Staff", "staff", text=True),
                Column("Created (UTC)", "created_at", optional=True)]
-    _emit(rows, columns, json_out, csv_out, noun="remittance", empty="no remittances match")
+    with STATE.ledger() as conn, list_remittances(conn, client=client, payment=payment,
+                                                  status=status and status.value) as listing:
+        _emit(listing, columns, json_out, csv_out, limit, noun="remittance", empty="no remittances match")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -1,25 +1,28 @@
-"""SQL of the plain listings. Filters are chosen from constant fragments, never built from user text."""
+"""SQL of the plain listings. Filters are chosen from constant fragments, never built from user text.
+
+A listing's rows come straight from its cursor, one at a time: a 400,000-payment export keeps
+one row in memory, not all of them (read them inside the read transaction that made them)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Listing:
-    """A listing's rows and its field names, known from the query even when no row matches: an
-    empty CSV export has the same header as a full one (a script reads columns by name)."""
+    """A listing's field names, known from the query even when no row matches (an empty CSV
+    export has the same header as a full one: a script reads columns by name), and its rows as
+    tuples in that order, read from the cursor as they are consumed."""
 
     fields: list[str]
-    rows: list[dict[str, Any]]
+    rows: Iterator[tuple[Any, ...]]
 
 
 def _rows(cursor: sqlite3.Cursor) -> Listing:
-    names = [d[0] for d in cursor.description]
-    return Listing(names, [dict(zip(names, row, strict=True)) for row in cursor])
+    return Listing([d[0] for d in cursor.description], iter(cursor))
 
 
 def _filtered(

@@ -1,8 +1,13 @@
-"""Read-only listings of clients, payments and remittances (one snapshot each)."""
+"""Read-only listings of clients, payments and remittances (one snapshot each).
+
+Each is a context manager: its rows stream from the ledger while the block reads them, all from
+the snapshot of one read transaction."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 
 from payalloc.errors import NotFound
 from payalloc.ids import parse_id
@@ -33,23 +38,26 @@ def _payment_id(conn: sqlite3.Connection, payment_key: str | None) -> int | None
     return payment.id
 
 
-def list_clients(conn: sqlite3.Connection) -> sql.Listing:
+@contextlib.contextmanager
+def list_clients(conn: sqlite3.Connection) -> Iterator[sql.Listing]:
     with read_txn(conn):
-        return sql.clients(conn)
+        yield sql.clients(conn)
 
 
+@contextlib.contextmanager
 def list_payments(
     conn: sqlite3.Connection, *, client: str | None = None, status: str | None = None, apply_to: str | None = None
-) -> sql.Listing:
+) -> Iterator[sql.Listing]:
     with read_txn(conn):
         client_id = _client_id(conn, client)
-        return sql.payments(conn, client=client_id, status=status, apply_to=apply_to)
+        yield sql.payments(conn, client=client_id, status=status, apply_to=apply_to)
 
 
+@contextlib.contextmanager
 def list_remittances(
     conn: sqlite3.Connection, *, client: str | None = None, payment: str | None = None, status: str | None = None
-) -> sql.Listing:
+) -> Iterator[sql.Listing]:
     with read_txn(conn):
         client_id = _client_id(conn, client)
         payment_id = _payment_id(conn, payment)
-        return sql.remittances(conn, client=client_id, payment=payment_id, status=status)
+        yield sql.remittances(conn, client=client_id, payment=payment_id, status=status)
