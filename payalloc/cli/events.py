@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format, rows_wanted
+from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format
 from payalloc.cli.state import STATE
 from payalloc.errors import InputError
 
@@ -59,35 +59,15 @@ def list_events(
     Example: payalloc event list --client C-1003 --status scheduled
     """
     one_format(json_out, csv_out)
-    from payalloc.money import format_cents, plain_cents
     from payalloc.services import events
 
-    with STATE.ledger() as conn:
-        listed = events.list_events(conn, client_key=client, status=status and status.value)
-    wanted = rows_wanted(limit, json_out or csv_out)
-    rows = listed[:wanted]
-    fields = ["event_id", "client_id", "scheduled_date", "status", "charges", "attached_payments",
-              "attached_unapplied"]
-    if json_out or csv_out:
-        data = [
-            {**{k: r[k] for k in fields[:-1]}, "attached_unapplied": plain_cents(r["attached_unapplied_cents"])}
-            for r in rows
-        ]
-        if json_out:
-            output.emit_json_rows(data)
-        else:
-            output.emit_csv(fields, data, numeric=["attached_unapplied"])
-        return
-    output.table(
-        [output.Column("Event", "event_id"), output.Column("Client", "client_id"),
-         output.Column("Date", "scheduled_date"), output.Column("Status", "status"),
-         output.Column("Charges", "charges", money=True),
-         output.Column("Attached payments", "attached_payments", money=True),
-         output.Column("Unapplied", "attached_unapplied", money=True)],
-        [{**r, "attached_unapplied": format_cents(r["attached_unapplied_cents"])} for r in rows],
-        title=output.limited(None, len(rows), len(listed), noun="event"),
-        empty="no events",
-    )
+    columns = [output.Column("Event", "event_id"), output.Column("Client", "client_id"),
+               output.Column("Date", "scheduled_date"), output.Column("Status", "status"),
+               output.Column("Charges", "charges", money=True),
+               output.Column("Attached payments", "attached_payments", money=True),
+               output.Column("Unapplied", "attached_unapplied", money=True)]
+    with STATE.ledger() as conn, events.list_events(conn, client_key=client, status=status and status.value) as rows:
+        output.listing(rows, columns, json_out, csv_out, limit, noun="event", empty="no events")
 
 
 def done(event_id: EventArg) -> None:

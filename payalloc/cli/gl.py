@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format, rows_wanted
+from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format
 from payalloc.cli.state import STATE
 from payalloc.errors import UsageError
 
@@ -89,32 +88,17 @@ def export(
         raise UsageError("--output needs --csv or --json")
     from payalloc.services import gl
 
-    with STATE.ledger() as conn:
-        rows = gl.export(conn, since)
-    with output.to_file(output_file, replace=force):
-        _print_export(rows, json_out, csv_out, gl.EXPORT_FIELDS, rows_wanted(limit, json_out or csv_out))
-
-
-def _print_export(all_rows: list[dict[str, Any]], json_out: bool, csv_out: bool, fields: Sequence[str],
-                  wanted: int | None) -> None:
-    rows = all_rows[:wanted]
-    if json_out:
-        output.emit_json_rows(rows)
-    elif csv_out:
-        output.emit_csv(list(fields), rows, numeric=["debit", "credit"])
-    else:
-        output.table(
-            # On a narrow terminal the entry, its remittance, payment, account and amounts stay.
-            [output.Column("Line", "line_id", optional=True), output.Column("Batch", "batch_id", optional=True),
-             output.Column("Created", "batch_created_at", optional=True), output.Column("Entry", "entry"),
-             output.Column("Remittance", "remittance_id"), output.Column("Payment", "payment_id"),
-             output.Column("Charge", "charge_id", optional=True), output.Column("Client", "client_id", optional=True),
-             output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
-             output.Column("Credit", "credit", money=True)],
-            [{**r, "debit": output.table_money(r["debit"]), "credit": output.table_money(r["credit"])} for r in rows],
-            title=output.limited("Posted journal", len(rows), len(all_rows), noun="line"),
-            empty="the journal is empty",
-        )
+    # On a narrow terminal the entry, its remittance, payment, account and amounts stay.
+    columns = [
+        output.Column("Line", "line_id", optional=True), output.Column("Batch", "batch_id", optional=True),
+        output.Column("Created", "batch_created_at", optional=True), output.Column("Entry", "entry"),
+        output.Column("Remittance", "remittance_id"), output.Column("Payment", "payment_id"),
+        output.Column("Charge", "charge_id", optional=True), output.Column("Client", "client_id", optional=True),
+        output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
+        output.Column("Credit", "credit", money=True)]
+    with STATE.ledger() as conn, gl.export(conn, since) as journal, output.to_file(output_file, replace=force):
+        output.listing(journal, columns, json_out, csv_out, limit, noun="line", empty="the journal is empty",
+                       title="Posted journal")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from itertools import islice
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import ApplyTo, CsvOpt, JsonOpt, LimitOpt, one_format, rows_wanted
+from payalloc.cli.common import ApplyTo, CsvOpt, JsonOpt, LimitOpt, one_format
 from payalloc.cli.output import Column
 from payalloc.cli.state import STATE
-from payalloc.money import format_cents, plain_cents
-
-if TYPE_CHECKING:
-    from payalloc.ledger.listings import Listing
 
 
 class RemittanceStatus(StrEnum):
@@ -33,24 +28,6 @@ class PaymentStatus(StrEnum):
 ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this client (client_id).")]
 
 
-def _emit(listing: Listing, columns: list[Column], json_out: bool, csv_out: bool, limit: int | None, *,
-          noun: str, empty: str) -> None:
-    """Rows carry money as *_cents ints: plain "1234.50" strings for machines, 1,234.50 for people.
-    Machine formats stream the rows; a table draws the first `limit` (--limit) and counts the rest."""
-    wanted = rows_wanted(limit, json_out or csv_out)
-    if json_out or csv_out:
-        machine = output.records(listing.fields, islice(listing.rows, wanted), plain_cents)
-        if json_out:
-            output.emit_json_rows(machine)
-        else:
-            fields = [output.money_name(name) for name in listing.fields]
-            output.emit_csv(fields, machine, numeric=[c.key for c in columns if c.money])
-        return
-    shown, total = output.first(listing.rows, wanted)
-    output.table(columns, list(output.records(listing.fields, shown, format_cents)),
-                 title=output.limited(None, len(shown), total, noun=noun) or output.counted(total, noun), empty=empty)
-
-
 def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = None) -> None:
     """List clients.
 
@@ -63,7 +40,7 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: Limit
                Column("Responsible party", "responsible_party", text=True),
                Column("Payments", "payments", money=True), Column("Charges", "charges", money=True)]
     with STATE.ledger() as conn, list_clients(conn) as listing:
-        _emit(listing, columns, json_out, csv_out, limit, noun="client", empty="no clients in the ledger")
+        output.listing(listing, columns, json_out, csv_out, limit, noun="client", empty="no clients in the ledger")
 
 
 def payment_list(
@@ -87,7 +64,7 @@ def payment_list(
                Column("Method", "method", optional=True), Column("Reference", "reference", text=True, optional=True)]
     with STATE.ledger() as conn, list_payments(conn, client=client, status=status and status.value,
                                                apply_to=apply_to and apply_to.value) as listing:
-        _emit(listing, columns, json_out, csv_out, limit, noun="payment", empty="no payments match")
+        output.listing(listing, columns, json_out, csv_out, limit, noun="payment", empty="no payments match")
 
 
 def remittances_list(
@@ -111,7 +88,7 @@ def remittances_list(
                Column("Created (UTC)", "created_at", optional=True)]
     with STATE.ledger() as conn, list_remittances(conn, client=client, payment=payment,
                                                   status=status and status.value) as listing:
-        _emit(listing, columns, json_out, csv_out, limit, noun="remittance", empty="no remittances match")
+        output.listing(listing, columns, json_out, csv_out, limit, noun="remittance", empty="no remittances match")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

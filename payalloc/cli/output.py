@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
+    from payalloc.ledger.listings import Listing
+
 # C0/C1 controls, the bidi/zero-width characters that can make a name read as something else, and
 # surrogates (bytes of a file name or argument that are not UTF-8, which Python keeps as such).
 # Controls, bidi overrides and marks, zero-width space and BOM; not the zero-width (non-)joiners
@@ -110,13 +112,14 @@ def records(fields: Sequence[str], rows: Iterable[Sequence[Any]], fmt: Callable[
     """Rows (tuples in the order of `fields`) as dicts, one at a time: the *_cents ints become
     amounts formatted by `fmt`, under the name without _cents."""
     names = [money_name(name) for name in fields]
-    money = [i for i, name in enumerate(fields) if name.endswith("_cents")]
+    money = [money_name(name) for name in fields if name.endswith("_cents")]
     for row in rows:
-        values = list(row)
-        for i in money:
-            if isinstance(values[i], int):
-                values[i] = fmt(values[i])
-        yield dict(zip(names, values, strict=True))
+        record = dict(zip(names, row, strict=True))
+        for name in money:
+            value = record[name]
+            if value is not None:
+                record[name] = fmt(value)
+        yield record
 
 
 def table_money(plain: object) -> str:
@@ -258,6 +261,30 @@ def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: 
             else:
                 out.append(shown(neutralize(str(value))))
         writer.writerow(out)
+
+
+def listing(rows: Listing, columns: Sequence[Column], json_out: bool, csv_out: bool, limit: int | None, *,
+            noun: str, empty: str, title: str | None = None) -> None:
+    """A listing streamed from its query: money as plain "1234.50" strings for machines, 1,234.50 for
+    people. --json and --csv print every row (or --limit N); a table draws the first TABLE_ROWS (or
+    --limit N; 0: all) and counts the rest. The title says how many rows there are."""
+    from itertools import islice
+
+    from payalloc.cli.common import rows_wanted
+    from payalloc.money import format_cents, plain_cents
+
+    wanted = rows_wanted(limit, json_out or csv_out)
+    if json_out or csv_out:
+        machine = records(rows.fields, islice(rows.rows, wanted), plain_cents)
+        if json_out:
+            emit_json_rows(machine)
+        else:
+            emit_csv([money_name(name) for name in rows.fields], machine, numeric=[c.key for c in columns if c.money])
+        return
+    shown, total = first(rows.rows, wanted)
+    count = counted(total, noun)
+    table(columns, list(records(rows.fields, shown, format_cents)),
+          title=limited(title, len(shown), total, noun=noun) or (f"{title}: {count}" if title else count), empty=empty)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from payalloc.ledger.listings import Listing
 from payalloc.vocabulary import EVENT_STATUSES
 
 
@@ -77,23 +78,21 @@ def make_specific(conn: sqlite3.Connection, payment_ids: list[int]) -> None:
     assert cur.rowcount == len(payment_ids)
 
 
-def listing(conn: sqlite3.Connection, client_id: int | None, status: str | None) -> list[dict[str, Any]]:
+def listing(conn: sqlite3.Connection, client_id: int | None, status: str | None) -> Listing:
     """Events by scheduled date, with what is attached to them."""
     if status is not None:
         assert status in EVENT_STATUSES
-    return [
-        {"event_id": key, "client_id": client_key, "scheduled_date": date, "status": st,
-         "charges": charges, "attached_payments": attached, "attached_unapplied_cents": unapplied}
-        for key, client_key, date, st, charges, attached, unapplied in conn.execute(
-            "SELECT e.event_key, c.client_key, e.scheduled_date, e.status,"
-            " (SELECT count(*) FROM charges ch WHERE ch.event_id = e.id),"
-            " (SELECT count(*) FROM payments p WHERE p.event_id = e.id AND p.apply_to = 'event'"
-            "   AND p.status <> 'void' AND p.applied_cents < p.amount_cents),"
-            " (SELECT coalesce(sum(p.amount_cents - p.applied_cents), 0) FROM payments p"
-            "   WHERE p.event_id = e.id AND p.apply_to = 'event' AND p.status <> 'void' AND p.applied_cents < p.amount_cents)"
-            " FROM events e JOIN clients c ON c.id = e.client_id"
-            " WHERE (?1 IS NULL OR e.client_id = ?1) AND (?2 IS NULL OR e.status = ?2)"
-            " ORDER BY e.scheduled_date, e.id",
-            (client_id, status),
-        )
-    ]
+    cursor = conn.execute(
+        "SELECT e.event_key AS event_id, c.client_key AS client_id, e.scheduled_date, e.status,"
+        " (SELECT count(*) FROM charges ch WHERE ch.event_id = e.id) AS charges,"
+        " (SELECT count(*) FROM payments p WHERE p.event_id = e.id AND p.apply_to = 'event'"
+        "   AND p.status <> 'void' AND p.applied_cents < p.amount_cents) AS attached_payments,"
+        " (SELECT coalesce(sum(p.amount_cents - p.applied_cents), 0) FROM payments p"
+        "   WHERE p.event_id = e.id AND p.apply_to = 'event' AND p.status <> 'void' AND p.applied_cents < p.amount_cents)"
+        " AS attached_unapplied_cents"
+        " FROM events e JOIN clients c ON c.id = e.client_id"
+        " WHERE (?1 IS NULL OR e.client_id = ?1) AND (?2 IS NULL OR e.status = ?2)"
+        " ORDER BY e.scheduled_date, e.id",
+        (client_id, status),
+    )
+    return Listing([d[0] for d in cursor.description], iter(cursor))

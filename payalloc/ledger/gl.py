@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from payalloc.ledger.listings import Listing
+
 
 def mappings(conn: sqlite3.Connection) -> dict[str, str]:
     return {key: account for key, account in conn.execute("SELECT key, account FROM gl_mappings")}
@@ -39,22 +41,16 @@ def journal_totals(conn: sqlite3.Connection) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def journal(conn: sqlite3.Connection, since: str | None) -> list[dict[str, Any]]:
+def journal(conn: sqlite3.Connection, since: str | None) -> Listing:
     """The posted journal, line by line in the order written; `since` filters on the batch date."""
-    return [
-        {
-            "line_id": line_id, "batch_id": batch_id, "batch_created_at": created_at, "entry": entry,
-            "remittance_id": remittance_id, "payment_id": payment_key, "charge_id": charge_key,
-            "client_id": client_key, "account": account, "debit_cents": debit, "credit_cents": credit,
-        }
-        for (line_id, batch_id, created_at, entry, remittance_id, payment_key, charge_key, client_key,
-             account, debit, credit) in conn.execute(
-            "SELECT j.id, j.batch_id, b.created_at, j.entry, j.remittance_id, p.payment_key, ch.charge_key,"
-            " cl.client_key, j.account, j.debit_cents, j.credit_cents"
-            " FROM journal_lines j JOIN posting_batches b ON b.id = j.batch_id"
-            " JOIN remittances r ON r.id = j.remittance_id JOIN payments p ON p.id = r.payment_id"
-            " JOIN charges ch ON ch.id = r.charge_id JOIN clients cl ON cl.id = r.client_id"
-            " WHERE ? IS NULL OR b.created_at >= ? ORDER BY j.id",
-            (since, since),
-        )
-    ]
+    cursor = conn.execute(
+        "SELECT j.id AS line_id, j.batch_id, b.created_at AS batch_created_at, j.entry, j.remittance_id,"
+        " p.payment_key AS payment_id, ch.charge_key AS charge_id, cl.client_key AS client_id, j.account,"
+        " j.debit_cents, j.credit_cents"
+        " FROM journal_lines j JOIN posting_batches b ON b.id = j.batch_id"
+        " JOIN remittances r ON r.id = j.remittance_id JOIN payments p ON p.id = r.payment_id"
+        " JOIN charges ch ON ch.id = r.charge_id JOIN clients cl ON cl.id = r.client_id"
+        " WHERE ? IS NULL OR b.created_at >= ? ORDER BY j.id",
+        (since, since),
+    )
+    return Listing([d[0] for d in cursor.description], iter(cursor))

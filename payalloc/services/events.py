@@ -8,8 +8,9 @@ in the same transaction, once the clerk has confirmed.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from payalloc.ids import parse_id
 from payalloc.ledger import audit
 from payalloc.ledger import events as sql
 from payalloc.ledger.connection import read_txn, write_txn
+from payalloc.ledger.listings import Listing
 from payalloc.money import format_cents, plain_cents
 from payalloc.vocabulary import EVENT_STATUSES
 
@@ -72,9 +74,11 @@ def add_event(
     return key
 
 
+@contextlib.contextmanager
 def list_events(
     conn: sqlite3.Connection, *, client_key: str | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> Iterator[Listing]:
+    """The events, streamed from one snapshot inside the block."""
     if status is not None and status not in EVENT_STATUSES:
         raise InputError(f"status '{status}' is not one of {', '.join(EVENT_STATUSES)}")
     with read_txn(conn):
@@ -84,7 +88,7 @@ def list_events(
             cid = sql.client_id(conn, client)
             if cid is None:
                 raise NotFound(f"client {client} is not in the ledger")
-        return sql.listing(conn, cid, status)
+        yield sql.listing(conn, cid, status)
 
 
 def _public(attached: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from payalloc.dates import parse_date
@@ -13,6 +15,7 @@ from payalloc.ledger import audit
 from payalloc.ledger import gl as sql
 from payalloc.ledger import job as job_sql
 from payalloc.ledger.connection import read_txn, write_txn
+from payalloc.ledger.listings import Listing
 from payalloc.money import plain_cents
 
 DESCRIPTIONS = {
@@ -66,18 +69,9 @@ def show(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-EXPORT_FIELDS = (
-    "line_id", "batch_id", "batch_created_at", "entry", "remittance_id", "payment_id", "charge_id",
-    "client_id", "account", "debit", "credit",
-)
-
-
-def export(conn: sqlite3.Connection, since: str | None = None) -> list[dict[str, Any]]:
-    """The posted journal (posting and reversing lines), amounts as "1234.50" strings."""
+@contextlib.contextmanager
+def export(conn: sqlite3.Connection, since: str | None = None) -> Iterator[Listing]:
+    """The posted journal (posting and reversing lines), streamed from one snapshot inside the block."""
     day = None if since is None else parse_date(since)
     with read_txn(conn):
-        rows = sql.journal(conn, day)
-    for row in rows:
-        row["debit"] = plain_cents(row.pop("debit_cents"))
-        row["credit"] = plain_cents(row.pop("credit_cents"))
-    return rows
+        yield sql.journal(conn, day)
