@@ -143,9 +143,11 @@ while not stop.exists():
             "INSERT INTO payments (payment_key, client_id, received_date, amount_cents, apply_to,"
             " entered_apply_to, status) VALUES (?, ?, '2026-03-02', 3000, 'specific', 'specific', 'ready')",
             (f"WP{n}", cid)).lastrowid
-        conn.execute(
+        r = conn.execute(
             "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, staff, created_at)"
-            " VALUES (?, ?, ?, 3000, 'manual', 'w', '2026-03-02T00:00:00Z')", (p, ch, cid))
+            " VALUES (?, ?, ?, 3000, 'manual', 'w', '2026-03-02T00:00:00Z')", (p, ch, cid)).lastrowid
+        conn.execute("INSERT INTO audit (at, staff, action, remittance_id) VALUES"
+                     " ('2026-03-02T00:00:00Z', 'w', 'apply', ?)", (r,))
     if n == 1:
         print("started", flush=True)
 conn.close()

@@ -41,10 +41,14 @@ def _remit(
     remittance = int(cur.lastrowid or 0)
     if staff is None:  # as the job does: its remittances have no cache trigger
         job_sql.add_to_caches(conn, [Allocation(payment, charge, client, cents, rule or "oldest")])
+    elif replaces is None:  # as apply does; the rest kept by an unapply is named in the unapply's row
+        conn.execute("INSERT INTO audit (at, staff, action, remittance_id) VALUES (?, ?, 'apply', ?)",
+                     (T0, staff, remittance))
     return remittance
 
 
-def _reverse(conn: sqlite3.Connection, remittance: int, reason: str, *, audit: bool = True) -> None:
+def _reverse(conn: sqlite3.Connection, remittance: int, reason: str, *, audit: bool = True,
+             kept: int | None = None) -> None:
     conn.execute(
         "UPDATE remittances SET status = 'reversed', reversed_at = ?, reversed_by = 'clerk1', reversal_reason = ?"
         " WHERE id = ?",
@@ -52,8 +56,9 @@ def _reverse(conn: sqlite3.Connection, remittance: int, reason: str, *, audit: b
     )
     if audit:
         conn.execute(
-            "INSERT INTO audit (at, staff, action, remittance_id, reason) VALUES (?, 'clerk1', 'unapply', ?, ?)",
-            (T0, remittance, reason),
+            "INSERT INTO audit (at, staff, action, remittance_id, reason, detail)"
+            " VALUES (?, 'clerk1', 'unapply', ?, ?, ?)",
+            (T0, remittance, reason, json.dumps({"kept_remittance_id": kept})),
         )
 
 
@@ -106,7 +111,7 @@ def build_clean_ledger(path: Path) -> None:
             conn.execute("UPDATE remittances SET status = 'posted', posted_batch_id = 1 WHERE id IN (?, ?)", (r1, r4))
             _journal(conn, 1, r1, "post", 10_000)
             _journal(conn, 1, r4, "post", 4_000)
-            _reverse(conn, r3, "wrong charge")
+            _reverse(conn, r3, "wrong charge", kept=6)
             _remit(conn, 2, 2, 1, 2_000, staff="clerk1", replaces=r3)                 # id 6: the rest of r3
             _remit(conn, 2, 5, 1, 1_000, staff="clerk1")                              # id 7
             conn.execute(
@@ -335,6 +340,14 @@ def manual_without_staff(path: Path) -> None:
     )
 
 
+def manual_without_audit(path: Path) -> None:
+    c = raw(path)  # a remittance written with the sqlite3 shell: sound in every way but its audit row
+    c.execute(
+        "INSERT INTO remittances (payment_id, charge_id, client_id, amount_cents, source, staff, created_at)"
+        " VALUES (6, 5, 1, 100, 'manual', 'clerk1', 'x')"
+    )
+
+
 def job_with_staff(path: Path) -> None:
     c = raw(path)
     c.execute("PRAGMA ignore_check_constraints = ON")
@@ -402,11 +415,11 @@ G = "guard_trigger_missing"
 INTEG = "integrity_check_failed"  # integrity_check also verifies CHECK constraints (ignored to corrupt)
 # (corruption, the code check must give it, ids that violation must carry, other codes it also brings)
 CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
-    (payment_over_allocated, "payment_over_allocated", {"payment_id": "P2", "client_id": "C1"}, {G, INTEG}),
-    (charge_over_allocated_c1, "charge_over_allocated", {"charge_id": "CH1"}, {G, INTEG}),
+    (payment_over_allocated, "payment_over_allocated", {"payment_id": "P2", "client_id": "C1"}, {G, INTEG, "manual_without_audit"}),
+    (charge_over_allocated_c1, "charge_over_allocated", {"charge_id": "CH1"}, {G, INTEG, "manual_without_audit"}),
     (client_mismatch, "remittance_client_mismatch",
      {"remittance_id": 8, "payment_id": "P3", "charge_id": "CH5", "client_id": "C2",
-      "payment_client_id": "C2", "charge_client_id": "C1"}, {G}),
+      "payment_client_id": "C2", "charge_client_id": "C1"}, {G, "manual_without_audit"}),
     (real_money, "money_not_integer", {"payment_id": "P1", "column_name": "amount_cents", "detail": "real"},
      {G, "table_not_strict"}),
     (text_money, "money_not_integer", {"charge_id": "CH5", "detail": "text"}, {G, "table_not_strict"}),
@@ -417,10 +430,10 @@ CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
     (charge_cache, "charge_cache_mismatch", {"charge_id": "CH2", "actual": "39.00", "expected": "40.00"}, set()),
     (deleted_remittance, "payment_cache_mismatch", {"payment_id": "P2", "actual": "30.00", "expected": "20.00"},
      {G, "charge_cache_mismatch"}),
-    (insurance_allocated, "insurance_charge_allocated", {"charge_id": "CH3", "remittance_id": 8}, {G, INTEG}),
+    (insurance_allocated, "insurance_charge_allocated", {"charge_id": "CH3", "remittance_id": 8}, {G, INTEG, "manual_without_audit"}),
     (void_with_remittances, "remittance_on_unready_payment",
      {"payment_id": "P2", "remittance_id": 7, "detail": "void"}, {G}),
-    (pending_with_remittance, "remittance_on_unready_payment", {"payment_id": "P4", "detail": "pending"}, {G}),
+    (pending_with_remittance, "remittance_on_unready_payment", {"payment_id": "P4", "detail": "pending"}, {G, "manual_without_audit"}),
     (reversal_without_audit, "reversal_incomplete", {"remittance_id": 2, "detail": "no audit row names it"},
      set()),
     (reversal_without_who, "reversal_incomplete",
@@ -435,11 +448,14 @@ CORRUPTIONS: list[tuple[Callable[[Path], None], str, Ids, set[str]]] = [
     (posting_unbalanced, "posting_unbalanced", {"remittance_id": 1, "batch_id": 1, "debit": "100.50"},
      {"journal_batch_unbalanced"}),
     (posted_without_lines, "posting_unbalanced", {"remittance_id": 2, "batch_id": 3, "debit": "0.00"}, set()),
-    (manual_without_staff, "manual_without_staff", {"remittance_id": 8, "payment_id": "P6"}, {INTEG}),
+    (manual_without_staff, "manual_without_staff", {"remittance_id": 8, "payment_id": "P6"},
+     {INTEG, "manual_without_audit"}),
+    (manual_without_audit, "manual_without_audit", {"remittance_id": 8, "payment_id": "P6", "charge_id": "CH5"},
+     set()),
     # A job row inserted by hand skips the job's cache update: the caches are reported too.
     (job_with_staff, "job_with_staff", {"remittance_id": 8}, {INTEG, "payment_cache_mismatch", "charge_cache_mismatch"}),
     (orphan_remittance, "foreign_key_violation",
-     {"table_name": "remittances", "row_id": 8, "detail": "payments"}, {G}),
+     {"table_name": "remittances", "row_id": 8, "detail": "payments"}, {G, "manual_without_audit"}),
     (event_payment_without_event, "event_payment_without_event", {"payment_id": "P6"}, {G, INTEG, "apply_to_invalid"}),
     (event_other_client, "event_client_mismatch", {"payment_id": "P6", "event_id": "E2"}, {G}),
     (bad_date, "date_invalid", {"charge_id": "CH3", "column_name": "service_date"}, {G}),

@@ -76,6 +76,7 @@ def _fill(c: sqlite3.Connection) -> None:
               " reversal_reason = 'wrong charge' WHERE id = 2", (T0,))
     c.execute("INSERT INTO audit (at, staff, action, remittance_id, reason) VALUES (?, 'clerk1', 'unapply', 2, ?)",
               (T0, "wrong charge"))
+    c.execute("INSERT INTO audit (at, staff, action, remittance_id) VALUES (?, 'clerk1', 'apply', 3)", (T0,))
     c.executemany("INSERT INTO gl_mappings (key, account, updated_at, updated_by) VALUES (?, ?, ?, 'clerk1')",
                   [("unapplied_default", "2150", T0), ("self_pay_ar", "1210", T0)])
 

@@ -310,6 +310,21 @@ CHECKS: tuple[Check, ...] = (
         """,  # noqa: S608
     ),
     Check(
+        # Rule 7: every manual action is in the audit trail. A manual remittance is named by the
+        # apply (or reallocate's apply) that made it, or is the rest an unapply kept (its detail).
+        "manual_without_audit",
+        f"""
+        SELECT {_REMITTANCE_IDS}
+          FROM remittances r {_REMITTANCE_JOINS}
+         WHERE r.source = 'manual' AND r.id NOT IN (
+               SELECT remittance_id FROM audit WHERE action = 'apply' AND remittance_id IS NOT NULL
+               UNION ALL
+               SELECT json_extract(detail, '$.kept_remittance_id')
+                 FROM audit WHERE action = 'unapply' AND json_valid(detail)
+                  AND json_extract(detail, '$.kept_remittance_id') IS NOT NULL)
+        """,  # noqa: S608
+    ),
+    Check(
         "job_with_staff",
         f"""
         SELECT {_REMITTANCE_IDS}, r.job_run_id AS job_run_id

@@ -63,6 +63,10 @@ MESSAGES: dict[str, str] = {
     "journal_batch_unbalanced": "posting batch {batch_id} ({detail}): debits {debit} and credits {credit} differ, "
     "or a line's entry is not the batch's kind",
     "manual_without_staff": "manual remittance {remittance_id} does not record the staff who applied it",
+    "manual_without_audit": (
+        "manual remittance {remittance_id} (payment {payment_id}, charge {charge_id}) is in no audit row:"
+        " it was not made by payalloc apply, reallocate or unapply"
+    ),
     "job_with_staff": "job remittance {remittance_id} records staff or lacks its job run and rule",
     "remittance_replacement_invalid": (
         "remittance {remittance_id} replaces remittance {replaced_id}, which is not a reversed, larger, "
