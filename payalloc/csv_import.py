@@ -398,6 +398,8 @@ class _Bytes(io.RawIOBase):
         data = self.raw.read(len(buffer))
         if self.first:
             self.first = False
+            if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+                raise InputError(f"{self.name_for_errors} is UTF-32 text; save it as UTF-8 CSV")
             if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 raise InputError(f"{self.name_for_errors} is UTF-16 text; save it as UTF-8 CSV")
         nul = data.find(b"\x00")

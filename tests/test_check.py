@@ -489,6 +489,21 @@ def test_check_names_each_corruption(
     assert SENTINEL not in json.dumps(report) and SENTINEL not in stderr
 
 
+def test_check_csv_lists_each_violation_as_the_table_does(copy_of: Path) -> None:
+    import csv
+    import io
+
+    clean = Cli(copy_of)("check", "--csv")
+    assert clean.exit_code == 0 and clean.stdout.splitlines() == ["code,ids,message"]
+    payment_cache(copy_of)
+    result = Cli(copy_of)("check", "--csv")
+    assert result.exit_code == 5 and "payment_cache_mismatch" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    _, report, _ = run_check(copy_of)
+    assert [(r["code"], r["message"]) for r in rows] == [(v["code"], v["message"]) for v in report["violations"]]
+    assert "payment_id=P3" in rows[0]["ids"]
+
+
 def test_at_least_twelve_distinct_codes_are_exercised() -> None:
     assert len({code for _, code, _, _ in CORRUPTIONS}) >= 20
 

@@ -64,6 +64,16 @@ def test_show_says_whether_posting_is_ready(cli: Cli, conn: sqlite3.Connection) 
     )
     table = cli("gl", "show")
     assert table.exit_code == 0 and "2150" in table.stdout and "1,000.00" in table.stdout
+    as_csv = list(csv.DictReader(io.StringIO(cli("gl", "show", "--csv").stdout, newline="")))
+    assert [dict(r) for r in as_csv] == [
+        {k: str(m[k]) for k in ("key", "account", "updated_at", "updated_by")} for m in shown["mappings"]]
+    assert cli("gl", "show", "--csv", "--json").exit_code == 2
+
+
+def test_show_csv_lists_an_unmapped_key_with_a_blank_account(cli: Cli) -> None:
+    rows = list(csv.reader(io.StringIO(cli("gl", "show", "--csv").stdout, newline="")))
+    assert rows == [["key", "account", "updated_at", "updated_by"], ["unapplied_default", "", "", ""],
+                    ["self_pay_ar", "", "", ""]]
 
 
 def test_export_includes_reversing_lines_and_balances_to_zero(cli: Cli, conn: sqlite3.Connection) -> None:

@@ -1114,6 +1114,26 @@ def test_reimport_after_the_job_and_a_void_is_unchanged(cli: Cli, conn: sqlite3.
     assert data_only(dump()) == before
 
 
+def test_reimport_of_a_payment_as_entered_or_as_it_is_now_is_unchanged(
+        cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]]) -> None:
+    """After `payment mode`, an export of the payment as entered or as it is now is the same payment;
+    a third apply-to is a conflict that names both."""
+    load_samples(conn, ("clients", "events"))
+    head = "payment_id,client_id,received_date,amount,apply_to,event_id\n"
+    imp(conn, "payments", head + "Q1,C-1004,2026-01-01,5.00,specific,\n")
+    assert cli("payment", "mode", "Q1", "oldest").exit_code == 0
+    before = data_only(dump())
+    for apply_to in ("specific", "oldest"):
+        s = imp(conn, "payments", head + f"Q1,C-1004,2026-01-01,5.00,{apply_to},\n")
+        assert (s.inserted, s.updated, s.unchanged) == (0, 0, 1), apply_to
+    assert data_only(dump()) == before
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "payments", head + "Q1,C-1004,2026-01-01,5.00,event,E-501\n", name="p.csv")
+    assert problems_of(info.value) == [
+        "p.csv: line 2, column apply_to: payment_id Q1 is already in the ledger with a different apply_to"
+        " (ledger oldest, entered as specific, file event); payments cannot be changed by import"]
+
+
 @pytest.mark.parametrize("kind", ["charges", "payments"])
 def test_an_amount_cell_holding_a_line_break_is_refused_and_shifts_no_amount(
         conn: sqlite3.Connection, dump: Callable[[], list[str]], kind: str) -> None:

@@ -96,6 +96,8 @@ def _corpus() -> list[Case]:
         text = bad_third_line(kind).decode()
         add("utf16-le", kind, text.encode("utf-16"), "{file} is UTF-16 text")
         add("utf16-be", kind, b"\xfe\xff" + text.encode("utf-16-be"), "{file} is UTF-16 text")
+        add("utf32-le", kind, text.encode("utf-32"), "{file} is UTF-32 text")
+        add("utf32-be", kind, b"\x00\x00\xfe\xff" + text.encode("utf-32-be"), "{file} is UTF-32 text")
         add("utf16-no-bom", kind, text.encode("utf-16-le"), "{file}: line 1 contains NUL bytes")
         first_text = cols[1] if kind == "clients" else ("description" if kind == "charges" else None)
         if first_text:

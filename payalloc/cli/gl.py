@@ -36,17 +36,22 @@ def map_account(
         output.message(f"posting still needs: {', '.join(status['missing_mappings'])}")
 
 
-def show(json_out: JsonOpt = False) -> None:
-    """Show the GL mappings, whether posting is ready, and the journal's totals.
+def show(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
+    """Show the GL mappings, whether posting is ready, and the journal's totals. --csv lists the
+    mappings alone (key, account, updated_at, updated_by; a blank account is not configured).
 
     Example: payalloc gl show --json
     """
+    one_format(json_out, csv_out)
     from payalloc.services import gl
 
     with STATE.ledger() as conn:
         status = gl.show(conn)
     if json_out:
         output.emit_json(status)
+        return
+    if csv_out:
+        output.emit_csv(["key", "account", "updated_at", "updated_by"], status["mappings"])
         return
     output.table(
         [output.Column("Mapping", "key"), output.Column("Account", "account"),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import JsonOpt
+from payalloc.cli.common import CsvOpt, JsonOpt, one_format
 from payalloc.cli.state import STATE
 from payalloc.errors import CheckFailed
 
@@ -29,24 +29,25 @@ def _ids_text(ids: dict[str, object]) -> str:
     return " ".join(shown)
 
 
-def check(json_out: JsonOpt = False) -> None:
+def check(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
     """Verify every invariant of the ledger; exit 5 listing each violation (code, ids, problem).
+    --csv lists them with the table's columns (code, ids, message), the header alone when none.
 
     Example: payalloc --db practice.db check --json
     """
+    one_format(json_out, csv_out)
     from payalloc.services.check import check_ledger
 
     with STATE.ledger() as conn:
         report = check_ledger(conn)
     output.warn_if_shared(STATE.db)
+    rows = [{"code": v.code, "ids": _ids_text(v.ids), "message": v.message} for v in report.violations]
     if json_out:
         output.emit_json(report.as_json())
-    elif report.violations:
-        output.table(
-            _COLUMNS,
-            ({"code": v.code, "ids": _ids_text(v.ids), "message": v.message} for v in report.violations),
-            title=output.counted(len(report.violations), "violation"),
-        )
+    elif csv_out:
+        output.emit_csv(["code", "ids", "message"], rows)
+    elif rows:
+        output.table(_COLUMNS, rows, title=output.counted(len(rows), "violation"))
     if report.violations:
         codes = sorted({v.code for v in report.violations})
         raise CheckFailed(

@@ -19,7 +19,7 @@ _EXISTING = {
     "charges": "SELECT charge_key, id, client_id, service_date, amount_cents, payer, service_code, description,"
                " event_id FROM charges WHERE charge_key IN (SELECT value FROM json_each(?))",
     "payments": "SELECT payment_key, id, client_id, received_date, amount_cents, entered_apply_to, event_id,"
-                " method, reference, note, payer_name, status FROM payments"
+                " method, reference, note, payer_name, status, apply_to FROM payments"
                 " WHERE payment_key IN (SELECT value FROM json_each(?))",
 }
 _MAX_ID = {

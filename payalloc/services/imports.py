@@ -425,12 +425,16 @@ class _Payments(_Importer):
         return (values[1] for values in new if values[9] == "ready" and values[4] != "specific")
 
     def compare(self, line: int, row: PaymentRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
-        _, client, date, amount, entered_apply_to, event_id, method, reference, note, payer_name, status = old
+        _, client, date, amount, entered_apply_to, event_id, method, reference, note, payer_name, status, apply_to = old
+        # The apply-to as entered, or as it is now (a clerk's `payment mode`, rule 4 made it specific):
+        # an export of either state is the same payment.
+        same_apply_to = apply_to if row.apply_to == apply_to else entered_apply_to
+        was = "" if apply_to == entered_apply_to else f", entered as {entered_apply_to}"
         checks = (
             ("client_id", values[1], client, ""),
             ("received_date", row.received_date, date, f" (ledger {date}, file {row.received_date})"),
             ("amount", row.amount_cents, amount, f" (ledger {format_cents(amount)}, file {format_cents(row.amount_cents)})"),
-            ("apply_to", row.apply_to, entered_apply_to, f" (ledger {entered_apply_to}, file {row.apply_to})"),
+            ("apply_to", row.apply_to, same_apply_to, f" (ledger {apply_to}{was}, file {row.apply_to})"),
             ("event_id", values[6], event_id, ""),
             ("method", row.method, method, ""),
             ("reference", row.reference, reference, ""),
