@@ -183,6 +183,24 @@ def clerk_times(ledgers: dict[int, Path], env: dict[str, str]) -> dict[int, dict
     return {clients: {name: median(samples[(clients, name)]) for name in commands[clients]} for clients in ledgers}
 
 
+LISTINGS = {
+    "payment list --json": ["payment", "list", "--json"],
+    "payment list --csv": ["payment", "list", "--csv"],
+    "payment list (table, first 100)": ["payment", "list"],
+}
+
+
+def listing_figures(ledgers: dict[int, Path], env: dict[str, str]) -> list[str]:
+    """Whole listings, streamed: time (median of 3) and peak memory, which must not grow with the ledger."""
+    lines = ["", "| listing (whole process) | clients | seconds | peak memory (MB) |", "| --- | ---: | ---: | ---: |"]
+    for clients, db in ledgers.items():
+        for name, args in LISTINGS.items():
+            runs = [sh(PAYALLOC, "--db", str(db), *args, env=env) for _ in range(3)]
+            lines.append(f"| {name} | {clients:,} | {median([t for t, _ in runs]):.2f} | "
+                         f"{max(kb for _, kb in runs) / 1024:.0f} |")
+    return lines
+
+
 def report(lines: list[str]) -> None:
     text = "\n".join(lines) + "\n" + NOTES
     print(text)
@@ -243,6 +261,7 @@ def main() -> None:
         if len(sizes) > 1:
             row += f" | {clerk[sizes[1]][name] / clerk[sizes[0]][name]:.2f}"
         lines.append(row + " |")
+    lines += listing_figures(ledgers, env)
     lines += ["", "Peak memory of one import process: " + ", ".join(
         f"{peak_kb[c] / 1024:.0f} MB at {c:,} clients" for c in sizes) + " (limit 150 MB at 100,000 clients)."]
     report(lines)
