@@ -268,8 +268,6 @@ def listing(rows: Listing, columns: Sequence[Column], json_out: bool, csv_out: b
     """A listing streamed from its query: money as plain "1234.50" strings for machines, 1,234.50 for
     people. --json and --csv print every row (or --limit N); a table draws the first TABLE_ROWS (or
     --limit N; 0: all) and counts the rest. The title says how many rows there are."""
-    from itertools import islice
-
     from payalloc.cli.common import rows_wanted
     from payalloc.money import format_cents, plain_cents
 
