@@ -410,3 +410,22 @@ def test_audit_cut_at_limit_shows_the_most_recent(cli: Cli, ledger: sqlite3.Conn
     assert len(every) > 2
     assert js(cli, "audit", "--limit", "2") == every[-2:]
     assert f"{len(every)} actions (the last 2;" in cli("audit", "--limit", "2").stdout
+
+
+@pytest.mark.parametrize("args, noun", [(("payment", "list"), "payments"), (("remittances", "list"), "remittances"),
+                                        (("gl", "export"), "lines")])
+def test_a_chronological_listing_cut_at_limit_shows_the_most_recent(cli: Cli, ledger: sqlite3.Connection,
+                                                                    args: tuple[str, ...], noun: str) -> None:
+    cli("gl", "map", "unapplied_default", "2150")
+    cli("gl", "map", "self_pay_ar", "1210")
+    assert cli("run-job", "-q").exit_code == 0  # remittances, posted: journal lines
+    every = js(cli, *args)
+    assert len(every) > 3
+    assert js(cli, *args, "--limit", "3") == every[-3:]
+    key = next(iter(every[0]))  # the first field and column: payment_id, id, line_id
+    rows = list(csv.DictReader(io.StringIO(cli(*args, "--csv", "--limit", "3").stdout, newline="")))
+    assert [r[key] for r in rows] == [str(row[key]) for row in every[-3:]]
+    table = cli(*args, "--limit", "3")
+    assert f"{len(every)} {noun} (the last 3; --limit N shows more" in table.stdout
+    first_cells = [line.split("│")[1].strip() for line in table.stdout.splitlines() if line.startswith("│")]
+    assert first_cells == [str(row[key]) for row in every[-3:]]

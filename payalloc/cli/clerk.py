@@ -279,7 +279,7 @@ def audit(
         entries = views.audit_trail(conn, client=client, since=since)
     wanted = rows_wanted(limit, json_out or csv_out)
     total = len(entries)
-    rows = [views.audit_json(a) for a in (entries if wanted is None else entries[-wanted:])]
+    rows = [views.audit_json(a) for a in output.cut(entries, wanted, "last")[0]]
     if json_out:
         output.emit_json_rows(rows)
         return

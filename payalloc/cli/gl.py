@@ -84,7 +84,8 @@ def export(
     limit: LimitOpt = None,
 ) -> None:
     """Export the posted journal (posting and reversing lines) for the accounting system: a
-    table, or --csv / --json, on stdout or (with --csv or --json) into the --output file.
+    table, or --csv / --json, on stdout or (with --csv or --json) into the --output file. A table
+    shows the most recent lines (--limit N: the last N in every format).
 
     Example: payalloc gl export --since 2026-11-01 --csv --output journal-2026-11.csv
     """
@@ -103,7 +104,7 @@ def export(
         output.Column("Credit", "credit", money=True)]
     with STATE.ledger() as conn, gl.export(conn, since) as journal, output.to_file(output_file, replace=force):
         output.listing(journal, columns, json_out, csv_out, limit, noun="line", empty="the journal is empty",
-                       title="Posted journal")
+                       title="Posted journal", end="last")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

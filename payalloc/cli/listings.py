@@ -51,7 +51,8 @@ def payment_list(
     csv_out: CsvOpt = False,
     limit: LimitOpt = None,
 ) -> None:
-    """List payments, oldest received first, with what is still unapplied.
+    """List payments, oldest received first, with what is still unapplied. A table shows the
+    most recent (--limit N: the last N in every format).
 
     Example: payalloc payment list --client C-1003 --status ready --json
     """
@@ -64,7 +65,8 @@ def payment_list(
                Column("Method", "method", optional=True), Column("Reference", "reference", text=True, optional=True)]
     with STATE.ledger() as conn, list_payments(conn, client=client, status=status and status.value,
                                                apply_to=apply_to and apply_to.value) as listing:
-        output.listing(listing, columns, json_out, csv_out, limit, noun="payment", empty="no payments match")
+        output.listing(listing, columns, json_out, csv_out, limit, noun="payment", empty="no payments match",
+                       end="last")
 
 
 def remittances_list(
@@ -75,7 +77,8 @@ def remittances_list(
     csv_out: CsvOpt = False,
     limit: LimitOpt = None,
 ) -> None:
-    """List remittances (allocations of a payment to a charge).
+    """List remittances (allocations of a payment to a charge), oldest first. A table shows the
+    most recent (--limit N: the last N in every format).
 
     Example: payalloc remittances list --status ready --json
     """
@@ -88,7 +91,8 @@ def remittances_list(
                Column("Created (UTC)", "created_at", optional=True)]
     with STATE.ledger() as conn, list_remittances(conn, client=client, payment=payment,
                                                   status=status and status.value) as listing:
-        output.listing(listing, columns, json_out, csv_out, limit, noun="remittance", empty="no remittances match")
+        output.listing(listing, columns, json_out, csv_out, limit, noun="remittance", empty="no remittances match",
+                       end="last")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -137,15 +138,22 @@ def table_money(plain: object) -> str:
     return format_cents(-cents if plain.startswith("-") else cents)
 
 
-def first(rows: Iterable[Any], limit: int | None) -> tuple[list[Any], int]:
-    """The first `limit` rows (all if None) and how many there are in all: the rest are counted,
-    not kept (a table of 400,000 rows took Rich minutes and gigabytes; no one reads it)."""
+def cut(rows: Iterable[Any], limit: int | None, end: str = "first") -> tuple[list[Any], int]:
+    """The `end` ("first" or "last") `limit` rows (all if None) and how many there are in all: the
+    others are counted, not kept (a table of 400,000 rows took Rich minutes and gigabytes)."""
     if limit is None:
-        shown = list(rows)
-        return shown, len(shown)
+        kept = list(rows)
+        return kept, len(kept)
     it = iter(rows)
-    shown = list(islice(it, limit))
-    return shown, len(shown) + sum(1 for _ in it)
+    if end == "first":
+        kept = list(islice(it, limit))
+        return kept, len(kept) + sum(1 for _ in it)
+    total = 0
+    last: deque[Any] = deque(maxlen=limit)
+    for row in it:
+        last.append(row)
+        total += 1
+    return list(last), total
 
 
 def limited(title: str | None, shown: int, total: int, *, noun: str, end: str = "first") -> str | None:
@@ -264,25 +272,27 @@ def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: 
 
 
 def listing(rows: Listing, columns: Sequence[Column], json_out: bool, csv_out: bool, limit: int | None, *,
-            noun: str, empty: str, title: str | None = None) -> None:
+            noun: str, empty: str, title: str | None = None, end: str = "first") -> None:
     """A listing streamed from its query: money as plain "1234.50" strings for machines, 1,234.50 for
-    people. --json and --csv print every row (or --limit N); a table draws the first TABLE_ROWS (or
-    --limit N; 0: all) and counts the rest. The title says how many rows there are."""
+    people. --json and --csv print every row, or the `end` N of --limit N; a table draws the `end`
+    TABLE_ROWS (or --limit N; 0: all) and counts the others. The title says how many there are."""
     from payalloc.cli.common import rows_wanted
     from payalloc.money import format_cents, plain_cents
 
     wanted = rows_wanted(limit, json_out or csv_out)
     if json_out or csv_out:
-        machine = records(rows.fields, islice(rows.rows, wanted), plain_cents)
+        chosen = rows.rows if wanted is None else cut(rows.rows, wanted, end)[0]
+        machine = records(rows.fields, chosen, plain_cents)
         if json_out:
             emit_json_rows(machine)
         else:
             emit_csv([money_name(name) for name in rows.fields], machine, numeric=[c.key for c in columns if c.money])
         return
-    shown, total = first(rows.rows, wanted)
+    shown, total = cut(rows.rows, wanted, end)
     count = counted(total, noun)
     table(columns, list(records(rows.fields, shown, format_cents)),
-          title=limited(title, len(shown), total, noun=noun) or (f"{title}: {count}" if title else count), empty=empty)
+          title=limited(title, len(shown), total, noun=noun, end=end) or (f"{title}: {count}" if title else count),
+          empty=empty)
 
 
 @dataclass(frozen=True)
