@@ -394,6 +394,16 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     assert (result.exit_code, result.stderr) == (
         2, "error: Invalid value for 'KIND': 'clientz' is not one of 'clients', 'events', 'charges', 'payments'"
            " (see payalloc import --help)\n")
+    # A global option after the command (a script's `payalloc check --db x.db`): where it goes.
+    for args, shown in ((("check", "--db", "x.db"), "--db FILE check"), (("check", "--db=x.db"), "--db FILE check"),
+                        (("payment", "list", "--staff", "x"), "--staff NAME payment list"),
+                        (("client", "list", "--debug"), "--debug client list")):
+        result = seeded(*args)
+        option = args[-1].split("=")[0] if args[-1].startswith("--") else args[-2]
+        assert (result.exit_code, result.stderr) == (
+            2, f"error: {option} is a global option: it goes before the command, as in payalloc {shown}"
+               " (see payalloc --help)\n"), args
+    assert dump() == before
 
 
 @pytest.mark.parametrize("command", [

@@ -108,8 +108,18 @@ def _echo_safely(err: Exception) -> None:
     ctx = getattr(err, "ctx", None)
     if getattr(err, "exit_code", None) == 2 and ctx is not None and type(err).__name__ != "NoArgsIsHelpError":
         sentence = err.format_message().rstrip(".")  # type: ignore[attr-defined]
-        output.error(f"{sentence} (see {output.safe(ctx.command_path)} --help)")
+        option, path = getattr(err, "option_name", None), output.safe(ctx.command_path)
+        if option in _GLOBAL_OPTIONS and ctx.parent is not None:  # `payalloc check --db x.db`
+            program, _, command = path.partition(" ")
+            output.error(f"{option} is a global option: it goes before the command, as in"
+                         f" {program} {_GLOBAL_OPTIONS[option]}{command} (see {program} --help)")
+        else:
+            output.error(f"{sentence} (see {path} --help)")
         raise typer.Exit(2) from None
+
+
+# The options of the program itself, as they are written before a command.
+_GLOBAL_OPTIONS = {"--db": "--db FILE ", "--staff": "--staff NAME ", "--debug": "--debug "}
 
 
 def _stop(err: KeyboardInterrupt) -> tuple[str, int]:
