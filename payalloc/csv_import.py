@@ -19,7 +19,7 @@ from typing import IO, Any, NamedTuple, TypeVar, cast
 from payalloc import vocabulary
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
-from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH, prose, unquoted
 from payalloc.money import MoneyError, parse_cents
 
 KINDS = ("clients", "events", "charges", "payments")
@@ -95,18 +95,6 @@ EVENT_STATUSES = frozenset({"scheduled", "done"})  # a file cannot delete an eve
 PAYMENT_STATUSES = frozenset({"ready", "pending"})  # nor void a payment
 
 
-def prose(cell: str) -> bool:
-    """A cell with white space inside: a name, a description or a note in the wrong column (columns
-    swapped in an export), never a code or a number typed wrong. Its message does not quote it:
-    health data must not reach the cron mail or a log; line and column say where it is."""
-    return any(char.isspace() for char in cell.strip())
-
-
-def _unquoted(error: InputError, cell: str) -> str:
-    """Why a cell was refused, without the cell itself when it is prose."""
-    return str(error).replace(f"'{cell}' ", "", 1) if prose(cell) else str(error)
-
-
 class _Row:
     """Typed access to one CSV record, collecting a problem per bad cell."""
 
@@ -152,7 +140,7 @@ class _Row:
         try:  # the cell as it is: money.py decides which padding it trims (not a no-break space)
             return parse_cents(self.cells[self.index[column]])
         except MoneyError as error:
-            self.problems.append((column, _unquoted(error, self.cells[self.index[column]])))
+            self.problems.append((column, unquoted(error, self.cells[self.index[column]])))
             return 0
 
     def date(self, column: str) -> str:
@@ -162,7 +150,7 @@ class _Row:
         try:
             return parse_date(self.cells[self.index[column]])
         except DateError as error:
-            self.problems.append((column, _unquoted(error, self.cells[self.index[column]])))
+            self.problems.append((column, unquoted(error, self.cells[self.index[column]])))
             return ""
 
 

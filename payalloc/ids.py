@@ -10,6 +10,23 @@ MAX_NAME_LENGTH = 200  # a name, a responsible party, a reference, a payer name
 MAX_TEXT_LENGTH = 4000  # a note, a reason, a description: a paragraph, not a file pasted in
 
 
+def prose(cell: str) -> bool:
+    """A cell with white space inside: a name, a description or a note in the wrong column (columns
+    swapped in an export), never a code or a number typed wrong. A message does not quote it:
+    health data must not reach the cron mail or a log; line and column say where it is."""
+    return any(char.isspace() for char in cell.strip())
+
+
+def named(what: str, key: str) -> str:
+    """"payment P-1" in a message, or "payment" alone when the key reads as prose (prose())."""
+    return what if prose(key) else f"{what} {key}"
+
+
+def unquoted(error: Exception, cell: str) -> str:
+    """Why a cell was refused, without the cell itself when it is prose."""
+    return str(error).replace(f"'{cell}' ", "", 1) if prose(cell) else str(error)
+
+
 def parse_id(text: str, what: str = "id") -> str:
     """Trim surrounding white space; refuse empty, over-long or non-printable ids."""
     value = text.strip()

@@ -7,13 +7,16 @@ payment against its unapplied amount, totals per charge against its balance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from payalloc.errors import InputError, Problem
-from payalloc.ids import parse_id
+from payalloc.ids import named, parse_id, unquoted
 from payalloc.money import format_cents, parse_cents
 from payalloc.vocabulary import SELF_PAY_PAYERS
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,15 +116,22 @@ def once_per_charge(lines: Sequence[Line]) -> tuple[list[Line], list[Problem]]:
     return list(first.values()), problems
 
 
+def _parsed(parse: Callable[..., T], cell: str, *args: str) -> T:
+    try:
+        return parse(cell, *args)
+    except InputError as error:
+        raise InputError(unquoted(error, cell)) from None
+
+
 def parse_lines(raw: Sequence[RawLine]) -> tuple[list[Line], list[Problem]]:
     """Ids and amounts checked one line at a time."""
     lines: list[Line] = []
     problems: list[Problem] = []
     for r in raw:
-        try:
-            payment = parse_id(r.payment_key, "payment_id")
-            charge = parse_id(r.charge_key, "charge_id")
-            cents = parse_cents(r.amount)
+        try:  # a cell that reads as a name (columns swapped) is not quoted: ids.unquoted
+            payment = _parsed(parse_id, r.payment_key, "payment_id")
+            charge = _parsed(parse_id, r.charge_key, "charge_id")
+            cents = _parsed(parse_cents, r.amount)
         except InputError as error:
             problems.append(Problem(r.where, str(error), r.number))
             continue
@@ -192,13 +202,13 @@ def _line_refusals(line: Line, payment: PaymentState | None, charge: ChargeState
     so that a reason shared by several lines is reported once."""
     refusals: list[tuple[str, str]] = []
     if payment is None:
-        refusals.append((f"p:{line.payment_key}", f"payment {line.payment_key} is not in the ledger"))
+        refusals.append((f"p:{line.payment_key}", f"{named('payment', line.payment_key)} is not in the ledger"))
     else:
         reason = _payment_refusal(payment)
         if reason:
             refusals.append((f"p:{payment.key}", reason))
     if charge is None:
-        refusals.append((f"c:{line.charge_key}", f"charge {line.charge_key} is not in the ledger"))
+        refusals.append((f"c:{line.charge_key}", f"{named('charge', line.charge_key)} is not in the ledger"))
     elif charge.payer not in SELF_PAY_PAYERS:
         refusals.append(
             (f"c:{charge.key}", f"charge {charge.key} is billed to insurance and is never allocated client payments")

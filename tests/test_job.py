@@ -458,7 +458,7 @@ def test_failed_run_is_recorded_and_its_chunk_is_absent(
     assert conn.execute("SELECT count(*) FROM remittances WHERE source = 'job'").fetchone()[0] == 0
     assert pending(conn) == ["C1", "C2"]
     run = list_runs(conn, 1)[0]
-    assert run["status"] == "failed" and run["error"] == "RuntimeError: disk on fire"
+    assert run["status"] == "failed" and run["error"] == "RuntimeError"  # a bug's text may quote the ledger
     monkeypatch.undo()
     assert job(conn, ledger_path).remittances_created == 3
 

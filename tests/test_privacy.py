@@ -69,6 +69,12 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
     swapped_ids = tmp_path / "swapped-ids.csv"
     swapped_ids.write_text("charge_id,client_id,service_date,amount,payer,event_id\n"
                            f"CH9,{SENTINEL},2026-01-05,10.00,self_pay,\nCH10,C1,2026-01-05,10.00,self_pay,{SENTINEL}\n")
+    apply_swapped = tmp_path / "apply-swapped.csv"  # apply --file with its columns mixed up
+    apply_swapped.write_text(f"payment_id,charge_id,amount\n{SENTINEL},CH1,1.00\nP1,{SENTINEL},1.00\n"
+                             f"P1,CH1,{SENTINEL}\n")
+    twice = tmp_path / "twice.csv"  # a name in the id column, on two rows
+    twice.write_text(f"charge_id,client_id,service_date,amount,payer\n{SENTINEL},C1,2026-01-05,1.00,self_pay\n"
+                     f"{SENTINEL},C1,2026-01-05,1.00,self_pay\n")
     bad_rows = tmp_path / "bad.csv"
     bad_rows.write_text(f"client_id,name\nC3,{SENTINEL}\x01\n,{SENTINEL}\n")
     errors = [
@@ -96,6 +102,10 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         ("import", "charges", str(swapped_charges)),
         ("import", "charges", str(swapped_ids)),
         ("import", "charges", str(tmp_path / "missing.csv")),
+        ("import", "charges", str(twice)),
+        ("apply", "--file", str(apply_swapped)),
+        ("apply", SENTINEL, "CH1=1.00"),
+        ("apply", "P1", f"{SENTINEL}=1.00"),
         ("event", "done", "E9"),
         ("audit", "--since", "yesterday"),
     ]
@@ -104,6 +114,27 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         assert result.exit_code in (2, 3), (args, result.exit_code, result.stderr)
         assert SENTINEL not in result.stdout + result.stderr, args
         assert "Traceback" not in result.stdout + result.stderr, args
+
+
+def test_a_failed_run_job_records_no_ledger_text(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """job_runs.error is shown by `payalloc jobs`, in cron mail too: a bug's text stays out of it."""
+    from payalloc.ledger import job as job_sql
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError(f"unexpected row for {SENTINEL}")
+
+    assert cli("import", "clients", "-", input="client_id,name\nC1,A\n").exit_code == 0
+    assert cli("import", "charges", "-", input="charge_id,client_id,service_date,amount,payer\n"
+                                                "CH1,C1,2026-01-05,10.00,self_pay\n").exit_code == 0
+    assert cli("import", "payments", "-", input="payment_id,client_id,received_date,amount,apply_to\n"
+                                                 "P1,C1,2026-01-06,5.00,oldest\n").exit_code == 0
+    monkeypatch.setattr(job_sql, "clear_pending", broken)
+    result = cli("run-job")
+    assert result.exit_code == 1 and SENTINEL not in result.stdout + result.stderr
+    monkeypatch.undo()
+    runs = cli("jobs", "--json")
+    assert '"status": "failed"' in runs.stdout and '"error": "ValueError"' in runs.stdout
+    assert all(SENTINEL not in cli("jobs", *fmt).stdout for fmt in ((), ("--json",), ("--csv",)))
 
 
 def test_an_internal_error_does_not_quote_its_text(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

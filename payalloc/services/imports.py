@@ -23,9 +23,9 @@ from payalloc.csv_import import (
     CsvFile,
     EventRow,
     PaymentRow,
-    prose,
 )
 from payalloc.errors import Problem, ProblemsError
+from payalloc.ids import named
 from payalloc.ledger import audit
 from payalloc.ledger import imports as sql
 from payalloc.ledger.clients import mark_for_job
@@ -108,8 +108,8 @@ class _Importer:
         self.problems.add(Problem(f"{self.name}: line {line}, column {column}", reason, line, column))
 
     def unknown(self, line: int, column: str, key: str) -> None:
-        """An id the ledger does not have; not quoted when it reads as a name (csv_import.prose)."""
-        self.problem(line, column, f"{column if prose(key) else f'{column} {key}'} is not in the ledger")
+        """An id the ledger does not have; not quoted when it reads as a name (ids.prose)."""
+        self.problem(line, column, f"{named(column, key)} is not in the ledger")
 
     # -- references ---------------------------------------------------------------------
     def _load_clients(self, keys: set[str]) -> None:
@@ -234,7 +234,7 @@ class _Importer:
             key = row[0]
             if key in seen:
                 self.problem(line, self.key_column,
-                             f"{self.key_column} {key} appears twice in this file (first on line {seen[key]})")
+                             f"{named(self.key_column, key)} appears twice in this file (first on line {seen[key]})")
                 continue
             seen[key] = line
             values = self.resolve(line, row)
@@ -249,7 +249,7 @@ class _Importer:
                 if self.accept_new(line, row):
                     new.append(values)
             elif old[0] > self.start_max or self.named[old[0]]:
-                self.problem(line, self.key_column, f"{self.key_column} {row[0]} appears twice in this file")
+                self.problem(line, self.key_column, f"{named(self.key_column, row[0])} appears twice in this file")
             else:
                 self.named[old[0]] = 1
                 self.compare(line, row, values, old)

@@ -30,7 +30,7 @@ from typing import Any
 
 from payalloc import allocation
 from payalloc.dates import utc_now
-from payalloc.errors import DISK_FULL_CAUSE, LedgerBusy, LedgerFull, PayallocError
+from payalloc.errors import DISK_FULL_CAUSE, LedgerBusy, LedgerFull, PayallocError, Terminated
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
@@ -128,13 +128,22 @@ def run_job(
             _post_remittances(conn, turns, result, run_id, now, remittances_per_chunk)
         except BaseException as error:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            _record_end(conn, run_id, clock(), status, result, f"{type(error).__name__}: {error}")
+            _record_end(conn, run_id, clock(), status, result, _recorded(error))
             explained = _explain(error, result)
             if explained is not None:
                 raise explained from None
             raise
         _record_end(conn, run_id, clock(), "done", result, None)
         return result
+
+
+def _recorded(error: BaseException) -> str:
+    """What job_runs.error keeps (and `payalloc jobs` shows): the sentences of SQLite and of payalloc,
+    which quote no ledger text; of any other error only its kind, as the command line prints it (a
+    bug's exception may quote a value from the ledger, a patient's name)."""
+    if isinstance(error, (sqlite3.Error, PayallocError, Terminated)):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__
 
 
 def _is_busy(error: BaseException) -> bool:
