@@ -6,7 +6,8 @@ charges of some clients, compute what the job creates:
 - rule 4 first: each event payment, in order of (received_date, id), is applied to the open
   charges that resulted from its event, by (service_date, id). Then, if money is left and the
   event is `done` (or `deleted`), the payment becomes `specific` (a Conversion).
-  A payment whose event is deleted is not applied at all: it only becomes `specific`.
+  A payment whose event is deleted is not applied at all: it only becomes `specific` (a defence:
+  `event delete` and `unapply` convert such payments at once, and check reports one left over).
 - rule 2: each oldest payment, in order of (received_date, id), is spread over all of the
   client's open charges by (service_date, id) as far as it reaches; the rest stays unapplied.
 

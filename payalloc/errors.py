@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EXIT_OK = 0
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
@@ -76,7 +75,8 @@ class Problem:
 
 
 class ProblemsError(InputError):
-    """A batch refused as a whole, with every problem found (the first `shown` are listed)."""
+    """A batch refused as a whole: its problems (those kept to show, in order) and how many were
+    found in all; lines() lists the first of them and counts the rest."""
 
     def __init__(self, summary: str, problems: list[Problem], total: int | None = None) -> None:
         super().__init__(summary)

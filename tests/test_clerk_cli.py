@@ -297,11 +297,12 @@ def test_a_remittance_id_beyond_sqlites_integers_is_a_usage_error_not_a_crash(se
                        (("unapply", "abc", "--reason", "x"), "a remittance id"),
                        (("unapply", "0", "--reason", "x"), "a remittance id"),
                        (("unapply", "\u0663", "--reason", "x"), "a remittance id"),  # an Arabic-Indic 3
-                       (("jobs", "--limit", str(10**30)), "a number of runs"),
-                       (("jobs", "--limit", "-1"), "a number of runs")):
+                       (("jobs", "--limit", str(10**30)), "a number of rows"),
+                       (("jobs", "--limit", "-1"), "a number of rows")):
         refused = seeded(*args)
         assert refused.exit_code == 2, (args, refused.stderr)
-        assert f"'{args[1 + (args[0] == 'jobs')]}' is not {what} (a whole number from 1)" in refused.stderr
+        rule = "(a whole number; 0 for all)" if args[0] == "jobs" else "(a whole number from 1)"
+        assert f"'{args[1 + (args[0] == 'jobs')]}' is not {what} {rule}" in refused.stderr
     largest = seeded("unapply", str(2**63 - 1), "--reason", "x")
     assert largest.exit_code == 3 and "is not in the ledger" in largest.stderr
     assert dump() == before

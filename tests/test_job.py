@@ -446,13 +446,13 @@ def test_failed_run_is_recorded_and_its_chunk_is_absent(
     conn: sqlite3.Connection, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     posted_ledger(conn)
-    original = job_sql.clear_pending
+    original = job_sql.clear_marks
 
     def boom(c: sqlite3.Connection, ids: Any) -> None:
         original(c, ids)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(job_sql, "clear_pending", boom)
+    monkeypatch.setattr(job_sql, "clear_marks", boom)
     with pytest.raises(RuntimeError):
         job(conn, ledger_path)
     assert conn.execute("SELECT count(*) FROM remittances WHERE source = 'job'").fetchone()[0] == 0

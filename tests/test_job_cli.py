@@ -60,6 +60,7 @@ def test_summary_line_quiet_and_json(cli: Cli, conn: sqlite3.Connection) -> None
     assert [r["run_id"] for r in runs] == [3, 2, 1] and {r["status"] for r in runs} == {"done"}
     assert runs[1]["counts"]["remittances_posted"] == 3 and runs[2]["counts"]["amount_applied"] == "1254.50"
     assert [r["run_id"] for r in json.loads(cli("jobs", "--json", "--limit", "1").stdout)] == [3]
+    assert [r["run_id"] for r in json.loads(cli("jobs", "--json", "--limit", "0").stdout)] == [3, 2, 1]  # 0: all
     table = cli("jobs")
     assert table.exit_code == 0 and "1,254.50" in table.stdout
     both = cli("run-job", "--json", "-q")

@@ -193,7 +193,7 @@ def test_safe_leaves_no_control_or_bidi(text: str) -> None:
 @given(st.text(), st.lists(st.sampled_from(["[", "]", "/", "\\", "=", "b", "link", "\x1b", "bold"]), max_size=12).map("".join))
 def test_tables_render_any_text_without_markup_errors(text: str, brackets: str) -> None:
     with captured_stdout() as out:
-        output.table([Column("a", "a"), Column("b", "b"), Column("amount", "amount", money=True)],
+        output.table([Column("a", "a"), Column("b", "b"), Column("amount", "amount", numeric=True)],
                      [{"a": text, "b": brackets, "amount": "1,234.50"}], title=brackets)
     rendered = out.getvalue()
     assert "\x1b" not in rendered and not UNSAFE.search(rendered)
@@ -203,7 +203,7 @@ def test_tables_render_any_text_without_markup_errors(text: str, brackets: str) 
 # --- narrow terminals: ids, dates and amounts are never cut or wrapped -----------------------------
 
 NARROW_COLUMNS = [Column("Payment", "payment_id"), Column("Client", "client_id"), Column("Received", "received"),
-                  Column("Amount", "amount", money=True), Column("Payment unapplied", "unapplied", money=True),
+                  Column("Amount", "amount", numeric=True), Column("Payment unapplied", "unapplied", numeric=True),
                   Column("Apply to", "apply_to"), Column("Status", "status"),
                   Column("Name", "name", text=True), Column("Note", "note", text=True)]
 NARROW_ROWS = [
@@ -271,7 +271,7 @@ def test_a_terminal_narrower_than_the_headers_still_shows_every_value(width: int
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks put each header above its value when the two do not fit side by side (the values
     were dropped); a value wider than the terminal itself folds, but nothing is lost."""
-    columns = [Column("id", "id"), Column("payment", "p"), Column("Payment unapplied", "u", money=True),
+    columns = [Column("id", "id"), Column("payment", "p"), Column("Payment unapplied", "u", numeric=True),
                Column("created (UTC)", "c")]
     row = {"id": "26", "p": "P-3004", "u": "1,234.50", "c": "2026-12-01T22:30:11Z"}
     out = rendered_at(width, monkeypatch, columns, [row])

@@ -128,7 +128,7 @@ def test_a_failed_run_job_records_no_ledger_text(cli: Cli, monkeypatch: pytest.M
                                                 "CH1,C1,2026-01-05,10.00,self_pay\n").exit_code == 0
     assert cli("import", "payments", "-", input="payment_id,client_id,received_date,amount,apply_to\n"
                                                  "P1,C1,2026-01-06,5.00,oldest\n").exit_code == 0
-    monkeypatch.setattr(job_sql, "clear_pending", broken)
+    monkeypatch.setattr(job_sql, "clear_marks", broken)
     result = cli("run-job")
     assert result.exit_code == 1 and SENTINEL not in result.stdout + result.stderr
     monkeypatch.undo()

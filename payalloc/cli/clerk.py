@@ -70,14 +70,14 @@ def unallocated(
     # Short headers: on an 80-column terminal the name wraps, the figures stay on one line.
     columns = [
         output.Column("Client", "client_id"), output.Column("Name", "name", text=True),
-        output.Column("Payments", "total_payments", money=True),
-        output.Column("Unallocated", "unallocated", money=True),
-        output.Column("Self-pay", "charges_balance", money=True),
-        output.Column("Clerk", "needs_clerk"), output.Column("Days", "days_waiting", money=True),
+        output.Column("Payments", "total_payments", numeric=True),
+        output.Column("Unallocated", "unallocated", numeric=True),
+        output.Column("Self-pay", "charges_balance", numeric=True),
+        output.Column("Clerk", "needs_clerk"), output.Column("Days", "days_waiting", numeric=True),
     ]
     # "Payments" counts pending checks too: whenever one is listed, its column says how much.
     if all_ or any(e.pending_cents for e in entries):
-        columns.append(output.Column("Pending", "pending", money=True))
+        columns.append(output.Column("Pending", "pending", numeric=True))
     shown = entries[:wanted]
     output.table(
         columns,
@@ -112,9 +112,9 @@ def _applied_table(applied: list[Applied]) -> None:
 
     output.table(
         [output.Column("Remittance", "id"), output.Column("Payment", "payment_id"),
-         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", money=True),
-         output.Column("Payment unapplied", "payment_unapplied", money=True),
-         output.Column("Charge balance", "charge_balance", money=True)],
+         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", numeric=True),
+         output.Column("Payment unapplied", "payment_unapplied", numeric=True),
+         output.Column("Charge balance", "charge_balance", numeric=True)],
         [{"id": a.remittance_id, "payment_id": a.payment_key, "charge_id": a.charge_key,
           "amount": format_cents(a.amount_cents), "payment_unapplied": format_cents(a.payment_unapplied_cents),
           "charge_balance": format_cents(a.charge_balance_cents)} for a in applied],

@@ -44,7 +44,7 @@ def show(
     _charges(d)
     output.table(
         [output.Column("Id", "id"), output.Column("Payment", "payment_id"),
-         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", money=True),
+         output.Column("Charge", "charge_id"), output.Column("Amount", "amount", numeric=True),
          output.Column("Status", "status"), output.Column("From", "origin"), output.Column("Created", "created_at")],
         [{"id": r.id, "payment_id": r.payment_key, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents),
           "status": r.status, "origin": views.origin(r), "created_at": r.created_at[:10]} for r in d.remittances],
@@ -60,7 +60,7 @@ def _payments(d: ClientDetail) -> None:
     # 80-column terminal.
     output.table(
         [output.Column("Payment", "payment_id"), output.Column("Received", "received_date"),
-         output.Column("Amount", "amount", money=True), output.Column("Unapplied", "unapplied", money=True),
+         output.Column("Amount", "amount", numeric=True), output.Column("Unapplied", "unapplied", numeric=True),
          output.Column("Apply to", "apply_to"), output.Column("Status", "status")],
         [{"payment_id": p.key, "received_date": p.received_date, "amount": format_cents(p.amount_cents),
           "unapplied": format_cents(p.unapplied_cents),
@@ -87,7 +87,7 @@ def _charges(d: ClientDetail) -> None:
     charge_columns = [
         output.Column("Date", "service_date"), output.Column("Charge", "charge_id"),
         output.Column("Code", "service_code"), output.Column("Payer", "payer"),
-        output.Column("Amount", "amount", money=True), output.Column("Balance", "balance", money=True),
+        output.Column("Amount", "amount", numeric=True), output.Column("Balance", "balance", numeric=True),
     ]
     output.table(
         charge_columns,

@@ -44,7 +44,8 @@ def whole_number(what: str) -> Callable[[str | int], int]:
     return parse
 
 
-def _row_count(text: str | int) -> int:
+def row_count(text: str | int) -> int:
+    """A parser of a number of rows: a whole number from 0 (all), refused as a usage error (exit 2)."""
     value = str(text).strip()
     if not (value.isascii() and value.isdigit()) or int(value) > _MAX_INTEGER:
         raise typer.BadParameter(f"'{text}' is not a number of rows (a whole number; 0 for all)")
@@ -53,7 +54,7 @@ def _row_count(text: str | int) -> int:
 
 TABLE_ROWS = 100  # rows a table shows unless --limit says otherwise: a screenful or two, most useful first
 LimitOpt = Annotated[int | None, typer.Option(
-    "--limit", metavar="N", parser=_row_count, show_default=False,
+    "--limit", metavar="N", parser=row_count, show_default=False,
     help=f"Show at most N rows (0: all). A table shows {TABLE_ROWS} unless told; --json and --csv print every"
          " row unless told.")]
 

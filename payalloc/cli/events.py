@@ -63,9 +63,9 @@ def list_events(
 
     columns = [output.Column("Event", "event_id"), output.Column("Client", "client_id"),
                output.Column("Date", "scheduled_date"), output.Column("Status", "status"),
-               output.Column("Charges", "charges", money=True),
-               output.Column("Attached payments", "attached_payments", money=True),
-               output.Column("Unapplied", "attached_unapplied", money=True)]
+               output.Column("Charges", "charges", numeric=True),
+               output.Column("Attached payments", "attached_payments", numeric=True),
+               output.Column("Unapplied", "attached_unapplied", numeric=True)]
     with STATE.ledger() as conn, events.list_events(conn, client_key=client, status=status and status.value) as rows:
         output.listing(rows, columns, json_out, csv_out, limit, noun="event", empty="no events")
 

@@ -100,8 +100,8 @@ def export(
         output.Column("Created", "batch_created_at", optional=True), output.Column("Entry", "entry"),
         output.Column("Remittance", "remittance_id"), output.Column("Payment", "payment_id"),
         output.Column("Charge", "charge_id", optional=True), output.Column("Client", "client_id", optional=True),
-        output.Column("Account", "account"), output.Column("Debit", "debit", money=True),
-        output.Column("Credit", "credit", money=True)]
+        output.Column("Account", "account"), output.Column("Debit", "debit", numeric=True),
+        output.Column("Credit", "credit", numeric=True)]
     with STATE.ledger() as conn, gl.export(conn, since) as journal, output.to_file(output_file, replace=force):
         output.listing(journal, columns, json_out, csv_out, limit, noun="line", empty="the journal is empty",
                        title="Posted journal", end="last")

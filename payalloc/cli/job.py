@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format, whole_number
+from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format, row_count
 from payalloc.cli.state import STATE
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def _show_plan(result: JobResult) -> None:
     planned = result.planned_remittances
     output.table(
         [output.Column("Payment", "payment_id"), output.Column("Charge", "charge_id"),
-         output.Column("Client", "client_id"), output.Column("Amount", "amount", money=True),
+         output.Column("Client", "client_id"), output.Column("Amount", "amount", numeric=True),
          output.Column("Rule", "rule")],
         [{**r, "amount": output.table_money(r["amount"])} for r in planned[:PLAN_ROWS_SHOWN]],
         title="Remittances the run would create",
@@ -109,7 +109,7 @@ def _show_plan(result: JobResult) -> None:
         output.table(
             [output.Column("Payment", "payment_id"), output.Column("Client", "client_id"),
              output.Column("Event", "event_id"), output.Column("Event status", "event_status"),
-             output.Column("Unapplied", "unapplied", money=True)],
+             output.Column("Unapplied", "unapplied", numeric=True)],
             [{**r, "unapplied": output.table_money(r["unapplied"])} for r in result.planned_conversions[:PLAN_ROWS_SHOWN]],
             title="Event payments that would become specific",
         )
@@ -118,11 +118,11 @@ def _show_plan(result: JobResult) -> None:
             output.message(f"... and {hidden:,} more (run-job --dry-run --json lists them all)")
 
 
-LimitOpt = Annotated[int, typer.Option("--limit", metavar="N", parser=whole_number("a number of runs"),
-                                       help="How many runs, newest first.")]
+RunsOpt = Annotated[int, typer.Option("--limit", metavar="N", parser=row_count,
+                                      help="How many runs, newest first (0: all).")]
 
 
-def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 20) -> None:
+def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: RunsOpt = 20) -> None:
     """List the recorded runs of run-job, newest first. --csv has the JSON's fields, with each
     of its counts in a column of its own.
 
@@ -132,7 +132,7 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
     from payalloc.services import job
 
     with STATE.ledger() as conn:
-        runs = job.list_runs(conn, limit, STATE.db)
+        runs = job.list_runs(conn, limit or None, STATE.db)
     if json_out:
         output.emit_json_rows(runs)
         return
@@ -157,9 +157,9 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = 2
         })
     output.table(
         [output.Column("Run", "run_id"), output.Column("Started", "started_at"),
-         output.Column("Status", "status"), output.Column("Remittances", "remittances", money=True),
-         output.Column("Amount", "amount", money=True), output.Column("To specific", "converted", money=True),
-         output.Column("Posted", "posted", money=True), output.Column("Error", "error", text=True)],
+         output.Column("Status", "status"), output.Column("Remittances", "remittances", numeric=True),
+         output.Column("Amount", "amount", numeric=True), output.Column("To specific", "converted", numeric=True),
+         output.Column("Posted", "posted", numeric=True), output.Column("Error", "error", text=True)],
         rows, title="run-job runs", empty="run-job has not run on this ledger yet",
     )
 

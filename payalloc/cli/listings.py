@@ -38,7 +38,7 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: Limit
 
     columns = [Column("Client", "client_id"), Column("Name", "name", text=True),
                Column("Responsible party", "responsible_party", text=True),
-               Column("Payments", "payments", money=True), Column("Charges", "charges", money=True)]
+               Column("Payments", "payments", numeric=True), Column("Charges", "charges", numeric=True)]
     with STATE.ledger() as conn, list_clients(conn) as listing:
         output.listing(listing, columns, json_out, csv_out, limit, noun="client", empty="no clients in the ledger")
 
@@ -60,7 +60,7 @@ def payment_list(
     from payalloc.services.listings import list_payments
 
     columns = [Column("Payment", "payment_id"), Column("Client", "client_id"), Column("Received", "received_date"),
-               Column("Amount", "amount", money=True), Column("Unapplied", "unapplied", money=True),
+               Column("Amount", "amount", numeric=True), Column("Unapplied", "unapplied", numeric=True),
                Column("Apply to", "apply_to"), Column("Event", "event_id"), Column("Status", "status"),
                Column("Method", "method", optional=True), Column("Reference", "reference", text=True, optional=True)]
     with STATE.ledger() as conn, list_payments(conn, client=client, status=status and status.value,
@@ -86,7 +86,7 @@ def remittances_list(
     from payalloc.services.listings import list_remittances
 
     columns = [Column("Remittance", "id"), Column("Payment", "payment_id"), Column("Charge", "charge_id"),
-               Column("Client", "client_id"), Column("Amount", "amount", money=True), Column("Status", "status"),
+               Column("Client", "client_id"), Column("Amount", "amount", numeric=True), Column("Status", "status"),
                Column("Source", "source"), Column("Rule", "rule"), Column("Staff", "staff", text=True),
                Column("Created (UTC)", "created_at", optional=True)]
     with STATE.ledger() as conn, list_remittances(conn, client=client, payment=payment,

@@ -286,7 +286,7 @@ def listing(rows: Listing, columns: Sequence[Column], json_out: bool, csv_out: b
         if json_out:
             emit_json_rows(machine)
         else:
-            emit_csv([money_name(name) for name in rows.fields], machine, numeric=[c.key for c in columns if c.money])
+            emit_csv([money_name(name) for name in rows.fields], machine, numeric=[c.key for c in columns if c.numeric])
         return
     shown, total = cut(rows.rows, wanted, end)
     count = counted(total, noun)
@@ -302,7 +302,7 @@ class Column:
 
     header: str
     key: str
-    money: bool = False  # amounts and counts: right-aligned
+    numeric: bool = False  # amounts and counts: right-aligned, and numbers in CSV
     text: bool = False  # free text: wraps at spaces, and a word too long for the column folds
     optional: bool = False  # left out (the last first) before the table becomes blocks of lines
 
@@ -439,7 +439,7 @@ def table(
         t.add_column(
             Text(c.header, no_wrap=False, overflow="fold"),
             footer=Text(foot[index]) if foot else "",
-            justify="right" if c.money else "left",
+            justify="right" if c.numeric else "left",
             no_wrap=not c.text, overflow="fold", width=width,
         )
     for row_cells in cells:

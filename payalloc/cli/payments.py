@@ -153,7 +153,7 @@ def show(payment_id: PaymentArg, json_out: JsonOpt = False) -> None:
     ])
     output.table(
         [output.Column("Id", "id"), output.Column("Charge", "charge_id"),
-         output.Column("Amount", "amount", money=True), output.Column("Status", "status"),
+         output.Column("Amount", "amount", numeric=True), output.Column("Status", "status"),
          output.Column("From", "origin"), output.Column("Created", "created_at"),
          output.Column("Reversed", "reversed", text=True)],
         [{"id": r.id, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents), "status": r.status,

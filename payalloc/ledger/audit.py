@@ -8,6 +8,13 @@ from typing import Any
 
 from payalloc.money import plain_cents
 
+# Actions that `check` reads back (ledger/check.py) to prove a remittance was made or reversed by
+# payalloc. They are stored in every ledger: never rename one.
+APPLY = "apply"
+UNAPPLY = "unapply"
+PAYMENT_VOID = "payment.void"
+CONVERSION = "payment_apply_to_specific"  # rule 4: an event payment made specific (also by the job, in bulk)
+
 
 def record(
     conn: sqlite3.Connection,
@@ -49,7 +56,7 @@ def record_conversion(
 ) -> None:
     """The audit row of an event payment made `specific` (rule 4) with money still unapplied."""
     record(
-        conn, at=at, staff=staff, action="payment_apply_to_specific", client_key=client_key,
+        conn, at=at, staff=staff, action=CONVERSION, client_key=client_key,
         payment_key=payment_key, event_key=event_key, reason=conversion_reason(event_key, event_status),
         detail=conversion_detail(unapplied_cents, event_status),
     )

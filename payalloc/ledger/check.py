@@ -20,6 +20,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from payalloc.ledger import audit
+
 ACTIVE = "status <> 'reversed'"
 
 
@@ -231,7 +233,7 @@ CHECKS: tuple[Check, ...] = (
                SELECT remittance_id FROM audit WHERE remittance_id IS NOT NULL
                UNION ALL
                SELECT j.value
-                 FROM (SELECT detail FROM audit WHERE action = 'payment.void' AND json_valid(detail)) v,
+                 FROM (SELECT detail FROM audit WHERE action = '{audit.PAYMENT_VOID}' AND json_valid(detail)) v,
                       json_each(v.detail, '$.reversed_remittances') j)
         UNION ALL
         SELECT {_REMITTANCE_IDS}, 'posted but no reversing journal lines'
@@ -317,10 +319,10 @@ CHECKS: tuple[Check, ...] = (
         SELECT {_REMITTANCE_IDS}
           FROM remittances r {_REMITTANCE_JOINS}
          WHERE r.source = 'manual' AND r.id NOT IN (
-               SELECT remittance_id FROM audit WHERE action = 'apply' AND remittance_id IS NOT NULL
+               SELECT remittance_id FROM audit WHERE action = '{audit.APPLY}' AND remittance_id IS NOT NULL
                UNION ALL
                SELECT json_extract(detail, '$.kept_remittance_id')
-                 FROM audit WHERE action = 'unapply' AND json_valid(detail)
+                 FROM audit WHERE action = '{audit.UNAPPLY}' AND json_valid(detail)
                   AND json_extract(detail, '$.kept_remittance_id') IS NOT NULL)
         """,  # noqa: S608
     ),

@@ -14,6 +14,7 @@ from typing import Any
 
 from payalloc.allocation import Allocation, Conversion, OpenCharge, OpenPayment
 from payalloc.gl import JournalLine
+from payalloc.ledger import audit
 from payalloc.ledger.audit import conversion_detail, conversion_reason
 from payalloc.ledger.bulk import insert_rows
 
@@ -61,11 +62,11 @@ def finish_run(
     )
 
 
-def list_runs(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+def list_runs(conn: sqlite3.Connection, limit: int | None) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT id, started_at, finished_at, status, pid, counts, error FROM job_runs"
         " ORDER BY id DESC LIMIT ?",
-        (limit,),
+        (-1 if limit is None else limit,),  # SQLite: a negative LIMIT is none
     ).fetchall()
     out = []
     for run_id, started, finished, status, pid, counts, error in rows:
@@ -82,7 +83,7 @@ def list_runs(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
 
 # --- phases 1 and 2: the work list and one chunk --------------------------------------------
 
-def pending_clients(conn: sqlite3.Connection, after_id: int, limit: int) -> list[int]:
+def marked_clients(conn: sqlite3.Connection, after_id: int, limit: int) -> list[int]:
     """The next clients marked job_pending, by id (the partial index clients_job_pending)."""
     return [
         row[0]
@@ -176,7 +177,7 @@ def convert_to_specific(
     for c in conversions:
         payment_key, client_key, event_key = keys[c.payment_id]
         audit_rows.append((
-            now, "payment_apply_to_specific", client_key, payment_key, event_key, run_id,
+            now, audit.CONVERSION, client_key, payment_key, event_key, run_id,
             conversion_reason(event_key, c.event_status),
             json.dumps(conversion_detail(c.unapplied_cents, c.event_status), sort_keys=True),
         ))
@@ -187,7 +188,7 @@ def convert_to_specific(
     )
 
 
-def clear_pending(conn: sqlite3.Connection, client_ids: Sequence[int]) -> None:
+def clear_marks(conn: sqlite3.Connection, client_ids: Sequence[int]) -> None:
     conn.execute(
         "UPDATE clients SET job_pending = 0 WHERE id IN (SELECT value FROM json_each(?)) AND job_pending = 1",
         (json.dumps(list(client_ids)),),

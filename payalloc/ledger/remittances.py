@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from payalloc.errors import InputError, NotFound
+from payalloc.errors import CheckFailed, InputError, NotFound
 from payalloc.gl import JournalLine, reversing_lines
 
 
@@ -141,10 +141,9 @@ def insert_manual(
     return int(cur.lastrowid or 0)
 
 
-def new_reverse_batch(conn: sqlite3.Connection, *, staff: str | None, now: str, job_run_id: int | None = None) -> int:
+def new_reverse_batch(conn: sqlite3.Connection, *, staff: str | None, now: str) -> int:
     cur = conn.execute(
-        "INSERT INTO posting_batches (kind, job_run_id, staff, created_at) VALUES ('reverse', ?, ?, ?)",
-        (job_run_id, staff, now),
+        "INSERT INTO posting_batches (kind, staff, created_at) VALUES ('reverse', ?, ?)", (staff, now)
     )
     return int(cur.lastrowid or 0)
 
@@ -157,7 +156,6 @@ def reverse_remittance(
     reason: str,
     now: str,
     batch_id: int | None = None,
-    job_run_id: int | None = None,
 ) -> RemittanceRow:
     """Reverse one remittance (rule 5); the money is unapplied again (the triggers update the caches).
 
@@ -181,9 +179,10 @@ def reverse_remittance(
             )
         ]
         if not posted:
-            raise RuntimeError(f"posted remittance {remittance_id} has no journal lines; run payalloc check")
+            raise CheckFailed(f"posted remittance {remittance_id} has no journal lines to reverse; nothing was"
+                              " changed: run payalloc check")
         if batch_id is None:
-            batch_id = new_reverse_batch(conn, staff=staff, now=now, job_run_id=job_run_id)
+            batch_id = new_reverse_batch(conn, staff=staff, now=now)
         conn.executemany(
             "INSERT INTO journal_lines (batch_id, remittance_id, entry, account, debit_cents, credit_cents)"
             " VALUES (?, ?, ?, ?, ?, ?)",

@@ -59,7 +59,7 @@ class UnapplyResult:
     unapplied_cents: int
     kept_id: int | None  # the new remittance holding the rest, when only part was unapplied
     kept_cents: int
-    payment_apply_to: str  # not 'specific': run-job will apply the money again
+    payment_apply_to: str  # the payment's apply-to after the unapply: if not 'specific', run-job applies it again
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def _check_and_write(
             amount_cents=allocation.amount_cents, staff=staff, now=now,
         )
         audit.record(
-            conn, at=now, staff=staff, action="apply", client_key=payment.client_key, payment_key=payment.key,
+            conn, at=now, staff=staff, action=audit.APPLY, client_key=payment.client_key, payment_key=payment.key,
             charge_key=charge.key, remittance_id=remittance_id, reason=reason,
             detail={"amount": plain_cents(allocation.amount_cents)},
         )
@@ -243,7 +243,7 @@ def unapply(
     with write_txn(conn):
         result = _unapply(conn, remittance_id, amount_cents, reason=reason, now=now, staff=staff)
         audit.record(
-            conn, at=now, staff=staff, action="unapply", client_key=result.remittance.client_key,
+            conn, at=now, staff=staff, action=audit.UNAPPLY, client_key=result.remittance.client_key,
             payment_key=result.remittance.payment_key, charge_key=result.remittance.charge_key,
             remittance_id=remittance_id, reason=reason,
             detail={"amount": plain_cents(result.unapplied_cents), "was_status": result.remittance.status,

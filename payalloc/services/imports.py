@@ -54,9 +54,9 @@ class ImportSummary:
 
 
 class _Problems:
-    """Every problem counted; the first MAX_PROBLEMS_KEPT in file order kept to show. Problems
-    of a batch are found column by column, then row by row: settle() puts them in line order
-    (batches come in line order) before it drops those beyond the limit."""
+    """Every problem counted; the first MAX_PROBLEMS_KEPT in file order kept to show. A batch's
+    problems are found cells first, then references and conflicts: settle() puts them in line
+    order (batches come in line order) before it drops those beyond the limit."""
 
     def __init__(self) -> None:
         self.kept: list[Problem] = []

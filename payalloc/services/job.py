@@ -225,13 +225,13 @@ def _apply_payments(
     while True:
         turns.let_writers_in()
         with write_txn(conn, turn=False):
-            client_ids = sql.pending_clients(conn, after, chunk)
+            client_ids = sql.marked_clients(conn, after, chunk)
             if not client_ids:
                 break
             plan = _plan_chunk(conn, client_ids)
             sql.insert_remittances(conn, plan.allocations, run_id, now)
             sql.convert_to_specific(conn, plan.conversions, run_id, now)
-            sql.clear_pending(conn, client_ids)
+            sql.clear_marks(conn, client_ids)
             delta = _chunk_counts(client_ids, plan)
             _record_counts(conn, run_id, result, delta)
         result.add(delta)  # only once the chunk is committed
@@ -275,7 +275,7 @@ def _dry_run(conn: sqlite3.Connection, chunk: int, posting_chunk: int) -> JobRes
     with read_txn(conn):
         after = 0
         while True:
-            client_ids = sql.pending_clients(conn, after, chunk)
+            client_ids = sql.marked_clients(conn, after, chunk)
             if not client_ids:
                 break
             plan = _plan_chunk(conn, client_ids)
@@ -318,8 +318,8 @@ def _describe(conn: sqlite3.Connection, plan: allocation.Plan, result: JobResult
     )
 
 
-def list_runs(conn: sqlite3.Connection, limit: int, ledger_path: Path | None = None) -> list[dict[str, Any]]:
-    """The recorded runs, newest first. A run recorded 'running' while no process holds the
+def list_runs(conn: sqlite3.Connection, limit: int | None, ledger_path: Path | None = None) -> list[dict[str, Any]]:
+    """The recorded runs, newest first (the last `limit`; None: all). A run recorded 'running' while no process holds the
     run-job lock of `ledger_path` was killed (kill -9, SIGTERM, a reboot): it is shown as
     'interrupted', as the next run will record it, instead of 'running' until then."""
     with read_txn(conn):

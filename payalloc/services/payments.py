@@ -166,7 +166,7 @@ def void_payment(conn: sqlite3.Connection, payment_key: str, *, reason: str, now
             reversed_cents += remittance.amount_cents
         ledger.set_status(conn, payment.id, "void")
         audit.record(
-            conn, at=now, staff=staff, action="payment.void", client_key=payment.client_key,
+            conn, at=now, staff=staff, action=audit.PAYMENT_VOID, client_key=payment.client_key,
             payment_key=payment.key, reason=reason,
             detail={"amount": plain_cents(payment.amount_cents), "reversed_remittances": reversed_ids,
                     "reversed": plain_cents(reversed_cents)},
