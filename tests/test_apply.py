@@ -220,7 +220,9 @@ def test_apply_file_reports_every_problem_with_its_line(
         (b"payment,charge,amount\nY,X,1\n", "has no column payment_id, charge_id in its header"),
         (b"payment_id,charge_id,amount\n", "has no allocation rows"),
         (b'payment_id,charge_id,amount\nY,"X,1\n', "not valid CSV"),
-        ("payment_id,charge_id,amount\n".encode("utf-16"), "NUL bytes"),
+        ("payment_id,charge_id,amount\n".encode("utf-16"), "is UTF-16 text; save it as UTF-8 CSV"),
+        ("payment_id,charge_id,amount\n".encode("utf-32"), "is UTF-32 text; save it as UTF-8 CSV"),
+        ("payment_id,charge_id,amount\n".encode("utf-16-le"), "NUL bytes"),
         (b"payment_id,charge_id,amount\nY,X\xe9,1\n", "is not UTF-8 text"),
     ],
 )
@@ -247,6 +249,17 @@ def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
         "line 5: 4 fields, the header has 3",
     ]
     assert dump() == before
+
+
+def test_apply_file_names_the_line_a_multi_line_row_starts_on(
+    ledger: sqlite3.Connection, tmp_path: Path, dump: Dump
+) -> None:
+    """As import does: a quoted cell spanning lines does not shift the lines after it."""
+    path = write(tmp_path, 'payment_id,charge_id,amount,note\nY,CH-404,1.00,"two\nlines"\nY,CH-405,1.00,\n')
+    with pytest.raises(ProblemsError) as info:
+        clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
+    assert [str(p) for p in info.value.problems] == ["line 2: charge CH-404 is not in the ledger",
+                                                     "line 4: charge CH-405 is not in the ledger"]
 
 
 def test_apply_file_missing(ledger: sqlite3.Connection, tmp_path: Path) -> None:

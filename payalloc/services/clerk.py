@@ -98,6 +98,10 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Pr
     """The rows of an apply file, the names of the columns it ignores, and its rows of the wrong
     width (reported with every other problem of the set, not alone)."""
     data = _read_bytes(path)
+    for bom, encoding in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                          (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if data.startswith(bom):  # as import says it
+            raise InputError(f"{path} is {encoding} text; save it as UTF-8 CSV")
     if b"\x00" in data:
         raise InputError(f"{path} contains NUL bytes: it is not a CSV text file (UTF-16?)")
     try:
@@ -123,19 +127,18 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Pr
                                      if n not in FILE_COLUMNS))  # named as the file has them
         lines: list[manual.RawLine] = []
         problems: list[Problem] = []
-        for row in reader:
+        while True:
+            line = reader.line_num + 1  # where the row starts: a quoted cell may span lines
+            row = next(reader, None)
+            if row is None:
+                break
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             if len(row) != len(names):
-                problems.append(Problem(f"line {reader.line_num}", f"{len(row)} fields, the header has {len(names)}",
-                                        reader.line_num))
+                problems.append(Problem(f"line {line}", f"{len(row)} fields, the header has {len(names)}", line))
                 continue
-            lines.append(
-                manual.RawLine(
-                    f"line {reader.line_num}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]],
-                    reader.line_num,
-                )
-            )
+            lines.append(manual.RawLine(
+                f"line {line}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]], line))
     except csv.Error as error:
         raise InputError(f"{path} line {reader.line_num}: not valid CSV ({error})") from None
     return lines, ignored, problems
