@@ -49,6 +49,13 @@ class BucketEntry:
         }
 
 
+def needs_clerk(has_open_specific: bool, charges_balance_cents: int) -> bool:
+    """Whether the clerk must act: a ready specific payment has money left and there is a self-pay
+    balance to apply it to (money with nothing to pay waits for new charges, or a refund). One rule
+    for `unallocated` and `client show`."""
+    return has_open_specific and charges_balance_cents > 0
+
+
 def unallocated(
     conn: sqlite3.Connection, *, now: str, include_pending: bool = False, needs_clerk_only: bool = False
 ) -> list[BucketEntry]:
@@ -57,14 +64,14 @@ def unallocated(
     today = now[:10]
     entries = []
     for row in ledger.bucket(conn, include_pending=include_pending):
-        needs_clerk = row.has_open_specific and row.charges_balance_cents > 0
-        if needs_clerk_only and not needs_clerk:
+        clerk = needs_clerk(row.has_open_specific, row.charges_balance_cents)
+        if needs_clerk_only and not clerk:
             continue
         # A post-dated check (received_date ahead of today) has waited no days, not minus some.
         days = None if row.oldest_open_date is None else max(0, days_between(row.oldest_open_date, today))
         entries.append(
             BucketEntry(row.client_key, row.name, row.total_cents, row.unallocated_cents, row.pending_cents,
-                        row.charges_balance_cents, needs_clerk, days)
+                        row.charges_balance_cents, clerk, days)
         )
     entries.sort(key=lambda e: (not e.needs_clerk, -(e.days_waiting if e.days_waiting is not None else -1),
                                 e.client_key))
@@ -100,9 +107,8 @@ class ClientDetail:
 
     @property
     def needs_clerk(self) -> bool:
-        return self.charges_balance_cents > 0 and any(
-            p.status == "ready" and p.apply_to == "specific" and p.unapplied_cents > 0 for p in self.payments
-        )
+        return needs_clerk(any(p.status == "ready" and p.apply_to == "specific" and p.unapplied_cents > 0
+                               for p in self.payments), self.charges_balance_cents)
 
     def as_json(self) -> dict[str, Any]:
         return {
