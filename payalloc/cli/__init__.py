@@ -142,10 +142,10 @@ def _traceback_if_debug() -> None:
 
 
 def _database_failure(err: sqlite3.OperationalError) -> tuple[str, int]:
-    from payalloc.ledger.connection import is_busy, is_full
+    from payalloc.ledger.connection import busy_error, is_busy, is_full
 
     if is_busy(err):
-        return "the ledger stayed locked by another process; nothing was changed, try again", EXIT_BUSY
+        return str(busy_error()), EXIT_BUSY
     if is_full(err):
         # Not 4: cron wrappers may treat "busy" as harmless and retry; a full disk needs a person.
         # SQLite rolled back the write transaction in progress (run-job, once it has committed

@@ -226,7 +226,7 @@ def _live_remittance(conn: sqlite3.Connection, remittance_id: int) -> ledger.Rem
     if remittance is None:
         raise NotFound(f"remittance {remittance_id} is not in the ledger")
     if remittance.status == "reversed":
-        raise InputError(f"remittance {remittance_id} is already reversed")
+        raise InputError(f"remittance {remittance_id} is already reversed (on {remittance.reversed_at})")
     return remittance
 
 
