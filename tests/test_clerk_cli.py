@@ -395,6 +395,11 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     assert (result.exit_code, result.stderr) == (
         2, "error: Invalid value for 'KIND': 'clientz' is not one of 'clients', 'events', 'charges', 'payments'"
            " (see payalloc import --help)\n")
+    # Click's "Choose from:" list, laid out on lines of its own there: one line of words here.
+    result = seeded("payment", "record", "--client", "C-1001", "--amount", "5", "--date", "2026-11-20")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: Missing option '--apply-to'. Choose from: oldest, specific, event"
+           " (see payalloc payment record --help)\n")
     # A global option after the command (a script's `payalloc check --db x.db`): where it goes.
     for args, shown in ((("check", "--db", "x.db"), "--db FILE check"), (("check", "--db=x.db"), "--db FILE check"),
                         (("payment", "list", "--staff", "x"), "--staff NAME payment list"),

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -61,6 +62,9 @@ def test_summary_line_quiet_and_json(cli: Cli, conn: sqlite3.Connection) -> None
     assert runs[1]["counts"]["remittances_posted"] == 3 and runs[2]["counts"]["amount_applied"] == "1254.50"
     assert [r["run_id"] for r in json.loads(cli("jobs", "--json", "--limit", "1").stdout)] == [3]
     assert [r["run_id"] for r in json.loads(cli("jobs", "--json", "--limit", "0").stdout)] == [3, 2, 1]  # 0: all
+    cut = cli("jobs", "--limit", "2")  # a table says what it leaves out, as every listing does
+    assert "run-job runs: 3 runs (the first 2; --limit N shows more" in cut.stdout
+    assert re.match(r"run-job runs: 3 runs\s*\n", cli("jobs").stdout)
     table = cli("jobs")
     assert table.exit_code == 0 and "1,254.50" in table.stdout
     both = cli("run-job", "--json", "-q")

@@ -107,7 +107,8 @@ def _echo_safely(err: Exception) -> None:
     err.message = output.safe(message)  # type: ignore[attr-defined]
     ctx = getattr(err, "ctx", None)
     if getattr(err, "exit_code", None) == 2 and ctx is not None and type(err).__name__ != "NoArgsIsHelpError":
-        sentence = err.format_message().rstrip(".")  # type: ignore[attr-defined]
+        # Click lays some out on lines ("Choose from:\n\toldest,\n\tspecific"): one line of words.
+        sentence = " ".join(err.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
         option, path = getattr(err, "option_name", None), output.safe(ctx.command_path)
         if option in _GLOBAL_OPTIONS and ctx.parent is not None:  # `payalloc check --db x.db`
             program, _, command = path.partition(" ")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, exclusive, one_format, row_count
+from payalloc.cli.common import CsvOpt, DryRunOpt, JsonOpt, LimitOpt, exclusive, one_format, rows_wanted
 from payalloc.cli.state import STATE
 
 if TYPE_CHECKING:
@@ -118,21 +118,21 @@ def _show_plan(result: JobResult) -> None:
             output.message(f"... and {hidden:,} more (run-job --dry-run --json lists them all)")
 
 
-RunsOpt = Annotated[int, typer.Option("--limit", metavar="N", parser=row_count,
-                                      help="How many runs, newest first (0: all).")]
-
-
-def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: RunsOpt = 20) -> None:
-    """List the recorded runs of run-job, newest first. --csv has the JSON's fields, with each
-    of its counts in a column of its own.
+def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = None) -> None:
+    """List the recorded runs of run-job, newest first (a table: the newest 100, as every listing;
+    --limit N: the newest N in every format). --csv has the JSON's fields, with each of its counts
+    in a column of its own.
 
     Example: payalloc --db practice.db jobs --limit 5
     """
     one_format(json_out, csv_out)
     from payalloc.services import job
 
+    wanted = rows_wanted(limit, json_out or csv_out)
     with STATE.ledger() as conn:
-        runs = job.list_runs(conn, limit or None, STATE.db)
+        runs = job.list_runs(conn, None, STATE.db)
+    total = len(runs)
+    runs = runs[:wanted]
     if json_out:
         output.emit_json_rows(runs)
         return
@@ -160,7 +160,8 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: RunsOpt = 20
          output.Column("Status", "status"), output.Column("Remittances", "remittances", numeric=True),
          output.Column("Amount", "amount", numeric=True), output.Column("To specific", "converted", numeric=True),
          output.Column("Posted", "posted", numeric=True), output.Column("Error", "error", text=True)],
-        rows, title="run-job runs", empty="run-job has not run on this ledger yet",
+        rows, title="run-job runs: " + (output.limited(None, len(rows), total, noun="run") or output.counted(total, "run")),
+        empty="run-job has not run on this ledger yet",
     )
 
 
