@@ -106,6 +106,8 @@ def test_export_includes_reversing_lines_and_balances_to_zero(cli: Cli, conn: sq
                              "charge_id", "client_id", "account", "debit", "credit"]
     assert rows[0]["account"] == "'=HYPERLINK(\"x\")" and rows[0]["debit"] == "1000.00"
     assert cli("gl", "export").exit_code == 0
+    later = cli("gl", "export", "--since", "2099-01-01")  # a journal with lines, none of them since then
+    assert (later.exit_code, later.stdout, later.stderr) == (0, "", "no journal lines in batches since 2099-01-01\n")
     bad = cli("gl", "export", "--since", "2026-13-01")
     assert bad.exit_code == 3 and "YYYY-MM-DD" in bad.stderr
     assert cli("gl", "export", "--json", "--csv").exit_code == 2

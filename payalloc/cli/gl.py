@@ -103,7 +103,8 @@ def export(
         output.Column("Account", "account"), output.Column("Debit", "debit", numeric=True),
         output.Column("Credit", "credit", numeric=True)]
     with STATE.ledger() as conn, gl.export(conn, since) as journal, output.to_file(output_file, replace=force):
-        output.listing(journal, columns, json_out, csv_out, limit, noun="line", empty="the journal is empty",
+        empty = "the journal is empty" if since is None else f"no journal lines in batches since {since.strip()}"
+        output.listing(journal, columns, json_out, csv_out, limit, noun="line", empty=empty,
                        title="Posted journal", end="last")
 
 
