@@ -69,10 +69,10 @@ class Allocation:
 
 
 def split_pair(text: str) -> tuple[str, str]:
-    """`CH-104=60.00` -> ("CH-104", "60.00"). The amount never holds '=', so split at the last one."""
+    """`CH-2013=60.00` -> ("CH-2013", "60.00"). The amount never holds '=', so split at the last one."""
     charge, sep, amount = text.rpartition("=")
     if not sep or not charge.strip() or not amount.strip():
-        raise InputError(f"'{text}' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)")
+        raise InputError(f"'{text}' is not CHARGE_ID=AMOUNT (for example CH-2013=60.00)")
     return charge, amount
 
 

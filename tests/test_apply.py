@@ -139,7 +139,7 @@ def test_apply_exactly_the_whole_payment_and_balance(ledger: sqlite3.Connection)
         ("P-404", ["X=1"], ["payment P-404 is not in the ledger"]),
         ("Y", ["CH-404=1"], ["charge CH-404 is not in the ledger"]),
         ("Y", ["X=1.005", "X"], ["argument 1 (X=1.005): '1.005' has more than 2 decimals: an amount is in whole cents, like 1,234.50",
-                                 "argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)"]),
+                                 "argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-2013=60.00)"]),
         ("Y", ["X=0"], ["argument 1 (X=0): amount must be greater than 0.00"]),
         ("Y", ["Z=60.01"], ["60.01 exceeds the 50.00 balance of charge Z",
                             "60.01 exceeds the 60.00 unapplied on payment Y"]),

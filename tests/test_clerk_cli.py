@@ -424,7 +424,7 @@ def test_usage_lines_name_the_arguments_as_the_readme_does(cli: Cli, command: tu
 
 def test_apply_help_shows_both_ways_and_what_happens_to_a_repeated_charge(cli: Cli) -> None:
     text = " ".join(ok(cli("apply", "--help")).stdout.split())
-    assert "Example: payalloc apply P-1042 CH-104=60.00 CH-105=27.00" in text
+    assert "Example: payalloc apply P-3004 CH-2013=40.00 CH-2015=20.00" in text
     assert "Example: payalloc apply --file allocations.csv" in text
     assert "header row payment_id,charge_id,amount" in text
     assert "a charge given twice is refused" in text

@@ -103,9 +103,9 @@ def test_patient_responsibility_charges_are_allocatable() -> None:
 def test_malformed_pairs_and_amounts_are_problems_with_their_place() -> None:
     raw, problems = pair_lines("Y", ["X=10.00", "X", "=5", "Z=", "W=1.234", "V=abc", "K=v=1.00"])
     assert reasons(problems) == [
-        "argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)",
-        "argument 3: '=5' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)",
-        "argument 4: 'Z=' is not CHARGE_ID=AMOUNT (for example CH-104=60.00)",
+        "argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-2013=60.00)",
+        "argument 3: '=5' is not CHARGE_ID=AMOUNT (for example CH-2013=60.00)",
+        "argument 4: 'Z=' is not CHARGE_ID=AMOUNT (for example CH-2013=60.00)",
     ]
     lines, more = parse_lines(raw)
     assert [(x.charge_key, x.amount_cents) for x in lines] == [("X", 1000), ("K=v", 100)]

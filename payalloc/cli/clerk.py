@@ -137,7 +137,7 @@ def apply(
     payment_id,charge_id,amount and may allocate several payments; its rows for the same payment
     and charge are added up into one remittance, with a warning naming the lines.
 
-    Example: payalloc apply P-1042 CH-104=60.00 CH-105=27.00
+    Example: payalloc apply P-3004 CH-2013=40.00 CH-2015=20.00
 
     Example: payalloc apply --file allocations.csv
     """
@@ -210,7 +210,7 @@ def unapply(
 ) -> None:
     """Reverse a remittance (or part of it): the money is unapplied again. Posted ones are reversed in the GL.
 
-    Example: payalloc unapply 17 --reason "applied to the wrong session" --amount 20.00
+    Example: payalloc unapply 26 --reason "applied to the wrong session" --amount 20.00
     """
     from payalloc.dates import utc_now
     from payalloc.services import clerk
@@ -235,7 +235,7 @@ def reallocate(
 ) -> None:
     """Unapply a remittance and allocate its payment to other charges, in one transaction.
 
-    Example: payalloc reallocate 17 CH-105=60.00 --reason "belongs to the 11-03 session"
+    Example: payalloc reallocate 27 CH-2015=40.00 --reason "belongs to the 09-30 session"
     """
     from payalloc.dates import utc_now
     from payalloc.services import clerk

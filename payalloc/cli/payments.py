@@ -72,7 +72,7 @@ def record(
 def ready(payment_id: PaymentArg) -> None:
     """Mark a pending payment reconciled: from now on it can be allocated.
 
-    Example: payalloc payment ready P-20261120-3f9a1c
+    Example: payalloc payment ready P-3012
     """
     from payalloc.dates import utc_now
     from payalloc.services import payments
@@ -85,7 +85,7 @@ def ready(payment_id: PaymentArg) -> None:
 def void(payment_id: PaymentArg, reason: ReasonOpt) -> None:
     """Void a payment (bounced check): reverse all its remittances, then mark it void.
 
-    Example: payalloc payment void P-1042 --reason "check returned NSF"
+    Example: payalloc payment void P-3002 --reason "check returned NSF"
     """
     from payalloc.dates import utc_now
     from payalloc.money import format_cents
@@ -113,7 +113,7 @@ def mode(
 ) -> None:
     """Change how a payment is applied: by run-job to the oldest charges, or by hand.
 
-    Example: payalloc payment mode P-1042 specific
+    Example: payalloc payment mode P-3015 specific
     """
     from payalloc.dates import utc_now
     from payalloc.services import payments
@@ -133,7 +133,7 @@ def mode(
 def show(payment_id: PaymentArg, json_out: JsonOpt = False) -> None:
     """Show one payment, its note, and each remittance with where it came from.
 
-    Example: payalloc payment show P-1042 --json
+    Example: payalloc payment show P-3004 --json
     """
     from payalloc.money import format_cents
     from payalloc.services import views
