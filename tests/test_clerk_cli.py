@@ -412,6 +412,16 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     assert dump() == before
 
 
+def test_client_show_of_a_new_client_says_each_empty_section_on_stdout(cli: Cli) -> None:
+    """`client show C > file` keeps the whole report: its empty sections are part of it."""
+    ok(cli("import", "clients", "-", input="client_id,name\nC-NEW,New Client\n"))
+    shown = ok(cli("client", "show", "C-NEW"))
+    assert shown.stderr == ""
+    assert [line for line in shown.stdout.splitlines() if ": no " in line] == [
+        "Payments: no payments", "Open self-pay charges (oldest first): no open self-pay charges",
+        "Remittances: no remittances"]
+
+
 @pytest.mark.parametrize("command", [
     ("payment", "ready"), ("payment", "void"), ("payment", "mode"), ("payment", "show"), ("client", "show"),
     ("apply",), ("unapply",), ("reallocate",), ("event", "done"), ("import",), ("backup",),

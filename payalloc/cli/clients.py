@@ -48,7 +48,7 @@ def show(
          output.Column("Status", "status"), output.Column("From", "origin"), output.Column("Created", "created_at")],
         [{"id": r.id, "payment_id": r.payment_key, "charge_id": r.charge_key, "amount": format_cents(r.amount_cents),
           "status": r.status, "origin": views.origin(r), "created_at": r.created_at[:10]} for r in d.remittances],
-        title="Remittances", empty="no remittances",
+        title="Remittances", empty="no remittances", section=True,
     )
 
 
@@ -66,7 +66,7 @@ def _payments(d: ClientDetail) -> None:
           "unapplied": format_cents(p.unapplied_cents),
           "apply_to": p.apply_to + (f" {p.event_key}" if p.apply_to == "event" and p.event_key else ""),
           "status": p.status} for p in d.payments],
-        title="Payments", empty="no payments",
+        title="Payments", empty="no payments", section=True,
     )
     described = [p for p in d.payments if p.note or p.method or p.reference or p.payer_name]
     if described:
@@ -94,7 +94,7 @@ def _charges(d: ClientDetail) -> None:
         [{"service_date": c.service_date, "charge_id": c.key, "service_code": c.service_code or "",
           "payer": c.payer, "amount": format_cents(c.amount_cents), "balance": format_cents(c.balance_cents)}
          for c in d.open_charges],
-        title="Open self-pay charges (oldest first)", empty="no open self-pay charges",
+        title="Open self-pay charges (oldest first)", empty="no open self-pay charges", section=True,
     )
     if d.insurance_charges:
         output.table(

@@ -394,6 +394,7 @@ def table(
     title: str | None = None,
     footer: dict[str, Any] | None = None,
     empty: str = "nothing to show",
+    section: bool = False,
 ) -> None:
     """A Rich table on stdout. Cells are plain Text (never read as markup), stripped of controls.
 
@@ -401,8 +402,8 @@ def table(
     make room; when the terminal is too narrow even for that, each row is printed as a block of
     "header  value" lines instead (like psql's expanded display)."""
     rows = list(rows)
-    if not rows:
-        message(empty)
+    if not rows:  # a listing with no rows says so on stderr; an empty section of a report is part of it
+        (line if section else message)(f"{title}: {empty}" if section and title else empty)
         return
     console = _console()
     all_cells = [[_cell_text(row.get(c.key, "")) for c in columns] for row in rows]
