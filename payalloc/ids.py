@@ -22,6 +22,11 @@ def named(what: str, key: str) -> str:
     return what if prose(key) else f"{what} {key}"
 
 
+def unknown(what: str, key: str) -> str:
+    """"client C-9 is not in the ledger": the sentence of an id looked up in vain, named as named() does."""
+    return f"{named(what, key)} is not in the ledger"
+
+
 def unquoted(error: Exception, cell: str) -> str:
     """Why a cell was refused, without the cell itself when it is prose."""
     return str(error).replace(f"'{cell}' ", "", 1) if prose(cell) else str(error)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from payalloc.errors import InputError, Problem
-from payalloc.ids import named, parse_id, unquoted
+from payalloc.ids import parse_id, prose, unknown, unquoted
 from payalloc.money import format_cents, parse_cents
 from payalloc.vocabulary import SELF_PAY_PAYERS
 
@@ -81,11 +81,12 @@ def pair_lines(payment_key: str, pairs: Sequence[str]) -> tuple[list[RawLine], l
     lines: list[RawLine] = []
     problems: list[Problem] = []
     for number, pair in enumerate(pairs, start=1):
-        where = f"argument {number} ({pair})"
+        named = any(prose(part) for part in pair.split("="))  # a name typed in it ("CH-1=Jane Doe") is not quoted
+        where = f"argument {number}" if named else f"argument {number} ({pair})"
         try:
             charge, amount = split_pair(pair)
         except InputError as error:
-            problems.append(Problem(f"argument {number}", str(error), number))
+            problems.append(Problem(f"argument {number}", unquoted(error, pair), number))
             continue
         lines.append(RawLine(where, payment_key, charge, amount, number))
     return lines, problems
@@ -202,13 +203,13 @@ def _line_refusals(line: Line, payment: PaymentState | None, charge: ChargeState
     so that a reason shared by several lines is reported once."""
     refusals: list[tuple[str, str]] = []
     if payment is None:
-        refusals.append((f"p:{line.payment_key}", f"{named('payment', line.payment_key)} is not in the ledger"))
+        refusals.append((f"p:{line.payment_key}", unknown("payment", line.payment_key)))
     else:
         reason = _payment_refusal(payment)
         if reason:
             refusals.append((f"p:{payment.key}", reason))
     if charge is None:
-        refusals.append((f"c:{line.charge_key}", f"{named('charge', line.charge_key)} is not in the ledger"))
+        refusals.append((f"c:{line.charge_key}", unknown("charge", line.charge_key)))
     elif charge.payer not in SELF_PAY_PAYERS:
         refusals.append(
             (f"c:{charge.key}", f"charge {charge.key} is billed to insurance and is never allocated client payments")

@@ -400,6 +400,13 @@ def test_usage_errors_exit_2(seeded: Cli, conn: sqlite3.Connection, dump: Dump) 
     assert (result.exit_code, result.stderr) == (
         2, "error: Missing option '--apply-to'. Choose from: oldest, specific, event"
            " (see payalloc payment record --help)\n")
+    result = seeded("payment", "list", "--limit")  # refused by the parser, before the command has a context
+    assert (result.exit_code, result.stderr) == (
+        2, "error: Option '--limit' requires an argument (see payalloc --help)\n")
+    result = seeded("payment", "--db", "x.db", "list")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: --db is a global option: it goes before the command, as in payalloc --db FILE payment ..."
+           " (see payalloc --help)\n")
     # A global option after the command (a script's `payalloc check --db x.db`): where it goes.
     for args, shown in ((("check", "--db", "x.db"), "--db FILE check"), (("check", "--db=x.db"), "--db FILE check"),
                         (("payment", "list", "--staff", "x"), "--staff NAME payment list"),

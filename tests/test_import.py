@@ -1132,6 +1132,16 @@ def test_reimport_of_a_payment_as_entered_or_as_it_is_now_is_unchanged(
     assert problems_of(info.value) == [
         "p.csv: line 2, column apply_to: payment_id Q1 is already in the ledger with a different apply_to"
         " (ledger oldest, entered as specific, file event); payments cannot be changed by import"]
+    # An event payment made specific keeps its event in the ledger; the file may show it either way.
+    imp(conn, "payments", head + "Q2,C-1004,2026-01-01,5.00,event,E-504\n")
+    assert cli("payment", "mode", "Q2", "specific").exit_code == 0
+    before = data_only(dump())
+    for apply_to, event_key in (("event", "E-504"), ("specific", "")):
+        s = imp(conn, "payments", head + f"Q2,C-1004,2026-01-01,5.00,{apply_to},{event_key}\n")
+        assert (s.inserted, s.updated, s.unchanged) == (0, 0, 1), apply_to
+    assert data_only(dump()) == before
+    with pytest.raises(ProblemsError):  # another event is another payment
+        imp(conn, "payments", head + "Q2,C-1004,2026-01-01,5.00,event,E-501\n")
 
 
 @pytest.mark.parametrize("kind", ["charges", "payments"])

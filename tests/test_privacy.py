@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -106,6 +108,14 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         ("apply", "--file", str(apply_swapped)),
         ("apply", SENTINEL, "CH1=1.00"),
         ("apply", "P1", f"{SENTINEL}=1.00"),
+        ("apply", "P1", f"CH1={SENTINEL}"),
+        ("apply", "P1", SENTINEL),
+        ("apply", "P1", f"{SENTINEL}=1.005"),
+        # a name typed where an id goes
+        ("payment", "list", "--client", SENTINEL), ("remittances", "list", "--payment", SENTINEL),
+        ("client", "show", SENTINEL), ("payment", "show", SENTINEL), ("payment", "void", SENTINEL, "--reason", "x"),
+        ("event", "done", SENTINEL), ("audit", "--client", SENTINEL), ("event", "list", "--client", SENTINEL),
+        ("payment", "record", "--client", SENTINEL, "--amount", "5", "--date", "2026-01-01", "--apply-to", "oldest"),
         ("event", "done", "E9"),
         ("audit", "--since", "yesterday"),
     ]
@@ -135,6 +145,18 @@ def test_a_failed_run_job_records_no_ledger_text(cli: Cli, monkeypatch: pytest.M
     runs = cli("jobs", "--json")
     assert '"status": "failed"' in runs.stdout and '"error": "ValueError"' in runs.stdout
     assert all(SENTINEL not in cli("jobs", *fmt).stdout for fmt in ((), ("--json",), ("--csv",)))
+
+
+def test_jobs_shows_a_run_recorded_by_an_older_payalloc_without_its_text(cli: Cli, conn: sqlite3.Connection) -> None:
+    """Runs failed before job_runs.error kept only the kind may hold a bug's text: `jobs` shows the kind."""
+    conn.executemany(
+        "INSERT INTO job_runs (started_at, finished_at, status, error) VALUES ('2026-01-01T02:00:00Z',"
+        " '2026-01-01T02:00:01Z', 'failed', ?)",
+        [(f"ValueError: unexpected row for {SENTINEL}",), ("OperationalError: database or disk is full",),
+         ("LedgerBusy: the ledger stayed locked by another process for 30 s",)])
+    runs = json.loads(cli("jobs", "--json").stdout)
+    assert [r["error"] for r in runs] == ["LedgerBusy: the ledger stayed locked by another process for 30 s",
+                                          "OperationalError: database or disk is full", "ValueError"]
 
 
 def test_an_internal_error_does_not_quote_its_text(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

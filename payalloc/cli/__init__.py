@@ -106,12 +106,17 @@ def _echo_safely(err: Exception) -> None:
 
     err.message = output.safe(message)  # type: ignore[attr-defined]
     ctx = getattr(err, "ctx", None)
-    if getattr(err, "exit_code", None) == 2 and ctx is not None and type(err).__name__ != "NoArgsIsHelpError":
+    if getattr(err, "exit_code", None) == 2 and type(err).__name__ != "NoArgsIsHelpError":
         # Click lays some out on lines ("Choose from:\n\toldest,\n\tspecific"): one line of words.
         sentence = " ".join(err.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+        if ctx is None:  # refused while parsing, before a command had its context (`--limit` with no N)
+            output.error(f"{sentence} (see payalloc --help)")
+            raise typer.Exit(2) from None
         option, path = getattr(err, "option_name", None), output.safe(ctx.command_path)
         if option in _GLOBAL_OPTIONS and ctx.parent is not None:  # `payalloc check --db x.db`
             program, _, command = path.partition(" ")
+            if isinstance(ctx.command, TyperGroup):  # `payalloc payment --db x list`: the command goes on
+                command += " ..."
             output.error(f"{option} is a global option: it goes before the command, as in"
                          f" {program} {_GLOBAL_OPTIONS[option]}{command} (see {program} --help)")
         else:

@@ -289,9 +289,8 @@ def listing(rows: Listing, columns: Sequence[Column], json_out: bool, csv_out: b
             emit_csv([money_name(name) for name in rows.fields], machine, numeric=[c.key for c in columns if c.numeric])
         return
     shown, total = cut(rows.rows, wanted, end)
-    count = counted(total, noun)
-    table(columns, list(records(rows.fields, shown, format_cents)),
-          title=limited(title, len(shown), total, noun=noun, end=end) or (f"{title}: {count}" if title else count),
+    note = limited(None, len(shown), total, noun=noun, end=end) or counted(total, noun)
+    table(columns, list(records(rows.fields, shown, format_cents)), title=f"{title}: {note}" if title else note,
           empty=empty)
 
 

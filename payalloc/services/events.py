@@ -16,7 +16,7 @@ from typing import Any
 
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
-from payalloc.ids import parse_id
+from payalloc.ids import parse_id, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import events as sql
 from payalloc.ledger.connection import read_txn, write_txn
@@ -40,7 +40,7 @@ def _event(conn: sqlite3.Connection, event_key: str) -> sql.EventRow:
     key = parse_id(event_key, "event_id")
     row = sql.find(conn, key)
     if row is None:
-        raise NotFound(f"event {key} is not in the ledger")
+        raise NotFound(unknown("event", key))
     return row
 
 
@@ -60,7 +60,7 @@ def add_event(
     with write_txn(conn):
         cid = sql.client_id(conn, client)
         if cid is None:
-            raise NotFound(f"client {client} is not in the ledger")
+            raise NotFound(unknown("client", client))
         if key is None:
             n = sql.next_id(conn)
             while sql.key_exists(conn, f"EV-{n:06d}"):
@@ -87,7 +87,7 @@ def list_events(
             client = parse_id(client_key, "client_id")
             cid = sql.client_id(conn, client)
             if cid is None:
-                raise NotFound(f"client {client} is not in the ledger")
+                raise NotFound(unknown("client", client))
         yield sql.listing(conn, cid, status)
 
 

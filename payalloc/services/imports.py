@@ -25,7 +25,7 @@ from payalloc.csv_import import (
     PaymentRow,
 )
 from payalloc.errors import Problem, ProblemsError
-from payalloc.ids import named
+from payalloc.ids import named, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import imports as sql
 from payalloc.ledger.clients import mark_for_job
@@ -109,7 +109,7 @@ class _Importer:
 
     def unknown(self, line: int, column: str, key: str) -> None:
         """An id the ledger does not have; not quoted when it reads as a name (ids.prose)."""
-        self.problem(line, column, f"{named(column, key)} is not in the ledger")
+        self.problem(line, column, unknown(column, key))
 
     # -- references ---------------------------------------------------------------------
     def _load_clients(self, keys: set[str]) -> None:
@@ -430,12 +430,14 @@ class _Payments(_Importer):
         # an export of either state is the same payment.
         same_apply_to = apply_to if row.apply_to == apply_to else entered_apply_to
         was = "" if apply_to == entered_apply_to else f", entered as {entered_apply_to}"
+        # An event payment made specific keeps its event in the ledger; as it is now, it has none.
+        same_event = None if row.apply_to == apply_to != entered_apply_to and values[6] is None else event_id
         checks = (
             ("client_id", values[1], client, ""),
             ("received_date", row.received_date, date, f" (ledger {date}, file {row.received_date})"),
             ("amount", row.amount_cents, amount, f" (ledger {format_cents(amount)}, file {format_cents(row.amount_cents)})"),
             ("apply_to", row.apply_to, same_apply_to, f" (ledger {apply_to}{was}, file {row.apply_to})"),
-            ("event_id", values[6], event_id, ""),
+            ("event_id", values[6], same_event, ""),
             ("method", row.method, method, ""),
             ("reference", row.reference, reference, ""),
             ("note", row.note, note, ""),

@@ -22,6 +22,7 @@ records no run.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,6 +145,27 @@ def _recorded(error: BaseException) -> str:
     if isinstance(error, (sqlite3.Error, PayallocError, Terminated)):
         return f"{type(error).__name__}: {error}"
     return type(error).__name__
+
+
+def _safe_kinds() -> set[str]:
+    kinds: set[str] = {Terminated.__name__}
+    for base in (sqlite3.Error, PayallocError):
+        todo: list[type] = [base]
+        while todo:
+            kind = todo.pop()
+            kinds.add(kind.__name__)
+            todo += kind.__subclasses__()
+    return kinds
+
+
+_ERROR_KIND = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): ")
+
+
+def _shown(error: str | None) -> str | None:
+    """A recorded error as `jobs` shows it: what _recorded() keeps. A run recorded by an older
+    payalloc may hold a bug's whole exception text ("ValueError: ... a name ..."): its kind only."""
+    kind = None if error is None else _ERROR_KIND.match(error)
+    return error if kind is None or kind[1] in _safe_kinds() else kind[1]
 
 
 def _is_busy(error: BaseException) -> bool:
@@ -324,6 +346,8 @@ def list_runs(conn: sqlite3.Connection, limit: int | None, ledger_path: Path | N
     'interrupted', as the next run will record it, instead of 'running' until then."""
     with read_txn(conn):
         runs = sql.list_runs(conn, limit)
+    for run in runs:
+        run["error"] = _shown(run["error"])
     # Read, look at the lock, read again: a run that starts after the first read is not in it,
     # and one that finished before the probe is no longer 'running' in the second.
     if ledger_path is None or not any(r["status"] == "running" for r in runs) or job_running(ledger_path):
@@ -332,6 +356,7 @@ def list_runs(conn: sqlite3.Connection, limit: int | None, ledger_path: Path | N
         now = {r["run_id"]: r for r in sql.list_runs(conn, limit)}
     runs = [now.get(r["run_id"], r) for r in runs]
     for run in runs:
+        run["error"] = _shown(run["error"])
         if run["status"] == "running":
             run["status"] = "interrupted"
             run["error"] = run["error"] or sql.STALE_RUN_ERROR

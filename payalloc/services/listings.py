@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 
 from payalloc.errors import NotFound
-from payalloc.ids import parse_id
+from payalloc.ids import parse_id, unknown
 from payalloc.ledger import listings as sql
 from payalloc.ledger.connection import read_txn
 from payalloc.ledger.payments import find_client, find_payment
@@ -24,7 +24,7 @@ def _client_id(conn: sqlite3.Connection, client_key: str | None) -> int | None:
     key = parse_id(client_key, "client_id")
     client = find_client(conn, key)
     if client is None:
-        raise NotFound(f"client {key} is not in the ledger")
+        raise NotFound(unknown("client", key))
     return client.id
 
 
@@ -34,7 +34,7 @@ def _payment_id(conn: sqlite3.Connection, payment_key: str | None) -> int | None
     key = parse_id(payment_key, "payment_id")
     payment = find_payment(conn, key)
     if payment is None:
-        raise NotFound(f"payment {key} is not in the ledger")
+        raise NotFound(unknown("payment", key))
     return payment.id
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
-from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text
+from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
@@ -62,12 +62,12 @@ def record_payment(
     with write_txn(conn):
         client_row = ledger.find_client(conn, client_key)
         if client_row is None:
-            raise NotFound(f"client {client_key} is not in the ledger")
+            raise NotFound(unknown("client", client_key))
         event_id = None
         if event_key is not None:
             event_row = ledger.find_event(conn, event_key)
             if event_row is None:
-                raise NotFound(f"event {event_key} is not in the ledger")
+                raise NotFound(unknown("event", event_key))
             if event_row.client_id != client_row.id:
                 raise InputError(f"event {event_key} is not an event of client {client_key}")
             if event_row.status == "deleted":
@@ -123,7 +123,7 @@ def _payment(conn: sqlite3.Connection, payment_key: str) -> ledger.PaymentRow:
     key = parse_id(payment_key, "payment_id")
     row = ledger.find_payment(conn, key)
     if row is None:
-        raise NotFound(f"payment {key} is not in the ledger")
+        raise NotFound(unknown("payment", key))
     return row
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from payalloc.dates import days_between, parse_date
 from payalloc.errors import NotFound
-from payalloc.ids import parse_id
+from payalloc.ids import parse_id, unknown
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as remittance_ledger
 from payalloc.ledger import views as ledger
@@ -133,7 +133,7 @@ def client_detail(conn: sqlite3.Connection, client_key: str) -> ClientDetail:
     with read_txn(conn):
         client = ledger.client_header(conn, key)
         if client is None:
-            raise NotFound(f"client {key} is not in the ledger")
+            raise NotFound(unknown("client", key))
         charges = remittance_ledger.charges_of_client(conn, client.id)
         return ClientDetail(
             client,
@@ -163,7 +163,7 @@ def payment_detail(conn: sqlite3.Connection, payment_key: str) -> PaymentDetail:
     with read_txn(conn):
         payment = payment_ledger.find_payment(conn, key)
         if payment is None:
-            raise NotFound(f"payment {key} is not in the ledger")
+            raise NotFound(unknown("payment", key))
         return PaymentDetail(payment, remittance_ledger.remittances_of_payment(conn, payment.id))
 
 
@@ -184,7 +184,7 @@ def audit_trail(
     since_date = parse_date(since) if since is not None else None
     with read_txn(conn):
         if client_key is not None and payment_ledger.find_client(conn, client_key) is None:
-            raise NotFound(f"client {client_key} is not in the ledger")  # as the other --client filters say
+            raise NotFound(unknown("client", client_key))  # as the other --client filters say
         return ledger.audit_rows(conn, client_key=client_key, since=since_date)
 
 
