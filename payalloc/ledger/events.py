@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from payalloc.ledger.listings import Listing
+from payalloc.ledger.listings import Listing, from_cursor
 from payalloc.vocabulary import EVENT_STATUSES
 
 
@@ -95,4 +95,4 @@ def listing(conn: sqlite3.Connection, client_id: int | None, status: str | None)
         " ORDER BY e.scheduled_date, e.id",
         (client_id, status),
     )
-    return Listing([d[0] for d in cursor.description], iter(cursor))
+    return from_cursor(cursor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from payalloc.ledger.listings import Listing
+from payalloc.ledger.listings import Listing, from_cursor
 
 
 def mappings(conn: sqlite3.Connection) -> dict[str, str]:
@@ -53,4 +53,4 @@ def journal(conn: sqlite3.Connection, since: str | None) -> Listing:
         " WHERE ? IS NULL OR b.created_at >= ? ORDER BY j.id",
         (since, since),
     )
-    return Listing([d[0] for d in cursor.description], iter(cursor))
+    return from_cursor(cursor)

@@ -21,7 +21,8 @@ class Listing:
     rows: Iterator[tuple[Any, ...]]
 
 
-def _rows(cursor: sqlite3.Cursor) -> Listing:
+def from_cursor(cursor: sqlite3.Cursor) -> Listing:
+    """The listing of a query just executed: its column names, and its rows as they are read."""
     return Listing([d[0] for d in cursor.description], iter(cursor))
 
 
@@ -35,11 +36,11 @@ def _filtered(
     """SELECT with the constant filter of each parameter given (not None), in ORDER_BY."""
     where = [filters[k] for k, v in params.items() if v is not None]
     sql = select + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY " + order_by
-    return _rows(conn.execute(sql, params))
+    return from_cursor(conn.execute(sql, params))
 
 
 def clients(conn: sqlite3.Connection) -> Listing:
-    return _rows(conn.execute(
+    return from_cursor(conn.execute(
         "SELECT c.client_key AS client_id, c.name, c.responsible_party,"
         " (SELECT count(*) FROM payments p WHERE p.client_id = c.id AND p.status <> 'void') AS payments,"
         " (SELECT count(*) FROM charges ch WHERE ch.client_id = c.id) AS charges"

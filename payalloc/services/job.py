@@ -21,6 +21,7 @@ records no run.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
@@ -142,11 +143,10 @@ def _recorded(error: BaseException) -> str:
     """What job_runs.error keeps (and `payalloc jobs` shows): the sentences of SQLite and of payalloc,
     which quote no ledger text; of any other error only its kind, as the command line prints it (a
     bug's exception may quote a value from the ledger, a patient's name)."""
-    if isinstance(error, (sqlite3.Error, PayallocError, Terminated)):
-        return f"{type(error).__name__}: {error}"
-    return type(error).__name__
+    return str(_shown(f"{type(error).__name__}: {error}"))
 
 
+@functools.cache
 def _safe_kinds() -> set[str]:
     kinds: set[str] = {Terminated.__name__}
     for base in (sqlite3.Error, PayallocError):
@@ -162,8 +162,8 @@ _ERROR_KIND = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): ")
 
 
 def _shown(error: str | None) -> str | None:
-    """A recorded error as `jobs` shows it: what _recorded() keeps. A run recorded by an older
-    payalloc may hold a bug's whole exception text ("ValueError: ... a name ..."): its kind only."""
+    """"Kind: text" with its text only for the kinds whose sentences are SQLite's or payalloc's own;
+    also applied to what `jobs` shows, as runs recorded by an older payalloc kept any text."""
     kind = None if error is None else _ERROR_KIND.match(error)
     return error if kind is None or kind[1] in _safe_kinds() else kind[1]
 
