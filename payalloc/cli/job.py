@@ -160,7 +160,7 @@ def jobs(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = N
          output.Column("Status", "status"), output.Column("Remittances", "remittances", numeric=True),
          output.Column("Amount", "amount", numeric=True), output.Column("To specific", "converted", numeric=True),
          output.Column("Posted", "posted", numeric=True), output.Column("Error", "error", text=True)],
-        rows, title="run-job runs: " + (output.limited(None, len(rows), total, noun="run") or output.counted(total, "run")),
+        rows, title=output.titled("run-job runs", len(rows), total, noun="run"),
         empty="run-job has not run on this ledger yet",
     )
 

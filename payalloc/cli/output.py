@@ -165,6 +165,12 @@ def limited(title: str | None, shown: int, total: int, *, noun: str, end: str = 
     return f"{title}: {note}" if title else note
 
 
+def titled(title: str | None, shown: int, total: int, *, noun: str, end: str = "first") -> str:
+    """A listing's title: `title` (if any), then how many rows there are, and which are shown if not all."""
+    note = limited(None, shown, total, noun=noun, end=end) or counted(total, noun)
+    return f"{title}: {note}" if title else note
+
+
 @contextlib.contextmanager
 def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
     """Send what is printed to stdout into PATH instead: created owner-only (0600, it holds
@@ -289,9 +295,8 @@ def listing(rows: Listing, columns: Sequence[Column], json_out: bool, csv_out: b
             emit_csv([money_name(name) for name in rows.fields], machine, numeric=[c.key for c in columns if c.numeric])
         return
     shown, total = cut(rows.rows, wanted, end)
-    note = limited(None, len(shown), total, noun=noun, end=end) or counted(total, noun)
-    table(columns, list(records(rows.fields, shown, format_cents)), title=f"{title}: {note}" if title else note,
-          empty=empty)
+    table(columns, list(records(rows.fields, shown, format_cents)),
+          title=titled(title, len(shown), total, noun=noun, end=end), empty=empty)
 
 
 @dataclass(frozen=True)
