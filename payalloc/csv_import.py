@@ -1,22 +1,20 @@
 """CSV import files -> validated rows and located problems. No SQL.
 
-Streams: records are read and checked a batch at a time, so memory does not grow with the
-file. Refuses what is not UTF-8 CSV text with one clear sentence.
+Streams: records are read (csv_text, which refuses what is not UTF-8 CSV text) and checked a
+batch at a time, so memory does not grow with the file.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, islice, repeat
+from itertools import chain, repeat
 from operator import is_not
 from typing import IO, Any, NamedTuple, TypeVar, cast
 
 from payalloc import vocabulary
+from payalloc.csv_text import CsvText, numbered
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
 from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH, prose, unquoted
@@ -26,20 +24,20 @@ KINDS = ("clients", "events", "charges", "payments")
 BATCH_ROWS = 2000
 
 
-class ClientRow(NamedTuple):
+class ClientRecord(NamedTuple):
     client_key: str
     name: str
     responsible_party: str | None
 
 
-class EventRow(NamedTuple):
+class EventRecord(NamedTuple):
     event_key: str
     client_key: str
     scheduled_date: str
     status: str
 
 
-class ChargeRow(NamedTuple):
+class ChargeRecord(NamedTuple):
     charge_key: str
     client_key: str
     service_date: str
@@ -50,7 +48,7 @@ class ChargeRow(NamedTuple):
     event_key: str | None
 
 
-class PaymentRow(NamedTuple):
+class PaymentRecord(NamedTuple):
     payment_key: str
     client_key: str
     received_date: str
@@ -154,26 +152,26 @@ class _Row:
             return ""
 
 
-def _client(r: _Row) -> ClientRow:
-    return ClientRow(r.key("client_id"), r.text("name", required=True, limit=MAX_NAME_LENGTH) or "",
+def _client(r: _Row) -> ClientRecord:
+    return ClientRecord(r.key("client_id"), r.text("name", required=True, limit=MAX_NAME_LENGTH) or "",
                      r.text("responsible_party", limit=MAX_NAME_LENGTH))
 
 
-def _event(r: _Row) -> EventRow:
-    return EventRow(r.key("event_id"), r.key("client_id"), r.date("scheduled_date"),
+def _event(r: _Row) -> EventRecord:
+    return EventRecord(r.key("event_id"), r.key("client_id"), r.date("scheduled_date"),
                     r.choice("status", EVENT_STATUSES, "scheduled"))
 
 
-def _charge(r: _Row) -> ChargeRow:
-    return ChargeRow(
+def _charge(r: _Row) -> ChargeRecord:
+    return ChargeRecord(
         r.key("charge_id"), r.key("client_id"), r.date("service_date"), r.money("amount"),
         r.choice("payer", PAYERS), r.text("service_code", limit=64), r.text("description"),
         r.key("event_id", required=False) or None,
     )
 
 
-def _payment(r: _Row) -> PaymentRow:
-    row = PaymentRow(
+def _payment(r: _Row) -> PaymentRecord:
+    row = PaymentRecord(
         r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"),
         r.choice("apply_to", APPLY_TO), r.key("event_id", required=False) or None,
         r.text("method") and r.choice("method", METHODS), r.text("reference", limit=MAX_NAME_LENGTH),
@@ -196,15 +194,6 @@ PARSERS: dict[str, Callable[[_Row], Any]] = {
 # call per cell. Anything unusual sends the whole batch to the slow path above, which says
 # exactly what is wrong; so the fast path only ever accepts, and accepts exactly what the
 # slow path accepts, with the same values (tests/test_import.py checks both).
-
-_HEADER_GAPS = re.compile(r"[\s-]+")
-
-
-def header_name(cell: str) -> str:
-    """A header cell as a column name, as people title columns in a spreadsheet: " Client ID " and
-    "Responsible-Party" are client_id and responsible_party."""
-    return _HEADER_GAPS.sub("_", cell.strip().lower())
-
 
 _CACHE_LIMIT = 100_000
 # A column of ids in printable ASCII without spaces: none needs trimming, none is too long.
@@ -349,65 +338,6 @@ COLUMN_PARSERS: dict[str, Callable[[_Columns], Columns]] = {
 }
 
 
-def _line_count(cells: list[str]) -> int:
-    """Lines a record spans: one, plus the line breaks in its quoted cells (csv reads through
-    universal newlines: \r\n, a lone \r and a lone \n each end a line)."""
-    text = ",".join(cells)  # not "": a \r ending one cell and a \n starting the next are two lines
-    return 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
-
-
-def _numbered(first_line: int, records: list[list[str]]) -> Iterator[tuple[int, list[str]]]:
-    """Each record with the line it starts on."""
-    text = "".join(chain.from_iterable(records))
-    if "\n" in text or "\r" in text:
-        lines: Iterable[int] = accumulate(map(_line_count, records), initial=first_line)
-    else:  # one line each: the usual batch
-        lines = range(first_line, first_line + len(records))
-    return zip(lines, records, strict=False)  # accumulate also gives the line after the last record
-
-
-class _Bytes(io.RawIOBase):
-    """The raw file, counted (for the progress bar) and refused at the first NUL byte:
-    Python 3.11's csv module would accept NULs, and they mean a binary file. Bytes that are
-    not UTF-8 are refused here too, where their line is known (the text layer decodes ahead)."""
-
-    def __init__(self, raw: IO[bytes], name: str) -> None:
-        self.raw = raw
-        self.name_for_errors = name
-        self.done = 0
-        self.first = True
-        self.lines = 0  # newlines passed on so far
-        self.utf8 = codecs.getincrementaldecoder("utf-8")()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.raw.read(len(buffer))
-        if self.first:
-            self.first = False
-            if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
-                raise InputError(f"{self.name_for_errors} is UTF-32 text; save it as UTF-8 CSV")
-            if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-                raise InputError(f"{self.name_for_errors} is UTF-16 text; save it as UTF-8 CSV")
-        nul = data.find(b"\x00")
-        if nul >= 0:
-            line = self.lines + data.count(b"\n", 0, nul) + 1
-            raise InputError(f"{self.name_for_errors}: line {line} contains NUL bytes: it is not CSV text")
-        try:  # ASCII is UTF-8: decode only the rest (and what an earlier chunk left pending)
-            if not data.isascii() or not data or self.utf8.getstate()[0]:
-                self.utf8.decode(data, final=not data)
-        except UnicodeDecodeError as error:
-            line = self.lines + error.object.count(b"\n", 0, error.start) + 1
-            raise InputError(f"{self.name_for_errors}: line {line} is not UTF-8 text "
-                             "(saved as Windows-1252 or Latin-1?); save the file as UTF-8 CSV") from None
-        self.lines += data.count(b"\n")
-        n = len(data)
-        buffer[:n] = data
-        self.done += n
-        return n
-
-
 @dataclass
 class Batch:
     """Rows of one batch checked one by one: the valid ones with their starting line numbers,
@@ -428,12 +358,12 @@ class CleanBatch:
     records: list[list[str]]
 
     def as_rows(self) -> Batch:
-        lines = (line for line, _ in _numbered(self.first_line, self.records))
+        lines = (line for line, _ in numbered(self.first_line, self.records))
         return Batch(list(zip(lines, map(self.row_type, *self.columns), strict=True)), [])
 
 
 ROW_TYPES: dict[str, Callable[..., Any]] = {
-    "clients": ClientRow, "events": EventRow, "charges": ChargeRow, "payments": PaymentRow,
+    "clients": ClientRecord, "events": EventRecord, "charges": ChargeRecord, "payments": PaymentRecord,
 }
 
 
@@ -446,56 +376,19 @@ class CsvFile:
         self.name = name
         self.kind = kind
         self.layout = LAYOUTS[kind]
-        self.bytes = _Bytes(raw, name)
-        text = io.TextIOWrapper(io.BufferedReader(self.bytes, 1 << 16), encoding="utf-8-sig", newline="")
-        self.reader = csv.reader(text, strict=True)
+        self.text = CsvText(raw, name)
+        header = self.text.header(self.layout.columns, self.layout.required, f"a {kind} file")
         self.warnings: list[str] = []
-        self.index = self._header()
+        if header.unknown:
+            self.warnings.append(f"{name}: ignoring unknown column{'s' if len(header.unknown) > 1 else ''} "
+                                 f"{', '.join(header.unknown)}")
+        self.index, self.width = header.index, header.width
         self.parse = PARSERS[kind]
         self.parse_columns = COLUMN_PARSERS[kind]
 
-    def _read(self, n: int, start: int) -> list[list[str]]:
-        """Up to n records, the first starting on line `start`."""
-        records: list[list[str]] = []
-        try:  # extend, not list(): the records read before an error stay, to locate the one at fault
-            records.extend(islice(self.reader, n))
-        except UnicodeDecodeError:
-            raise InputError(
-                f"{self.name}: line {self.reader.line_num + 1} is not UTF-8 text "
-                "(saved as Windows-1252 or Latin-1?); save the file as UTF-8 CSV"
-            ) from None
-        except csv.Error as error:
-            start += sum(map(_line_count, records))
-            if self.reader.line_num > start and "end of data" in str(error):
-                raise InputError(f"{self.name}: line {start}: a quoted field that starts here is never closed "
-                                 f"(malformed CSV: {error})") from None
-            raise InputError(f"{self.name}: line {self.reader.line_num}: malformed CSV ({error})") from None
-        return records
-
-    def _header(self) -> dict[str, int]:
-        records = self._read(1, 1)
-        if not records:
-            raise InputError(f"{self.name} is empty: expected a header row ({', '.join(self.layout.columns)})")
-        header = records[0]
-        names = [header_name(h) for h in header]
-        index: dict[str, int] = {}
-        for i, name in enumerate(names):
-            if name in index and name:  # blank header cells (Excel's trailing columns) are all ignored
-                raise InputError(f"{self.name}: line 1: column {name} appears twice in the header")
-            index.setdefault(name, i)
-        missing = [c for c in self.layout.required if c not in index]
-        if missing:
-            raise InputError(
-                f"{self.name}: line 1: missing required column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} (a {self.kind} file has columns {', '.join(self.layout.columns)})"
-            )
-        unknown = list(dict.fromkeys(h.strip() or "(blank)" for h, n in zip(header, names, strict=True)
-                                     if n not in self.layout.columns))  # named as the file has them
-        if unknown:
-            self.warnings.append(f"{self.name}: ignoring unknown column{'s' if len(unknown) > 1 else ''} "
-                                 f"{', '.join(unknown)}")
-        self.width = len(header)
-        return {name: i for name, i in index.items() if name in self.layout.columns}
+    @property
+    def bytes_read(self) -> int:
+        return self.text.bytes.done
 
     def batches(self, size: int = BATCH_ROWS) -> Iterator[Batch | CleanBatch]:
         """Batches of `size` rows. Records are read `size` at a time; when all pass the fast path
@@ -503,15 +396,15 @@ class CsvFile:
         batch once rows and problems reach `size`."""
         batch = Batch([], [])
         while True:
-            start = self.reader.line_num + 1
-            records = self._read(size - len(batch.rows), start)
+            start = self.text.next_line
+            records = self.text.read(size - len(batch.rows))
             if not records:
                 break
             clean = None if batch.rows or batch.problems else self._clean(records, start)
             if clean is not None:
                 yield clean
                 continue
-            for line, cells in _numbered(start, records):
+            for line, cells in numbered(start, records):
                 if not any(cells):  # an empty line, or a row of empty cells (Excel writes ",,,,")
                     continue
                 refused = self._check(line, cells, batch)

@@ -59,7 +59,7 @@ class ChargeState:
 
 
 @dataclass(frozen=True)
-class Allocation:
+class ManualAllocation:
     """What will be written: one remittance per (payment, charge) pair of the set."""
 
     payment_key: str
@@ -237,7 +237,7 @@ def _payment_refusal(payment: PaymentState) -> str | None:
     return None
 
 
-def merge(lines: Sequence[Line]) -> list[Allocation]:
+def merge(lines: Sequence[Line]) -> list[ManualAllocation]:
     """Sum the amounts of each (payment, charge) pair: one remittance per pair, in first-seen order."""
     totals: dict[tuple[str, str], int] = {}
     wheres: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -245,4 +245,4 @@ def merge(lines: Sequence[Line]) -> list[Allocation]:
         pair = (line.payment_key, line.charge_key)
         totals[pair] = totals.get(pair, 0) + line.amount_cents
         wheres[pair] = (*wheres.get(pair, ()), line.where)
-    return [Allocation(p, c, cents, wheres[p, c]) for (p, c), cents in totals.items()]
+    return [ManualAllocation(p, c, cents, wheres[p, c]) for (p, c), cents in totals.items()]

@@ -190,7 +190,7 @@ def test_apply_file_reads_its_header_as_import_does(ledger: sqlite3.Connection, 
     assert result.ignored_columns == ["Memo", "(blank)"]
     assert figures(ledger)["X"] == 14700
     before = dump()
-    with pytest.raises(InputError, match="column amount appears twice in its header"):
+    with pytest.raises(InputError, match="line 1: column amount appears twice in the header"):
         clerk.apply_file(ledger, write(tmp_path, "payment_id,charge_id,amount,Amount\nY,X,1,100\n"), now=NOW,
                          staff="clerk1")
     assert dump() == before
@@ -216,14 +216,16 @@ def test_apply_file_reports_every_problem_with_its_line(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "is empty; it needs a header row: payment_id,charge_id,amount"),
-        (b"payment,charge,amount\nY,X,1\n", "has no column payment_id, charge_id in its header"),
+        (b"", r"is empty: expected a header row \(payment_id, charge_id, amount\)"),
+        (b"payment,charge,amount\nY,X,1\n",
+         r"line 1: missing required columns payment_id, charge_id \(an apply file has columns payment_id, charge_id,"),
         (b"payment_id,charge_id,amount\n", "has no allocation rows"),
-        (b'payment_id,charge_id,amount\nY,"X,1\n', "not valid CSV"),
+        (b'payment_id,charge_id,amount\nY,"X,1\n', "line 2: malformed CSV"),
+        (b'payment_id,charge_id,amount\nY,"X,1\nZ,X,2\n', "line 2: a quoted field that starts here is never closed"),
         ("payment_id,charge_id,amount\n".encode("utf-16"), "is UTF-16 text; save it as UTF-8 CSV"),
         ("payment_id,charge_id,amount\n".encode("utf-32"), "is UTF-32 text; save it as UTF-8 CSV"),
-        ("payment_id,charge_id,amount\n".encode("utf-16-le"), "NUL bytes"),
-        (b"payment_id,charge_id,amount\nY,X\xe9,1\n", "is not UTF-8 text"),
+        ("payment_id,charge_id,amount\n".encode("utf-16-le"), "line 1 contains NUL bytes"),
+        (b"payment_id,charge_id,amount\nY,X\xe9,1\n", "line 2 is not UTF-8 text"),
     ],
 )
 def test_apply_file_refuses_a_bad_file(

@@ -33,10 +33,10 @@ from payalloc.csv_import import (
     CleanBatch,
     CsvFile,
     _Columns,
-    _numbered,
     _Row,
     _Slow,
 )
+from payalloc.csv_text import numbered
 from payalloc.errors import InputError, ProblemsError
 from payalloc.ledger.connection import init_ledger, open_ledger, write_txn
 from payalloc.services import payments
@@ -920,7 +920,7 @@ _RAW_CSV = st.lists(st.sampled_from(["a", ",", '"', "\r", "\n", "\r\n", '"x\r\ny
 
 @given(_RAW_CSV)
 def test_line_numbers_are_counted_as_the_csv_reader_counts_them(text: str) -> None:
-    """Each record's start line, computed from its cells (_numbered), is the reader's own count."""
+    """Each record's start line, computed from its cells (numbered), is the reader's own count."""
     reader = csv.reader(io.TextIOWrapper(io.BytesIO(text.encode()), newline=""), strict=True)
     expected: list[tuple[int, list[str]]] = []
     with contextlib.suppress(csv.Error):
@@ -930,7 +930,7 @@ def test_line_numbers_are_counted_as_the_csv_reader_counts_them(text: str) -> No
             if cells is None:
                 break
             expected.append((start, cells))
-    assert list(_numbered(1, [cells for _, cells in expected])) == expected
+    assert list(numbered(1, [cells for _, cells in expected])) == expected
 
 
 def test_an_unclosed_quote_after_multi_line_cells_is_located(conn: sqlite3.Connection) -> None:

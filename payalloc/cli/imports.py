@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from payalloc.cli import output
 from payalloc.cli.common import DryRunOpt, JsonOpt
 from payalloc.cli.state import STATE
+from payalloc.csv_text import close_source, open_source, source_name
 from payalloc.dates import utc_now
-from payalloc.errors import InputError
 
 if TYPE_CHECKING:
     from payalloc.services.imports import ImportSummary
@@ -44,7 +42,7 @@ def import_file(
     Example: payalloc import charges exports/charges-2026-11.csv --dry-run
     """
     if json_out:
-        STATE.json_refusal = {"kind": kind.value, "file": _name(file), "dry_run": dry_run}
+        STATE.json_refusal = {"kind": kind.value, "file": source_name(file), "dry_run": dry_run}
     summary = _import(kind.value, file, dry_run)
     for warning in summary.warnings:
         output.warn(warning)
@@ -62,7 +60,7 @@ def _import(kind: str, file: str, dry_run: bool) -> ImportSummary:
     from payalloc.services.imports import import_csv
 
     with STATE.ledger() as conn:
-        raw, name, size = _open(file)
+        raw, name, size = open_source(file)
         try:
             with output.progress(size or 0, f"importing {kind}") as bar:
                 return import_csv(
@@ -70,28 +68,7 @@ def _import(kind: str, file: str, dry_run: bool) -> ImportSummary:
                     on_progress=bar.advance_to,
                 )
         finally:
-            if raw is not sys.stdin.buffer:
-                raw.close()
-
-
-def _name(file: str) -> str:
-    """How messages and the summary name the file."""
-    return "stdin" if file == "-" else file
-
-
-def _open(file: str) -> tuple[IO[bytes], str, int | None]:
-    if file == "-":
-        return sys.stdin.buffer, _name(file), None
-    path = Path(file)
-    if not path.exists():
-        raise InputError(f"file {file} does not exist")
-    if path.is_dir():
-        raise InputError(f"{file} is a directory, not a CSV file")
-    try:
-        raw = path.open("rb")
-    except OSError as error:
-        raise InputError(f"cannot read {file}: {error.strerror}") from None
-    return raw, file, path.stat().st_size if path.is_file() else None
+            close_source(raw)
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

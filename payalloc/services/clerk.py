@@ -6,16 +6,12 @@ the figures checked are the figures written against even with run-job or another
 
 from __future__ import annotations
 
-import csv
-import io
 import sqlite3
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from payalloc import manual
-from payalloc.csv_import import header_name
+from payalloc.csv_text import CsvText, close_source, open_source
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
 from payalloc.ids import parse_id, parse_reason
 from payalloc.ledger import audit
@@ -96,65 +92,24 @@ def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> 
 
 def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Problem]]:
     """The rows of an apply file, the names of the columns it ignores, and its rows of the wrong
-    width (reported with every other problem of the set, not alone)."""
-    data = _read_bytes(path)
-    for bom, encoding in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
-                          (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
-        if data.startswith(bom):  # as import says it
-            raise InputError(f"{path} is {encoding} text; save it as UTF-8 CSV")
-    if b"\x00" in data:
-        raise InputError(f"{path} contains NUL bytes: it is not a CSV text file (UTF-16?)")
+    width (reported with every other problem of the set, not alone). Read as import reads a file."""
+    raw, name, _ = open_source(path)
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path} is not UTF-8 text (byte {error.start}); save it as CSV UTF-8") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise InputError(f"{path} is empty; it needs a header row: {','.join(FILE_COLUMNS)}")
-        names = [header_name(h) for h in header]  # "Payment ID" is payment_id, as for import
-        missing = [c for c in FILE_COLUMNS if c not in names]
-        if missing:
-            raise InputError(
-                f"{path} has no column {', '.join(missing)} in its header (it needs {','.join(FILE_COLUMNS)})"
-            )
-        twice = [c for c in FILE_COLUMNS if names.count(c) > 1]
-        if twice:  # which of the two would be the amount?
-            raise InputError(f"{path}: column {twice[0]} appears twice in its header")
-        index = {c: names.index(c) for c in FILE_COLUMNS}
-        ignored = list(dict.fromkeys(h.strip() or "(blank)" for h, n in zip(header, names, strict=True)
-                                     if n not in FILE_COLUMNS))  # named as the file has them
+        text = CsvText(raw, name)
+        header = text.header(FILE_COLUMNS, FILE_COLUMNS, "an apply file")
+        payment, charge, amount = (header.index[c] for c in FILE_COLUMNS)
         lines: list[manual.RawLine] = []
         problems: list[Problem] = []
-        while True:
-            line = reader.line_num + 1  # where the row starts: a quoted cell may span lines
-            row = next(reader, None)
-            if row is None:
-                break
+        for line, row in text.numbered():
             if not any(cell.strip() for cell in row):
                 continue  # blank line
-            if len(row) != len(names):
-                problems.append(Problem(f"line {line}", f"{len(row)} fields, the header has {len(names)}", line))
+            if len(row) != header.width:
+                problems.append(Problem(f"line {line}", f"{len(row)} fields, the header has {header.width}", line))
                 continue
-            lines.append(manual.RawLine(
-                f"line {line}", row[index["payment_id"]], row[index["charge_id"]], row[index["amount"]], line))
-    except csv.Error as error:
-        raise InputError(f"{path} line {reader.line_num}: not valid CSV ({error})") from None
-    return lines, ignored, problems
-
-
-def _read_bytes(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"file {path} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a CSV file") from None
-    except OSError as error:
-        raise InputError(f"cannot read {path} ({error.strerror})") from None
+            lines.append(manual.RawLine(f"line {line}", row[payment], row[charge], row[amount], line))
+    finally:
+        close_source(raw)
+    return lines, header.unknown, problems
 
 
 def _apply(
@@ -192,7 +147,7 @@ def _check_and_write(
         raise ProblemsError(
             f"{refused}: {count} problem{'s' if count != 1 else ''} with the allocations", manual.in_order(problems)
         )
-    applied_ids: list[tuple[int, manual.Allocation]] = []
+    applied_ids: list[tuple[int, manual.ManualAllocation]] = []
     for allocation in manual.merge(lines):
         payment = payments[allocation.payment_key]
         charge = charges[allocation.charge_key]

@@ -16,13 +16,13 @@ from typing import IO, Any
 
 from payalloc.csv_import import (
     Batch,
-    ChargeRow,
+    ChargeRecord,
     CleanBatch,
-    ClientRow,
+    ClientRecord,
     Columns,
     CsvFile,
-    EventRow,
-    PaymentRow,
+    EventRecord,
+    PaymentRecord,
 )
 from payalloc.errors import Problem, ProblemsError
 from payalloc.ids import named, unknown
@@ -289,13 +289,13 @@ class _Clients(_Importer):
         super().__init__(*args)
         self.updates: list[tuple[str, str | None, int]] = []
 
-    def resolve(self, line: int, row: ClientRow) -> tuple[Any, ...]:
+    def resolve(self, line: int, row: ClientRecord) -> tuple[Any, ...]:
         return (row.client_key, row.name, row.responsible_party)
 
     def resolve_columns(self, columns: Columns) -> list[tuple[Any, ...]]:
         return list(zip(*columns, strict=True))
 
-    def compare(self, line: int, row: ClientRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+    def compare(self, line: int, row: ClientRecord, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
         if (row.name, row.responsible_party) == (old[1], old[2]):
             self.summary.unchanged += 1
         else:
@@ -314,7 +314,7 @@ class _Events(_Importer):
         self.done: list[int] = []
         self.ignored = 0
 
-    def resolve(self, line: int, row: EventRow) -> tuple[Any, ...] | None:
+    def resolve(self, line: int, row: EventRecord) -> tuple[Any, ...] | None:
         client = self.client_id(line, row.client_key)
         return None if client is None else (row.event_key, client, row.scheduled_date, row.status)
 
@@ -323,7 +323,7 @@ class _Events(_Importer):
         clients = self.client_ids(client_key)
         return None if clients is None else list(zip(event_key, clients, scheduled_date, status, strict=True))
 
-    def compare(self, line: int, row: EventRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+    def compare(self, line: int, row: EventRecord, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
         _, client, date, status = old
         if client != values[1]:
             self.conflict(line, row, "client_id")
@@ -350,7 +350,7 @@ class _Charges(_Importer):
     kind, key_column = "charges", "charge_id"
     FIELDS = ("client_id", "service_date", "amount", "payer", "service_code", "description", "event_id")
 
-    def resolve(self, line: int, row: ChargeRow) -> tuple[Any, ...] | None:
+    def resolve(self, line: int, row: ChargeRecord) -> tuple[Any, ...] | None:
         client = self.client_id(line, row.client_key)
         event = self.event_of_client(line, row.event_key, client)
         if client is None or (row.event_key is not None and event is None):
@@ -370,7 +370,7 @@ class _Charges(_Importer):
     def job_clients(self, new: Sequence[tuple[Any, ...]]) -> Iterable[int]:
         return (values[1] for values in new if values[4] != "insurance")
 
-    def compare(self, line: int, row: ChargeRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+    def compare(self, line: int, row: ChargeRecord, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
         for name, new_value, old_value in zip(self.FIELDS, values[1:], old[1:], strict=True):
             if new_value != old_value:
                 detail = ""
@@ -391,7 +391,7 @@ class _Payments(_Importer):
         self.ready: list[int] = []
         self.void = 0  # known payments the ledger has voided since: the export is older
 
-    def resolve(self, line: int, row: PaymentRow) -> tuple[Any, ...] | None:
+    def resolve(self, line: int, row: PaymentRecord) -> tuple[Any, ...] | None:
         client = self.client_id(line, row.client_key)
         event = self.event_of_client(line, row.event_key, client)
         if client is None or (row.event_key is not None and event is None):
@@ -414,7 +414,7 @@ class _Payments(_Importer):
         """New payments may not name a deleted event (accept_new() says so of each)."""
         return "deleted" in {self.events[key][2] for key in set(filter(None, event_keys))}
 
-    def accept_new(self, line: int, row: PaymentRow) -> bool:
+    def accept_new(self, line: int, row: PaymentRecord) -> bool:
         event = self.events.get(row.event_key or "")
         if event is not None and event[2] == "deleted":
             self.problem(line, "event_id", f"event_id {row.event_key} is deleted")
@@ -424,7 +424,7 @@ class _Payments(_Importer):
     def job_clients(self, new: Sequence[tuple[Any, ...]]) -> Iterable[int]:
         return (values[1] for values in new if values[9] == "ready" and values[4] != "specific")
 
-    def compare(self, line: int, row: PaymentRow, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+    def compare(self, line: int, row: PaymentRecord, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
         _, client, date, amount, entered_apply_to, event_id, method, reference, note, payer_name, status, apply_to = old
         # The apply-to as entered, or as it is now (a clerk's `payment mode`, rule 4 made it specific):
         # an export of either state is the same payment.
@@ -488,7 +488,7 @@ def import_csv(
         for batch in csv_file.batches():
             importer.load(batch)
             if on_progress is not None:
-                on_progress(csv_file.bytes.done)
+                on_progress(csv_file.bytes_read)
         if problems.total:
             s = "s" if problems.total != 1 else ""
             raise ProblemsError(f"{name}: {problems.total} problem{s}; nothing was imported", problems.kept,
