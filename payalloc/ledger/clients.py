@@ -5,6 +5,34 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+from payalloc.errors import NotFound
+from payalloc.ids import unknown
+
+
+@dataclass(frozen=True)
+class Client:
+    id: int
+    key: str
+    name: str
+    responsible_party: str | None
+
+
+def find_client(conn: sqlite3.Connection, client_key: str) -> Client | None:
+    """The client of this external id, through its UNIQUE key."""
+    row = conn.execute(
+        "SELECT id, client_key, name, responsible_party FROM clients WHERE client_key = ?", (client_key,)
+    ).fetchone()
+    return None if row is None else Client(*row)
+
+
+def known_client(conn: sqlite3.Connection, client_key: str) -> Client:
+    """The client of this id, or NotFound naming the id: "client C-9 is not in the ledger"."""
+    client = find_client(conn, client_key)
+    if client is None:
+        raise NotFound(unknown("client", client_key))
+    return client
 
 
 def mark_for_job(conn: sqlite3.Connection, client_ids: Iterable[int]) -> None:

@@ -20,12 +20,7 @@ class EventRow:
     status: str
 
 
-def client_id(conn: sqlite3.Connection, client_key: str) -> int | None:
-    row = conn.execute("SELECT id FROM clients WHERE client_key = ?", (client_key,)).fetchone()
-    return None if row is None else int(row[0])
-
-
-def find(conn: sqlite3.Connection, event_key: str) -> EventRow | None:
+def find_event(conn: sqlite3.Connection, event_key: str) -> EventRow | None:
     row = conn.execute(
         "SELECT e.id, e.event_key, e.client_id, c.client_key, e.scheduled_date, e.status"
         " FROM events e JOIN clients c ON c.id = e.client_id WHERE e.event_key = ?",

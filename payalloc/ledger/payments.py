@@ -1,4 +1,4 @@
-"""SQL for payments, and the look-ups of clients and events that recording one needs.
+"""SQL for payments.
 
 Every look-up goes through a UNIQUE key, the primary key or the payments_client index: a clerk's
 command never scans.
@@ -10,21 +10,6 @@ import sqlite3
 from dataclasses import dataclass
 
 from payalloc.ledger.clients import mark_for_job
-
-
-@dataclass(frozen=True)
-class ClientRef:
-    id: int
-    key: str
-    name: str
-
-
-@dataclass(frozen=True)
-class EventRef:
-    id: int
-    key: str
-    client_id: int
-    status: str
 
 
 @dataclass(frozen=True)
@@ -59,18 +44,6 @@ _PAYMENT_SELECT = (
 
 def _payment(row: tuple[object, ...]) -> PaymentRow:
     return PaymentRow(*row)  # type: ignore[arg-type]
-
-
-def find_client(conn: sqlite3.Connection, client_key: str) -> ClientRef | None:
-    row = conn.execute("SELECT id, client_key, name FROM clients WHERE client_key = ?", (client_key,)).fetchone()
-    return None if row is None else ClientRef(*row)
-
-
-def find_event(conn: sqlite3.Connection, event_key: str) -> EventRef | None:
-    row = conn.execute(
-        "SELECT id, event_key, client_id, status FROM events WHERE event_key = ?", (event_key,)
-    ).fetchone()
-    return None if row is None else EventRef(*row)
 
 
 def find_payment(conn: sqlite3.Connection, payment_key: str) -> PaymentRow | None:

@@ -1,4 +1,4 @@
-"""SQL of the clerk's read-only views: the unallocated bucket, a client's header, the audit trail."""
+"""SQL of the clerk's read-only views: the unallocated bucket and the audit trail."""
 
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ class BucketRow:
     charges_balance_cents: int  # open self-pay (self_pay, patient_resp) balance
     oldest_open_date: str | None  # received_date of the oldest ready payment with money unapplied
     has_open_specific: bool  # a ready specific payment with money unapplied
-
-
-@dataclass(frozen=True)
-class ClientHeader:
-    id: int
-    key: str
-    name: str
-    responsible_party: str | None
 
 
 @dataclass(frozen=True)
@@ -80,13 +72,6 @@ def bucket_sql(include_pending: bool) -> str:
 def bucket(conn: sqlite3.Connection, *, include_pending: bool) -> list[BucketRow]:
     rows = conn.execute(bucket_sql(include_pending)).fetchall()
     return [BucketRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
-
-
-def client_header(conn: sqlite3.Connection, client_key: str) -> ClientHeader | None:
-    row = conn.execute(
-        "SELECT id, client_key, name, responsible_party FROM clients WHERE client_key = ?", (client_key,)
-    ).fetchone()
-    return None if row is None else ClientHeader(*row)
 
 
 _AUDIT_SELECT = (

@@ -18,6 +18,7 @@ from payalloc.ledger import audit
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as ledger
 from payalloc.ledger.connection import write_txn
+from payalloc.ledger.events import find_event
 from payalloc.money import format_cents, parse_cents, plain_cents
 
 FILE_COLUMNS = ("payment_id", "charge_id", "amount")
@@ -237,7 +238,7 @@ def _unapply(
         )
     payment = payment_ledger.payment_by_id(conn, remittance.payment_id)
     if payment.apply_to == "event" and payment.event_key is not None:
-        event = payment_ledger.find_event(conn, payment.event_key)
+        event = find_event(conn, payment.event_key)
         if event is not None and event.status == "deleted":
             # Rule 4: money is never left attached to a deleted event; it waits for the clerk.
             payment_ledger.set_apply_to(conn, payment.id, "specific")

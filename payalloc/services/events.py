@@ -19,6 +19,7 @@ from payalloc.errors import InputError, NotFound
 from payalloc.ids import parse_id, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import events as sql
+from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import read_txn, write_txn
 from payalloc.ledger.listings import Listing
 from payalloc.money import format_cents, plain_cents
@@ -38,7 +39,7 @@ class EventChange:
 
 def _event(conn: sqlite3.Connection, event_key: str) -> sql.EventRow:
     key = parse_id(event_key, "event_id")
-    row = sql.find(conn, key)
+    row = sql.find_event(conn, key)
     if row is None:
         raise NotFound(unknown("event", key))
     return row
@@ -58,9 +59,7 @@ def add_event(
     scheduled = parse_date(date)
     key = None if event_key is None else parse_id(event_key, "event_id")
     with write_txn(conn):
-        cid = sql.client_id(conn, client)
-        if cid is None:
-            raise NotFound(unknown("client", client))
+        cid = known_client(conn, client).id
         if key is None:
             n = sql.next_id(conn)
             while sql.key_exists(conn, f"EV-{n:06d}"):
@@ -84,10 +83,7 @@ def list_events(
     with read_txn(conn):
         cid = None
         if client_key is not None:
-            client = parse_id(client_key, "client_id")
-            cid = sql.client_id(conn, client)
-            if cid is None:
-                raise NotFound(unknown("client", client))
+            cid = known_client(conn, parse_id(client_key, "client_id")).id
         yield sql.listing(conn, cid, status)
 
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from payalloc.errors import NotFound
 from payalloc.ids import parse_id, unknown
 from payalloc.ledger import listings as sql
+from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import read_txn
-from payalloc.ledger.payments import find_client, find_payment
+from payalloc.ledger.payments import find_payment
 
 
 def _client_id(conn: sqlite3.Connection, client_key: str | None) -> int | None:
@@ -21,11 +22,7 @@ def _client_id(conn: sqlite3.Connection, client_key: str | None) -> int | None:
     (`--client "$ID"` with $ID unset must not list every client)."""
     if client_key is None:
         return None
-    key = parse_id(client_key, "client_id")
-    client = find_client(conn, key)
-    if client is None:
-        raise NotFound(unknown("client", key))
-    return client.id
+    return known_client(conn, parse_id(client_key, "client_id")).id
 
 
 def _payment_id(conn: sqlite3.Connection, payment_key: str | None) -> int | None:

@@ -15,7 +15,9 @@ from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reaso
 from payalloc.ledger import audit
 from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
+from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import write_txn
+from payalloc.ledger.events import find_event
 from payalloc.money import parse_cents, plain_cents
 from payalloc.vocabulary import APPLY_TO, METHODS, MODES
 
@@ -60,12 +62,10 @@ def record_payment(
         raise InputError(f"--event is only for --apply-to event (this payment applies to {apply_to})")
     key = parse_id(payment_id, "payment_id") if payment_id is not None else None
     with write_txn(conn):
-        client_row = ledger.find_client(conn, client_key)
-        if client_row is None:
-            raise NotFound(unknown("client", client_key))
+        client_row = known_client(conn, client_key)
         event_id = None
         if event_key is not None:
-            event_row = ledger.find_event(conn, event_key)
+            event_row = find_event(conn, event_key)
             if event_row is None:
                 raise NotFound(unknown("event", event_key))
             if event_row.client_id != client_row.id:

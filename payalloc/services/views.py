@@ -16,6 +16,7 @@ from payalloc.ids import parse_id, unknown
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as remittance_ledger
 from payalloc.ledger import views as ledger
+from payalloc.ledger.clients import Client, known_client
 from payalloc.ledger.connection import read_txn
 from payalloc.ledger.payments import PaymentRow
 from payalloc.ledger.remittances import ChargeRow, RemittanceRow
@@ -83,7 +84,7 @@ def unallocated(
 
 @dataclass(frozen=True)
 class ClientDetail:
-    client: ledger.ClientHeader
+    client: Client
     payments: list[PaymentRow]  # every payment, void ones too, in order of receipt
     open_charges: list[ChargeRow]  # self-pay charges with a balance, oldest first
     insurance_charges: list[ChargeRow]  # shown apart: never allocated
@@ -131,9 +132,7 @@ def client_detail(conn: sqlite3.Connection, client_key: str) -> ClientDetail:
     """The row detail of the bucket: figures, payments with notes, open charges, remittances."""
     key = parse_id(client_key, "client_id")
     with read_txn(conn):
-        client = ledger.client_header(conn, key)
-        if client is None:
-            raise NotFound(unknown("client", key))
+        client = known_client(conn, key)
         charges = remittance_ledger.charges_of_client(conn, client.id)
         return ClientDetail(
             client,
@@ -183,8 +182,8 @@ def audit_trail(
     client_key = parse_id(client, "client_id") if client is not None else None
     since_date = parse_date(since) if since is not None else None
     with read_txn(conn):
-        if client_key is not None and payment_ledger.find_client(conn, client_key) is None:
-            raise NotFound(unknown("client", client_key))  # as the other --client filters say
+        if client_key is not None:
+            known_client(conn, client_key)  # as the other --client filters say
         return ledger.audit_rows(conn, client_key=client_key, since=since_date)
 
 
