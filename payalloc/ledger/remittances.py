@@ -13,25 +13,6 @@ from payalloc.gl import JournalLine, reversing_lines
 
 
 @dataclass(frozen=True)
-class ChargeRow:
-    id: int
-    key: str
-    client_id: int
-    client_key: str
-    service_date: str
-    amount_cents: int
-    applied_cents: int
-    payer: str
-    service_code: str | None
-    description: str | None
-    event_key: str | None
-
-    @property
-    def balance_cents(self) -> int:
-        return self.amount_cents - self.applied_cents
-
-
-@dataclass(frozen=True)
 class RemittanceRow:
     id: int
     payment_id: int
@@ -54,12 +35,6 @@ class RemittanceRow:
     reversal_reason: str | None
 
 
-_CHARGE_SELECT = (
-    "SELECT ch.id, ch.charge_key, ch.client_id, c.client_key, ch.service_date, ch.amount_cents,"
-    " ch.applied_cents, ch.payer, ch.service_code, ch.description, e.event_key"
-    " FROM charges ch JOIN clients c ON c.id = ch.client_id LEFT JOIN events e ON e.id = ch.event_id"
-)
-
 _REMITTANCE_SELECT = (
     "SELECT r.id, r.payment_id, p.payment_key, r.charge_id, ch.charge_key, r.client_id, c.client_key,"
     " r.amount_cents, r.status, r.source, r.rule, r.staff, r.job_run_id, r.created_at, r.replaces_id,"
@@ -69,35 +44,8 @@ _REMITTANCE_SELECT = (
 )
 
 
-def _charge(row: tuple[object, ...]) -> ChargeRow:
-    return ChargeRow(*row)  # type: ignore[arg-type]
-
-
 def _remittance(row: tuple[object, ...]) -> RemittanceRow:
     return RemittanceRow(*row)  # type: ignore[arg-type]
-
-
-def find_charge(conn: sqlite3.Connection, charge_key: str) -> ChargeRow | None:
-    row = conn.execute(_CHARGE_SELECT + " WHERE ch.charge_key = ?", (charge_key,)).fetchone()
-    return None if row is None else _charge(row)
-
-
-def charges_by_keys(conn: sqlite3.Connection, keys: list[str]) -> dict[str, ChargeRow]:
-    """The named charges (unknown keys are absent), one UNIQUE-key probe each."""
-    out: dict[str, ChargeRow] = {}
-    for key in dict.fromkeys(keys):
-        row = find_charge(conn, key)
-        if row is not None:
-            out[key] = row
-    return out
-
-
-def charges_of_client(conn: sqlite3.Connection, client_id: int) -> list[ChargeRow]:
-    """All charges of one client in order of (service_date, entry), through charges_client."""
-    rows = conn.execute(
-        _CHARGE_SELECT + " WHERE ch.client_id = ? ORDER BY ch.service_date, ch.id", (client_id,)
-    ).fetchall()
-    return [_charge(r) for r in rows]
 
 
 def find_remittance(conn: sqlite3.Connection, remittance_id: int) -> RemittanceRow | None:

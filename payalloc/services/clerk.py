@@ -15,6 +15,7 @@ from payalloc.csv_text import CsvText, close_source, open_source
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
 from payalloc.ids import parse_id, parse_reason
 from payalloc.ledger import audit
+from payalloc.ledger import charges as charge_ledger
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as ledger
 from payalloc.ledger.connection import write_txn
@@ -135,7 +136,7 @@ def _check_and_write(
     """Inside the caller's transaction: check the set against the ledger as it is now, then write it.
     `refused` opens the message of a refusal (the caller's transaction rolls back all of it)."""
     payments = payment_ledger.payments_by_keys(conn, [line.payment_key for line in lines])
-    charges = ledger.charges_by_keys(conn, [line.charge_key for line in lines])
+    charges = charge_ledger.charges_by_keys(conn, [line.charge_key for line in lines])
     problems = problems + manual.check(
         lines,
         {k: manual.PaymentState(p.key, p.client_key, p.status, p.apply_to, p.unapplied_cents)
@@ -164,7 +165,7 @@ def _check_and_write(
         applied_ids.append((remittance_id, allocation))
     # The figures after the whole set: read back, the triggers computed them.
     after_payments = payment_ledger.payments_by_keys(conn, list(payments))
-    after_charges = ledger.charges_by_keys(conn, list(charges))
+    after_charges = charge_ledger.charges_by_keys(conn, list(charges))
     return [
         Applied(
             remittance_id, a.payment_key, a.charge_key, payments[a.payment_key].client_key, a.amount_cents, staff, now,

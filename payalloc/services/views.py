@@ -13,13 +13,15 @@ from typing import Any
 from payalloc.dates import days_between, parse_date
 from payalloc.errors import NotFound
 from payalloc.ids import parse_id, unknown
+from payalloc.ledger import charges as charge_ledger
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as remittance_ledger
 from payalloc.ledger import views as ledger
+from payalloc.ledger.charges import ChargeRow
 from payalloc.ledger.clients import Client, known_client
 from payalloc.ledger.connection import read_txn
 from payalloc.ledger.payments import PaymentRow
-from payalloc.ledger.remittances import ChargeRow, RemittanceRow
+from payalloc.ledger.remittances import RemittanceRow
 from payalloc.money import plain_cents
 from payalloc.vocabulary import SELF_PAY_PAYERS
 
@@ -133,7 +135,7 @@ def client_detail(conn: sqlite3.Connection, client_key: str) -> ClientDetail:
     key = parse_id(client_key, "client_id")
     with read_txn(conn):
         client = known_client(conn, key)
-        charges = remittance_ledger.charges_of_client(conn, client.id)
+        charges = charge_ledger.charges_of_client(conn, client.id)
         return ClientDetail(
             client,
             payment_ledger.payments_of_client(conn, client.id),
