@@ -7,14 +7,14 @@ batch at a time, so memory does not grow with the file.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import is_not
 from typing import IO, Any, NamedTuple, TypeVar, cast
 
 from payalloc import vocabulary
-from payalloc.csv_text import CsvText, numbered
+from payalloc.csv_text import CsvText, numbered, start_lines
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
 from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH, prose, unquoted
@@ -357,9 +357,12 @@ class CleanBatch:
     first_line: int
     records: list[list[str]]
 
+    def lines(self) -> Iterable[int]:
+        """The line each record starts on."""
+        return start_lines(self.first_line, self.records)
+
     def as_rows(self) -> Batch:
-        lines = (line for line, _ in numbered(self.first_line, self.records))
-        return Batch(list(zip(lines, map(self.row_type, *self.columns), strict=True)), [])
+        return Batch(list(zip(self.lines(), map(self.row_type, *self.columns), strict=True)), [])
 
 
 ROW_TYPES: dict[str, Callable[..., Any]] = {

@@ -62,14 +62,17 @@ def line_count(cells: list[str]) -> int:
     return 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
+def start_lines(first_line: int, records: list[list[str]]) -> Iterable[int]:
+    """The line each record starts on."""
+    text = "".join(chain.from_iterable(records))
+    if "\n" in text or "\r" in text:  # (accumulate would also give the line after the last record)
+        return islice(accumulate(map(line_count, records), initial=first_line), len(records))
+    return range(first_line, first_line + len(records))  # one line each: the usual batch
+
+
 def numbered(first_line: int, records: list[list[str]]) -> Iterator[tuple[int, list[str]]]:
     """Each record with the line it starts on."""
-    text = "".join(chain.from_iterable(records))
-    if "\n" in text or "\r" in text:
-        lines: Iterable[int] = accumulate(map(line_count, records), initial=first_line)
-    else:  # one line each: the usual batch
-        lines = range(first_line, first_line + len(records))
-    return zip(lines, records, strict=False)  # accumulate also gives the line after the last record
+    return zip(start_lines(first_line, records), records, strict=True)
 
 
 class _CheckedBytes(io.RawIOBase):

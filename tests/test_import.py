@@ -390,6 +390,36 @@ def test_reimport_updates_clients_and_events(conn: sqlite3.Connection) -> None:
     assert s.warnings == ["in.csv: 2 event statuses older than the ledger's were left as they are"]
 
 
+def test_reimport_a_column_the_file_lacks_keeps_what_the_ledger_has(conn: sqlite3.Connection,
+                                                                   dump: Callable[[], list[str]]) -> None:
+    """A narrower export says nothing of the columns it lacks: a clients file without
+    responsible_party does not erase them, a payments file without status reconciles no pending
+    check, a charges file without description is no conflict, an events file without status
+    moves no event back (and warns of none)."""
+    load_samples(conn)
+    before = data_only(dump())
+    s = imp(conn, "clients", "client_id,name\nC-1002,Jordan Diaz\n")
+    assert (s.updated, s.unchanged) == (0, 1)
+    s = imp(conn, "clients", "client_id,name\nC-1002,Jordan Q. Diaz\n")  # the name is given: updated
+    assert s.updated == 1
+    assert conn.execute("SELECT name, responsible_party FROM clients WHERE client_key = 'C-1002'").fetchone() \
+        == ("Jordan Q. Diaz", "Maria Diaz")
+    s = imp(conn, "payments", "payment_id,client_id,received_date,amount,apply_to\nP-3012,C-1007,2026-09-05,255.00,oldest\n")
+    assert (s.updated, s.unchanged) == (0, 1)
+    assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3012'").fetchone() == ("pending",)
+    s = imp(conn, "charges", "charge_id,client_id,service_date,amount,payer\nCH-2001,C-1001,2026-08-04,150.00,self_pay\n")
+    assert (s.unchanged, s.warnings) == (1, [])
+    s = imp(conn, "events", "event_id,client_id,scheduled_date\nE-501,C-1004,2026-10-06\n")  # done in the ledger
+    assert (s.unchanged, s.warnings) == (1, [])
+    after = data_only(dump())
+    assert [line for line in after if line not in before] == [
+        line for line in after if "Jordan Q. Diaz" in line]
+    # A column given empty still says "none": the responsible party is cleared, as the file says.
+    s = imp(conn, "clients", "client_id,name,responsible_party\nC-1002,Jordan Q. Diaz,\n")
+    assert s.updated == 1
+    assert conn.execute("SELECT responsible_party FROM clients WHERE client_key = 'C-1002'").fetchone() == (None,)
+
+
 def test_reimport_payment_pending_to_ready_is_an_update(conn: sqlite3.Connection) -> None:
     load_samples(conn)
     text = (SAMPLE / "payments.csv").read_text().replace(
@@ -469,8 +499,7 @@ def test_duplicate_id_in_one_file_is_refused(conn: sqlite3.Connection, dump: Cal
     with pytest.raises(ProblemsError) as info:
         imp(conn, "charges", "\n".join(lines) + "\n", name="dup.csv")
     assert problems_of(info.value) == [
-        f"dup.csv: line {7 + gap}, column charge_id: charge_id BX00005 appears twice in this file"
-        + (" (first on line 7)" if gap == 1 else "")]
+        f"dup.csv: line {7 + gap}, column charge_id: charge_id BX00005 appears twice in this file (first on line 7)"]
     assert dump() == before
 
 
@@ -482,8 +511,8 @@ def test_duplicate_id_in_a_file_for_an_empty_clients_table(conn: sqlite3.Connect
     before = dump()
     with pytest.raises(ProblemsError) as info:
         imp(conn, "clients", "\n".join(clients) + "\n", name="c.csv")
-    assert [p.split(" (first")[0] for p in problems_of(info.value)] == [
-        f"c.csv: line {3 + gap}, column client_id: client_id D00001 appears twice in this file"]
+    assert problems_of(info.value) == [
+        f"c.csv: line {3 + gap}, column client_id: client_id D00001 appears twice in this file (first on line 3)"]
     assert dump() == before
 
 
@@ -497,8 +526,31 @@ def test_duplicate_of_an_id_already_in_the_ledger_across_batches(conn: sqlite3.C
     with pytest.raises(ProblemsError) as info:
         imp(conn, "clients", "\n".join(rows) + "\n", name="c.csv")
     assert problems_of(info.value) == [
-        f"c.csv: line {BIG + 3}, column client_id: client_id C-1001 appears twice in this file"]
+        f"c.csv: line {BIG + 3}, column client_id: client_id C-1001 appears twice in this file (first on line 2)"]
     assert dump() == before
+
+
+@pytest.mark.parametrize("ledger", ["empty-table", "table-has-rows"])
+def test_duplicate_across_batches_names_the_first_line_after_multi_line_rows(
+        conn: sqlite3.Connection, ledger: str) -> None:
+    """The first line of a repeat from an earlier batch is that row's own line, also when rows
+    before it span several lines (quoted line breaks in a description)."""
+    add_client(conn, "C-1001")
+    if ledger == "table-has-rows":
+        add_charge(conn, "OLD-1", "C-1001", "2026-01-01", 500)
+    head, *base = charges_file(BIG)
+    rows = [row + ",," for row in base]
+    rows[0] = base[0] + ',,"first line\nsecond line\r\nthird"'  # lines 2-4
+    rows[1] = base[1] + ",,plain"  # line 5
+    rows[2] = base[2] + ',,"a\rb"'  # lines 6-7
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "charges", "\n".join([head + ",service_code,description", *rows, rows[3], rows[1]]) + "\n",
+            name="m.csv")
+    last = 1 + BIG + 3  # the header, then BIG rows spanning BIG + 3 lines
+    assert problems_of(info.value) == [
+        f"m.csv: line {last + 1}, column charge_id: charge_id BX00003 appears twice in this file (first on line 8)",
+        f"m.csv: line {last + 2}, column charge_id: charge_id BX00001 appears twice in this file (first on line 5)",
+    ]
 
 
 def test_duplicate_in_an_empty_table_fast_path_batch_two(conn: sqlite3.Connection,
@@ -512,8 +564,8 @@ def test_duplicate_in_an_empty_table_fast_path_batch_two(conn: sqlite3.Connectio
     with pytest.raises(ProblemsError) as info:
         imp(conn, "clients", "\n".join(rows) + "\n", name="c.csv")
     assert problems_of(info.value) == [
-        f"c.csv: line {BIG + 2}, column client_id: client_id N00000 appears twice in this file",
-        f"c.csv: line {BIG + 3}, column client_id: client_id N00001 appears twice in this file",
+        f"c.csv: line {BIG + 2}, column client_id: client_id N00000 appears twice in this file (first on line 2)",
+        f"c.csv: line {BIG + 3}, column client_id: client_id N00001 appears twice in this file (first on line 3)",
     ]
     assert dump() == before
     # and the same file without the repeats goes in whole

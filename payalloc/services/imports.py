@@ -9,6 +9,7 @@ is a conflict.
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -89,15 +90,21 @@ class _Importer:
     kind = ""
     key_column = ""
 
-    def __init__(self, conn: sqlite3.Connection, name: str, summary: ImportSummary, problems: _Problems) -> None:
+    def __init__(self, conn: sqlite3.Connection, name: str, summary: ImportSummary, problems: _Problems,
+                 given: frozenset[str]) -> None:
         self.conn, self.name, self.summary, self.problems = conn, name, summary, problems
+        # The columns the file has: one it lacks says nothing of a row the ledger has (a clients
+        # file without responsible_party keeps them; a payments file without status reconciles none).
+        self.given = given
         self.start_max = sql.max_id(conn, self.kind)
         # An empty table cannot hold rows from before: skip the lookups, and let the UNIQUE
         # index catch an id repeated in the file (then that batch is redone with lookups).
         self.lookup = self.start_max > 0
-        # Rows from before that this file already named (by id): a later batch naming one
-        # again is a duplicate too. One byte per ledger row, not a set of keys.
-        self.named = bytearray(self.start_max + 1)
+        # The line on which this file named a row from before (0: not yet), and the line of
+        # each row it inserted (their ids follow start_max in file order): a later batch naming
+        # one again is a duplicate, and says where the first one is. Four bytes a row, no keys.
+        self.named = array("I", [0]) * (self.start_max + 1)
+        self.inserted_lines = array("I")
         # References as the ledger has them: the clients named so far (there are few, and
         # consecutive rows name the same ones), and the events of this batch alone (a file names
         # each event about once: keeping them all took ~60 MB of a 100,000-client charges file).
@@ -196,21 +203,22 @@ class _Importer:
     def load(self, batch: Batch | CleanBatch) -> None:
         """Check a batch against the ledger and insert its new rows (updates wait for finish())."""
         mark = self.problems.mark()
-        if not self._insert(self._new_rows(batch)):  # an id the file repeats: redo with lookups
+        if not self._insert(*self._new_rows(batch)):  # an id the file repeats: redo with lookups
             self.problems.undo(mark)
             self.load(batch)
         else:
             self.problems.settle(mark)
 
-    def _new_rows(self, batch: Batch | CleanBatch) -> list[tuple[Any, ...]]:
-        """The batch's rows that are new to the ledger, as inserted; problems and updates noted."""
+    def _new_rows(self, batch: Batch | CleanBatch) -> tuple[list[tuple[Any, ...]], Iterable[int]]:
+        """The batch's rows that are new to the ledger, as inserted, and their lines; problems and
+        updates noted."""
         self.events.clear()
         keys = batch.columns[0] if isinstance(batch, CleanBatch) else [row[0] for _, row in batch.rows]
         found = sql.existing(self.conn, self.kind, keys) if self.lookup else {}
         if isinstance(batch, CleanBatch):
             new = self._resolve_clean(batch.columns, found)
             if new is not None:
-                return new
+                return new, batch.lines()
             batch = batch.as_rows()
         self.problems.extend(batch.problems)
         return self._check_rows(batch.rows, found)
@@ -225,7 +233,7 @@ class _Importer:
         return self.resolve_columns(columns)
 
     def _check_rows(self, rows: Sequence[tuple[int, Any]],
-                    found: dict[str, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+                    found: dict[str, tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[int]]:
         """Row by row, every problem located; rows the ledger has (found) compared with it."""
         self._load_refs(rows)
         seen: dict[str, int] = {}
@@ -240,22 +248,29 @@ class _Importer:
             values = self.resolve(line, row)
             if values is not None:
                 resolved.append((line, row, values))
-        if not self.lookup:
-            return [values for line, row, values in resolved if self.accept_new(line, row)]
         new: list[tuple[Any, ...]] = []
+        lines: list[int] = []
         for line, row, values in resolved:
             old = found.get(row[0])
             if old is None:
                 if self.accept_new(line, row):
                     new.append(values)
-            elif old[0] > self.start_max or self.named[old[0]]:
-                self.problem(line, self.key_column, f"{named(self.key_column, row[0])} appears twice in this file")
+                    lines.append(line)
+            elif first := self._first_line(old[0]):
+                self.problem(line, self.key_column,
+                             f"{named(self.key_column, row[0])} appears twice in this file (first on line {first})")
             else:
-                self.named[old[0]] = 1
+                self.named[old[0]] = line
                 self.compare(line, row, values, old)
-        return new
+        return new, lines
 
-    def _insert(self, new: list[tuple[Any, ...]]) -> bool:
+    def _first_line(self, row_id: int) -> int:
+        """The line on which this file already named the ledger row `row_id` (0: it did not)."""
+        if row_id > self.start_max:
+            return self.inserted_lines[row_id - self.start_max - 1]
+        return self.named[row_id]
+
+    def _insert(self, new: list[tuple[Any, ...]], lines: Iterable[int]) -> bool:
         """Insert new rows and mark their clients for the job. An empty table cannot hold rows
         from before: no lookups, and the UNIQUE index catches an id repeated in the file; then
         nothing is inserted, lookups are on from now, and False says to redo the batch."""
@@ -271,6 +286,7 @@ class _Importer:
                 return False
             sql.release(self.conn)
         mark_for_job(self.conn, self.job_clients(new))
+        self.inserted_lines.extend(lines)
         self.summary.inserted += len(new)
         return True
 
@@ -296,10 +312,11 @@ class _Clients(_Importer):
         return list(zip(*columns, strict=True))
 
     def compare(self, line: int, row: ClientRecord, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
-        if (row.name, row.responsible_party) == (old[1], old[2]):
+        responsible = row.responsible_party if "responsible_party" in self.given else old[2]
+        if (row.name, responsible) == (old[1], old[2]):
             self.summary.unchanged += 1
         else:
-            self.updates.append((row.name, row.responsible_party, old[0]))
+            self.updates.append((row.name, responsible, old[0]))
             self.summary.updated += 1
 
     def finish(self) -> None:
@@ -329,7 +346,7 @@ class _Events(_Importer):
             self.conflict(line, row, "client_id")
         elif date != row.scheduled_date:
             self.conflict(line, row, "scheduled_date", f" (ledger {date}, file {row.scheduled_date})")
-        elif status == row.status:
+        elif status == row.status or "status" not in self.given:
             self.summary.unchanged += 1
         elif status == "scheduled" and row.status == "done":
             self.done.append(old[0])
@@ -372,7 +389,7 @@ class _Charges(_Importer):
 
     def compare(self, line: int, row: ChargeRecord, values: tuple[Any, ...], old: tuple[Any, ...]) -> None:
         for name, new_value, old_value in zip(self.FIELDS, values[1:], old[1:], strict=True):
-            if new_value != old_value:
+            if new_value != old_value and name in self.given:
                 detail = ""
                 if name == "amount":
                     detail = f" (ledger {format_cents(old_value)}, file {format_cents(new_value)})"
@@ -444,10 +461,10 @@ class _Payments(_Importer):
             ("payer_name", row.payer_name, payer_name, ""),
         )
         for name, new_value, old_value, detail in checks:
-            if new_value != old_value:
+            if new_value != old_value and name in self.given:
                 self.conflict(line, row, name, detail)
                 return
-        if status == "pending" and row.status == "ready":  # reconciled since: the bank says so
+        if status == "pending" and row.status == "ready" and "status" in self.given:  # reconciled since: the bank says so
             self.ready.append(old[0])
             self.summary.updated += 1
         else:
@@ -484,7 +501,7 @@ def import_csv(
     summary = ImportSummary(kind, name, dry_run=dry_run, warnings=list(csv_file.warnings))
     problems = _Problems()
     with cyclic_gc_paused(), write_txn(conn, dry_run=dry_run):
-        importer = _IMPORTERS[kind](conn, name, summary, problems)
+        importer = _IMPORTERS[kind](conn, name, summary, problems, frozenset(csv_file.index))
         for batch in csv_file.batches():
             importer.load(batch)
             if on_progress is not None:
