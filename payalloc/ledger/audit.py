@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from payalloc.money import plain_cents
@@ -43,22 +44,25 @@ def record(
     )
 
 
-def record_conversion(
+def record_conversions(
     conn: sqlite3.Connection,
     *,
     at: str,
     staff: str | None,
-    client_key: str,
-    payment_key: str,
-    event_key: str,
-    event_status: str,
-    unapplied_cents: int,
+    job_run_id: int | None,
+    conversions: Sequence[tuple[str, str, str, str, int]],
 ) -> None:
-    """The audit row of an event payment made `specific` (rule 4) with money still unapplied."""
-    record(
-        conn, at=at, staff=staff, action=CONVERSION, client_key=client_key,
-        payment_key=payment_key, event_key=event_key, reason=conversion_reason(event_key, event_status),
-        detail=conversion_detail(unapplied_cents, event_status),
+    """The audit rows of event payments made `specific` (rule 4) with money still unapplied:
+    (client key, payment key, event key, event status, unapplied cents) each. One statement for
+    all, as the job converts many at once."""
+    assert conn.in_transaction, "audit rows are written in the action's own transaction"
+    conn.executemany(
+        "INSERT INTO audit (at, staff, action, client_key, payment_key, event_key, job_run_id, reason,"
+        " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(at, staff, CONVERSION, client_key, payment_key, event_key, job_run_id,
+          conversion_reason(event_key, event_status),
+          json.dumps(conversion_detail(unapplied_cents, event_status), sort_keys=True))
+         for client_key, payment_key, event_key, event_status, unapplied_cents in conversions],
     )
 
 
@@ -78,6 +82,6 @@ def read_detail(action: str, detail: dict[str, Any]) -> dict[str, Any]:
     """A stored detail as it is shown. Conversions recorded by earlier versions kept `unapplied`
     in cents (16000 for 160.00); the trail is never rewritten, so such a detail is read as money."""
     unapplied = detail.get("unapplied")
-    if action == "payment_apply_to_specific" and type(unapplied) is int:
+    if action == CONVERSION and type(unapplied) is int:
         return {**detail, "unapplied": plain_cents(unapplied)}
     return detail

@@ -65,14 +65,6 @@ def attached_payments(conn: sqlite3.Connection, event_id: int) -> list[dict[str,
     ]
 
 
-def make_specific(conn: sqlite3.Connection, payment_ids: list[int]) -> None:
-    cur = conn.executemany(
-        "UPDATE payments SET apply_to = 'specific' WHERE id = ? AND apply_to = 'event'",
-        [(pid,) for pid in payment_ids],
-    )
-    assert cur.rowcount == len(payment_ids)
-
-
 def listing(conn: sqlite3.Connection, client_id: int | None, status: str | None) -> Listing:
     """Events by scheduled date, with what is attached to them."""
     if status is not None:

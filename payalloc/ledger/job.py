@@ -12,10 +12,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from payalloc.allocation import Allocation, Conversion, OpenCharge, OpenPayment
+from payalloc.allocation import Allocation, OpenCharge, OpenPayment
 from payalloc.gl import JournalLine
-from payalloc.ledger import audit
-from payalloc.ledger.audit import conversion_detail, conversion_reason
 from payalloc.ledger.bulk import insert_rows
 
 STALE_RUN_ERROR = "the process ended before the run finished"
@@ -151,41 +149,6 @@ def add_to_caches(conn: sqlite3.Connection, allocations: Sequence[Allocation]) -
                      [(cents, pid) for pid, cents in by_payment.items()])
     conn.executemany("UPDATE charges SET applied_cents = applied_cents + ? WHERE id = ?",
                      [(cents, cid) for cid, cents in by_charge.items()])
-
-
-def convert_to_specific(
-    conn: sqlite3.Connection, conversions: Sequence[Conversion], run_id: int, now: str
-) -> None:
-    """Event payments become specific, each with its audit row (staff NULL: the job)."""
-    if not conversions:
-        return
-    keys = {
-        row[0]: row[1:]
-        for row in conn.execute(
-            "SELECT p.id, p.payment_key, c.client_key, e.event_key FROM payments p"
-            " JOIN clients c ON c.id = p.client_id JOIN events e ON e.id = p.event_id"
-            " WHERE p.id IN (SELECT value FROM json_each(?))",
-            (json.dumps([c.payment_id for c in conversions]),),
-        )
-    }
-    cur = conn.executemany(
-        "UPDATE payments SET apply_to = 'specific' WHERE id = ? AND apply_to = 'event'",
-        [(c.payment_id,) for c in conversions],
-    )
-    assert cur.rowcount == len(conversions), "an event payment changed under the job's transaction"
-    audit_rows = []
-    for c in conversions:
-        payment_key, client_key, event_key = keys[c.payment_id]
-        audit_rows.append((
-            now, audit.CONVERSION, client_key, payment_key, event_key, run_id,
-            conversion_reason(event_key, c.event_status),
-            json.dumps(conversion_detail(c.unapplied_cents, c.event_status), sort_keys=True),
-        ))
-    conn.executemany(
-        "INSERT INTO audit (at, staff, action, client_key, payment_key, event_key, job_run_id, reason,"
-        " detail) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?)",
-        audit_rows,
-    )
 
 
 def clear_marks(conn: sqlite3.Connection, client_ids: Sequence[int]) -> None:

@@ -6,9 +6,13 @@ command never scans.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from payalloc.allocation import Conversion
+from payalloc.ledger import audit
 from payalloc.ledger.clients import mark_for_job
 
 
@@ -107,6 +111,34 @@ def payment_key_exists(conn: sqlite3.Connection, key: str) -> bool:
 
 def set_status(conn: sqlite3.Connection, payment_id: int, status: str) -> None:
     conn.execute("UPDATE payments SET status = ? WHERE id = ?", (status, payment_id))
+
+
+def convert_to_specific(
+    conn: sqlite3.Connection, conversions: Sequence[Conversion], *, staff: str | None, job_run_id: int | None,
+    now: str,
+) -> None:
+    """Rule 4: event payments whose event is done or deleted become `specific` (the rest waits for
+    the clerk), each with its audit row. The job (staff None, its run), `event delete` and an
+    unapply that frees money of a deleted event's payment all convert here."""
+    if not conversions:
+        return
+    keys = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT p.id, c.client_key, p.payment_key, e.event_key FROM payments p"
+            " JOIN clients c ON c.id = p.client_id JOIN events e ON e.id = p.event_id"
+            " WHERE p.id IN (SELECT value FROM json_each(?))",
+            (json.dumps([c.payment_id for c in conversions]),),
+        )
+    }
+    cur = conn.executemany(
+        "UPDATE payments SET apply_to = 'specific' WHERE id = ? AND apply_to = 'event'",
+        [(c.payment_id,) for c in conversions],
+    )
+    assert cur.rowcount == len(conversions), "an event payment changed under the transaction"
+    audit.record_conversions(conn, at=now, staff=staff, job_run_id=job_run_id, conversions=[
+        (*keys[c.payment_id], c.event_status, c.unapplied_cents) for c in conversions
+    ])
 
 
 def set_apply_to(conn: sqlite3.Connection, payment_id: int, apply_to: str) -> None:

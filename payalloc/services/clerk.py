@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from payalloc import manual
+from payalloc.allocation import Conversion
 from payalloc.csv_text import CsvText, close_source, open_source
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
 from payalloc.ids import parse_id, parse_reason
@@ -242,10 +243,9 @@ def _unapply(
         event = find_event(conn, payment.event_key)
         if event is not None and event.status == "deleted":
             # Rule 4: money is never left attached to a deleted event; it waits for the clerk.
-            payment_ledger.set_apply_to(conn, payment.id, "specific")
-            audit.record_conversion(
-                conn, at=now, staff=staff, client_key=payment.client_key, payment_key=payment.key,
-                event_key=payment.event_key, event_status="deleted", unapplied_cents=payment.unapplied_cents,
+            payment_ledger.convert_to_specific(
+                conn, [Conversion(payment.id, payment.client_id, event.id, "deleted", payment.unapplied_cents)],
+                staff=staff, job_run_id=None, now=now,
             )
             payment = payment_ledger.payment_by_id(conn, payment.id)
     return UnapplyResult(remittance, remittance.amount_cents - kept_cents, kept_id, kept_cents, payment.apply_to)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from payalloc.allocation import Conversion
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
 from payalloc.ids import parse_id, unknown
@@ -22,6 +23,7 @@ from payalloc.ledger import events as sql
 from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import read_txn, write_txn
 from payalloc.ledger.listings import Listing
+from payalloc.ledger.payments import convert_to_specific
 from payalloc.money import format_cents, plain_cents
 from payalloc.vocabulary import EVENT_STATUSES
 
@@ -145,12 +147,8 @@ def delete_event(
         audit.record(conn, at=now, staff=staff, action="event_delete", client_key=event.client_key,
                      event_key=event.event_key, reason="event deleted",
                      detail={"from": event.status, "attached_payments": len(attached)})
-        sql.make_specific(conn, [p["id"] for p in attached])
-        for p in attached:
-            audit.record_conversion(
-                conn, at=now, staff=staff, client_key=event.client_key, payment_key=p["payment_id"],
-                event_key=event.event_key, event_status="deleted", unapplied_cents=p["unapplied_cents"],
-            )
+        convert_to_specific(conn, [Conversion(p["id"], event.client_id, event.id, "deleted", p["unapplied_cents"])
+                                   for p in attached], staff=staff, job_run_id=None, now=now)
     return EventChange(event.event_key, event.client_key, event.status, "deleted", True, _public(attached),
                        [p["payment_id"] for p in attached])
 

@@ -46,6 +46,7 @@ from payalloc.ledger.connection import (
     read_txn,
     write_txn,
 )
+from payalloc.ledger.payments import convert_to_specific
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
 from payalloc.services.gcpause import cyclic_gc_paused
@@ -252,7 +253,7 @@ def _apply_payments(
                 break
             plan = _plan_chunk(conn, client_ids)
             sql.insert_remittances(conn, plan.allocations, run_id, now)
-            sql.convert_to_specific(conn, plan.conversions, run_id, now)
+            convert_to_specific(conn, plan.conversions, staff=None, job_run_id=run_id, now=now)
             sql.clear_marks(conn, client_ids)
             delta = _chunk_counts(client_ids, plan)
             _record_counts(conn, run_id, result, delta)
