@@ -3,18 +3,37 @@ free text a clerk types (notes, reasons)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
 from payalloc.errors import InputError
+
+T = TypeVar("T")
 
 MAX_ID_LENGTH = 64
 MAX_NAME_LENGTH = 200  # a name, a responsible party, a reference, a payer name
 MAX_TEXT_LENGTH = 4000  # a note, a reason, a description: a paragraph, not a file pasted in
 
 
+# An amount with its dollar sign or currency set apart by a space ("$ 5", "5.00 USD"): a number
+# typed wrong, not prose. Digits on both sides of a space (a phone or record number) are prose.
+_SPACED_AMOUNT = re.compile(r"(?:\$|USD)?[ \t]?[0-9][0-9,.]*[ \t]?(?:\$|USD)?", re.ASCII | re.IGNORECASE)
+# What a message says in place of a cell it does not quote: a whole sentence all the same.
+NOT_SHOWN = "the value (not shown: it may be a name)"
+
+
 def prose(cell: str) -> bool:
     """A cell with white space inside: a name, a description or a note in the wrong column (columns
     swapped in an export), never a code or a number typed wrong. A message does not quote it:
     health data must not reach the cron mail or a log; line and column say where it is."""
-    return any(char.isspace() for char in cell.strip())
+    text = cell.strip()
+    return any(char.isspace() for char in text) and not _SPACED_AMOUNT.fullmatch(text)
+
+
+def quoted(cell: str, limit: int = 40) -> str:
+    """A cell as a message names it: 'its text' (at most `limit` characters), or NOT_SHOWN if prose."""
+    return NOT_SHOWN if prose(cell) else f"'{cell[:limit]}'"
 
 
 def named(what: str, key: str) -> str:
@@ -29,7 +48,15 @@ def unknown(what: str, key: str) -> str:
 
 def unquoted(error: Exception, cell: str) -> str:
     """Why a cell was refused, without the cell itself when it is prose."""
-    return str(error).replace(f"'{cell}' ", "", 1) if prose(cell) else str(error)
+    return str(error).replace(f"'{cell}'", NOT_SHOWN, 1) if prose(cell) else str(error)
+
+
+def parsed(parse: Callable[..., T], cell: str, *args: str) -> T:
+    """parse(cell, *args), refused as it refuses but without the cell when it is prose (unquoted)."""
+    try:
+        return parse(cell, *args)
+    except InputError as error:
+        raise InputError(unquoted(error, cell)) from None
 
 
 def parse_id(text: str, what: str = "id") -> str:

@@ -365,6 +365,26 @@ def test_problems_of_every_column_are_located(conn: sqlite3.Connection) -> None:
         assert line.startswith(f"p.csv: {where}: ") and why in line, line
 
 
+def test_a_spaced_amount_is_quoted_and_a_name_is_not_in_a_whole_sentence(conn: sqlite3.Connection) -> None:
+    """An amount typed with a space ("$ 5", "5.00 USD") is a number typed wrong: quoted. A name or a
+    phone number in the column is not quoted, and the sentence still says what was wrong."""
+    load_samples(conn, ("clients",))
+    rows = ["$ 5", "5.00 USD", "usd 7", "Jane Doe", "555 0100"]
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "payments", "payment_id,client_id,received_date,amount,apply_to,method\n" + "".join(
+            f"P{i},C-1001,2026-01-01,{amount},oldest,cash\n" for i, amount in enumerate(rows)) +
+            "P9,C-1001,2026-01-01,5,Jane Doe,cash\n", name="p.csv")
+    assert problems_of(info.value) == [
+        "p.csv: line 2, column amount: '$ 5' is not an amount like 1,234.50",
+        "p.csv: line 3, column amount: '5.00 USD' is not an amount like 1,234.50",
+        "p.csv: line 4, column amount: 'usd 7' is not an amount like 1,234.50",
+        "p.csv: line 5, column amount: the value (not shown: it may be a name) is not an amount like 1,234.50",
+        "p.csv: line 6, column amount: the value (not shown: it may be a name) is not an amount like 1,234.50",
+        "p.csv: line 7, column apply_to: the value (not shown: it may be a name) is not one of event, oldest,"
+        " specific",
+    ]
+
+
 # --- re-import ------------------------------------------------------------------------------------
 
 
