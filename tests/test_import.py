@@ -964,6 +964,20 @@ def test_an_unclosed_quote_after_multi_line_cells_is_located(conn: sqlite3.Conne
         imp(conn, "payments", text, name="p.csv")
 
 
+def test_a_cell_over_the_csv_field_limit_is_said_so_at_its_line(conn: sqlite3.Connection) -> None:
+    """csv's field limit (131,072) bounds memory when a quote never closes; the file is not
+    "malformed": the message says a cell is too long, on the line its record starts."""
+    sentence = ("a cell is longer than 131,072 characters (no column may hold more than 4,000;"
+                " a quote never closed?)")
+    with pytest.raises(InputError) as info:
+        imp(conn, "clients", "client_id,name\nC1,Ann\nC2," + "N" * 300_000 + "\nC3,Bo\n", name="c.csv")
+    assert str(info.value) == f"c.csv: line 3: {sentence}"
+    with pytest.raises(InputError) as info:  # the quote opens on line 3; the limit is reached lines later
+        imp(conn, "clients", 'client_id,name\nC1,"Ann\nLee"\nC2,"open\n' + ("x" * 100 + "\n") * 2000, name="c.csv")
+    assert str(info.value) == f"c.csv: line 4: {sentence}"
+    assert conn.execute("SELECT count(*) FROM clients").fetchone() == (0,)
+
+
 # The importer: a clean batch is inserted at once, unless a row needs naming (duplicate id, unknown
 # or other client's reference, deleted event, id already in the ledger): then row by row.
 
