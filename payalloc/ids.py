@@ -4,7 +4,7 @@ free text a clerk types (notes, reasons)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from payalloc.errors import InputError
@@ -39,6 +39,19 @@ def quoted(cell: str, limit: int = 40) -> str:
 def named(what: str, key: str) -> str:
     """"payment P-1" in a message, or "payment" alone when the key reads as prose (prose())."""
     return what if prose(key) else f"{what} {key}"
+
+
+def some(noun: str, keys: Sequence[str], shown: int = 5) -> str:
+    """"payment P-1", "payments P-1 and P-2", "payments P-1, ..., P-5 and 3 more": ids a warning is
+    about, the first `shown` of them. One that reads as prose is counted, not shown (as named())."""
+    names = [key for key in keys[:shown] if not prose(key)]
+    plural = noun if len(keys) == 1 else f"{noun}s"
+    more = len(keys) - len(names)
+    if not names:
+        return f"{len(keys):,} {plural}"
+    if more:
+        return f"{plural} {', '.join(names)} and {more:,} more"
+    return f"{plural} {' and '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)}"
 
 
 def unknown(what: str, key: str) -> str:

@@ -403,11 +403,12 @@ def test_reimport_updates_clients_and_events(conn: sqlite3.Connection) -> None:
     # An older export (done -> scheduled) leaves the ledger as it is, with a warning.
     s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-501,C-1004,2026-10-06,scheduled\n")
     assert (s.updated, s.unchanged) == (0, 1)
-    assert s.warnings == ["in.csv: 1 event status older than the ledger's was left as it is"]
+    assert s.warnings == ["in.csv: event E-501 has an older status in the file than in the ledger; it was left as it is"]
     assert conn.execute("SELECT status FROM events WHERE event_key = 'E-501'").fetchone() == ("done",)
     s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-501,C-1004,2026-10-06,scheduled\n"
                             "E-502,C-1005,2026-12-02,scheduled\n")
-    assert s.warnings == ["in.csv: 2 event statuses older than the ledger's were left as they are"]
+    assert s.warnings == ["in.csv: events E-501 and E-502 have an older status in the file than in the ledger;"
+                          " they were left as they are"]
 
 
 def test_reimport_payment_pending_to_ready_is_an_update(conn: sqlite3.Connection) -> None:
@@ -430,10 +431,15 @@ def test_reimport_over_a_voided_payment_keeps_it_void_and_says_so(conn: sqlite3.
     s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())  # yesterday's export: P-3002 ready
     assert (s.inserted, s.updated, s.unchanged) == (0, 0, 25)
     assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3002'").fetchone() == ("void",)
-    assert s.warnings == ["in.csv: 1 payment void in the ledger is not void in the file; it stays void"]
+    assert s.warnings == ["in.csv: payment P-3002 is void in the ledger, not in the file; it stays void"]
     payments.void_payment(conn, "P-3003", reason="card chargeback", now=NOW, staff="clerk1")
     s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())
-    assert s.warnings == ["in.csv: 2 payments void in the ledger are not void in the file; they stay void"]
+    assert s.warnings == ["in.csv: payments P-3002 and P-3003 are void in the ledger, not in the file; they stay void"]
+    for key in ("P-3001", "P-3004", "P-3005", "P-3006", "P-3007"):
+        payments.void_payment(conn, key, reason="returned", now=NOW, staff="clerk1")
+    s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())  # in file order, five named
+    assert s.warnings == ["in.csv: payments P-3001, P-3002, P-3003, P-3004, P-3005 and 2 more are void in the ledger,"
+                          " not in the file; they stay void"]
 
 @pytest.mark.parametrize(
     ("kind", "old", "new", "expect"),
