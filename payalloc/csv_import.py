@@ -17,7 +17,7 @@ from payalloc import vocabulary
 from payalloc.csv_text import CsvText, numbered, start_lines
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
-from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH, prose, unquoted
+from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH, quoted, unquoted
 from payalloc.money import MoneyError, parse_cents
 
 KINDS = ("clients", "events", "charges", "payments")
@@ -127,8 +127,7 @@ class _Row:
         if value is None:
             return default or ""
         if value not in allowed:
-            quoted = "" if prose(value) else f"'{value[:40]}' "
-            self.problems.append((column, f"{quoted}is not one of {', '.join(sorted(allowed))}"))
+            self.problems.append((column, f"{quoted(value)} is not one of {', '.join(sorted(allowed))}"))
         return value
 
     def money(self, column: str) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from payalloc.errors import InputError
+from payalloc.ids import MAX_TEXT_LENGTH
 
 _HEADER_GAPS = re.compile(r"[\s-]+")
 
@@ -154,6 +155,10 @@ class CsvText:
             ) from None
         except csv.Error as error:
             start += sum(map(line_count, records))
+            if "field larger than field limit" in str(error):  # csv's limit bounds memory, if a quote never closes
+                raise InputError(f"{self.name}: line {start}: a cell is longer than {csv.field_size_limit():,}"
+                                 f" characters (no column may hold more than {MAX_TEXT_LENGTH:,}; a quote never"
+                                 " closed?)") from None
             if self.reader.line_num > start and "end of data" in str(error):
                 raise InputError(f"{self.name}: line {start}: a quoted field that starts here is never closed "
                                  f"(malformed CSV: {error})") from None

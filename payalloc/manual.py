@@ -7,16 +7,13 @@ payment against its unapplied amount, totals per charge against its balance.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from payalloc.errors import InputError, Problem
-from payalloc.ids import parse_id, prose, unknown, unquoted
+from payalloc.ids import parse_id, parsed, prose, unknown, unquoted
 from payalloc.money import format_cents, parse_cents
 from payalloc.vocabulary import SELF_PAY_PAYERS
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -117,22 +114,15 @@ def once_per_charge(lines: Sequence[Line]) -> tuple[list[Line], list[Problem]]:
     return list(first.values()), problems
 
 
-def _parsed(parse: Callable[..., T], cell: str, *args: str) -> T:
-    try:
-        return parse(cell, *args)
-    except InputError as error:
-        raise InputError(unquoted(error, cell)) from None
-
-
 def parse_lines(raw: Sequence[RawLine]) -> tuple[list[Line], list[Problem]]:
     """Ids and amounts checked one line at a time."""
     lines: list[Line] = []
     problems: list[Problem] = []
     for r in raw:
         try:  # a cell that reads as a name (columns swapped) is not quoted: ids.unquoted
-            payment = _parsed(parse_id, r.payment_key, "payment_id")
-            charge = _parsed(parse_id, r.charge_key, "charge_id")
-            cents = _parsed(parse_cents, r.amount)
+            payment = parsed(parse_id, r.payment_key, "payment_id")
+            charge = parsed(parse_id, r.charge_key, "charge_id")
+            cents = parsed(parse_cents, r.amount)
         except InputError as error:
             problems.append(Problem(r.where, str(error), r.number))
             continue

@@ -495,6 +495,22 @@ def test_a_staff_name_is_held_to_the_rule_of_ids(seeded: Cli, dump: Dump, staff:
     assert [r["staff"] for r in rows] == ["jdoe"]
 
 
+def test_an_empty_staff_variable_is_refused_not_the_login_name(seeded: Cli, dump: Dump) -> None:
+    """PAYALLOC_STAFF=$CLERK with $CLERK unset: Click reads an empty variable as unset, and the audit
+    named the login name (a shared service account). Refused where a staff name is needed (exit 2);
+    --staff still overrides it, and a listing, which records no one, still runs."""
+    key = ok(seeded("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-11-20",
+                    "--apply-to", "specific")).stdout.strip()
+    before = dump()
+    result = seeded("apply", key, "X=1", env={"PAYALLOC_STAFF": ""})
+    assert (result.exit_code, result.stderr, dump()) == (
+        2, "error: PAYALLOC_STAFF is set but empty: give a staff name, or unset it to use the login name\n", before)
+    ok(seeded("--staff", "jdoe", "apply", key, "X=1", env={"PAYALLOC_STAFF": ""}))
+    ok(seeded("payment", "list", env={"PAYALLOC_STAFF": ""}))
+    rows = json.loads(ok(seeded("remittances", "list", "--payment", key, "--json")).stdout)
+    assert [r["staff"] for r in rows] == ["jdoe"]
+
+
 NOT_UTF8 = "paid \udcff\udc9b by check"  # what Python makes of bytes 0xff 0x9b in an argument
 
 

@@ -147,10 +147,48 @@ def test_delete_on_a_terminal_asks_for_confirmation(
     declined = cli("event", "delete", "E1", input="n\n")
     assert declined.exit_code == 3 and "payment P1 (pending, 50.00 unapplied) is attached" in declined.stderr
     assert "not deleted" in declined.stderr and dump() == before
-    assert "Delete the event and make this payment apply to specific charges? [y/N]" in declined.output
+    assert "Delete the event and make this payment apply to specific charges? [y/N]" in declined.stderr
     confirmed = cli("event", "delete", "E1", input="y\n")
     assert confirmed.exit_code == 0
     assert status(conn, "E1") == "deleted" and apply_to(conn, "P1") == "specific"
+
+
+@pytest.mark.parametrize(("answers", "asked"), [("", 1), ("maybe\n", 2), ("maybe\nno\n", 2), ("?\n\n", 2)])
+def test_delete_declined_by_end_of_input_or_after_an_unknown_answer(
+    cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch,
+    answers: str, asked: int,
+) -> None:
+    """End of input (Ctrl-D, a closed pipe) is a no, as n is; an unknown answer is asked again. Never
+    Click's "Aborted!" and exit 1, which the spec keeps for bugs."""
+    monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    before = dump()
+    result = cli("event", "delete", "E1", input=answers)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.endswith("error: event E1 was not deleted; nothing was changed\n")
+    assert result.stderr.count("[y/N]: ") == asked and result.stderr.count("please answer y or n") == asked - 1
+    assert "Aborted" not in result.output and dump() == before
+
+
+def test_delete_interrupted_at_the_question_is_exit_130(
+    cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    before = dump()
+
+    def ctrl_c() -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("builtins.input", ctrl_c)
+    result = cli("event", "delete", "E1")
+    assert result.exit_code == 130
+    assert result.stderr.splitlines()[-1].startswith("error: interrupted: a change not yet saved was rolled back")
+    assert "Aborted" not in result.output and dump() == before
 
 
 def test_delete_without_attached_money_needs_no_confirmation(cli: Cli, conn: sqlite3.Connection) -> None:
@@ -208,11 +246,11 @@ def test_delete_refuses_a_payment_attached_after_the_clerk_confirmed(
     add_event(conn, "E1", "C1")
     add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
 
-    def confirm_while_another_arrives(_text: str) -> bool:
+    def confirm_while_another_arrives(_question: str) -> bool:
         add_payment(conn, "P2", "C1", "2026-01-02", 7000, apply_to="event", event="E1")
         return True
 
-    monkeypatch.setattr(events_cli.typer, "confirm", confirm_while_another_arrives)
+    monkeypatch.setattr(events_cli, "confirm", confirm_while_another_arrives)
     result = cli("event", "delete", "E1")
     assert "payment P1 (ready, 50.00 unapplied) is attached" in result.stderr
     assert result.exit_code == 3 and "P2" in result.stderr

@@ -365,6 +365,26 @@ def test_problems_of_every_column_are_located(conn: sqlite3.Connection) -> None:
         assert line.startswith(f"p.csv: {where}: ") and why in line, line
 
 
+def test_a_spaced_amount_is_quoted_and_a_name_is_not_in_a_whole_sentence(conn: sqlite3.Connection) -> None:
+    """An amount typed with a space ("$ 5", "5.00 USD") is a number typed wrong: quoted. A name or a
+    phone number in the column is not quoted, and the sentence still says what was wrong."""
+    load_samples(conn, ("clients",))
+    rows = ["$ 5", "5.00 USD", "usd 7", "Jane Doe", "555 0100"]
+    with pytest.raises(ProblemsError) as info:
+        imp(conn, "payments", "payment_id,client_id,received_date,amount,apply_to,method\n" + "".join(
+            f"P{i},C-1001,2026-01-01,{amount},oldest,cash\n" for i, amount in enumerate(rows)) +
+            "P9,C-1001,2026-01-01,5,Jane Doe,cash\n", name="p.csv")
+    assert problems_of(info.value) == [
+        "p.csv: line 2, column amount: '$ 5' is not an amount like 1,234.50",
+        "p.csv: line 3, column amount: '5.00 USD' is not an amount like 1,234.50",
+        "p.csv: line 4, column amount: 'usd 7' is not an amount like 1,234.50",
+        "p.csv: line 5, column amount: the value (not shown: it may be a name) is not an amount like 1,234.50",
+        "p.csv: line 6, column amount: the value (not shown: it may be a name) is not an amount like 1,234.50",
+        "p.csv: line 7, column apply_to: the value (not shown: it may be a name) is not one of event, oldest,"
+        " specific",
+    ]
+
+
 # --- re-import ------------------------------------------------------------------------------------
 
 
@@ -383,11 +403,12 @@ def test_reimport_updates_clients_and_events(conn: sqlite3.Connection) -> None:
     # An older export (done -> scheduled) leaves the ledger as it is, with a warning.
     s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-501,C-1004,2026-10-06,scheduled\n")
     assert (s.updated, s.unchanged) == (0, 1)
-    assert s.warnings == ["in.csv: 1 event status older than the ledger's was left as it is"]
+    assert s.warnings == ["in.csv: event E-501 has an older status in the file than in the ledger; it was left as it is"]
     assert conn.execute("SELECT status FROM events WHERE event_key = 'E-501'").fetchone() == ("done",)
     s = imp(conn, "events", "event_id,client_id,scheduled_date,status\nE-501,C-1004,2026-10-06,scheduled\n"
                             "E-502,C-1005,2026-12-02,scheduled\n")
-    assert s.warnings == ["in.csv: 2 event statuses older than the ledger's were left as they are"]
+    assert s.warnings == ["in.csv: events E-501 and E-502 have an older status in the file than in the ledger;"
+                          " they were left as they are"]
 
 
 def test_reimport_a_column_the_file_lacks_keeps_what_the_ledger_has(conn: sqlite3.Connection,
@@ -440,10 +461,15 @@ def test_reimport_over_a_voided_payment_keeps_it_void_and_says_so(conn: sqlite3.
     s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())  # yesterday's export: P-3002 ready
     assert (s.inserted, s.updated, s.unchanged) == (0, 0, 25)
     assert conn.execute("SELECT status FROM payments WHERE payment_key = 'P-3002'").fetchone() == ("void",)
-    assert s.warnings == ["in.csv: 1 payment void in the ledger is not void in the file; it stays void"]
+    assert s.warnings == ["in.csv: payment P-3002 is void in the ledger, not in the file; it stays void"]
     payments.void_payment(conn, "P-3003", reason="card chargeback", now=NOW, staff="clerk1")
     s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())
-    assert s.warnings == ["in.csv: 2 payments void in the ledger are not void in the file; they stay void"]
+    assert s.warnings == ["in.csv: payments P-3002 and P-3003 are void in the ledger, not in the file; they stay void"]
+    for key in ("P-3001", "P-3004", "P-3005", "P-3006", "P-3007"):
+        payments.void_payment(conn, key, reason="returned", now=NOW, staff="clerk1")
+    s = imp(conn, "payments", (SAMPLE / "payments.csv").read_text())  # in file order, five named
+    assert s.warnings == ["in.csv: payments P-3001, P-3002, P-3003, P-3004, P-3005 and 2 more are void in the ledger,"
+                          " not in the file; they stay void"]
 
 @pytest.mark.parametrize(
     ("kind", "old", "new", "expect"),
@@ -994,6 +1020,20 @@ def test_an_unclosed_quote_after_multi_line_cells_is_located(conn: sqlite3.Conne
             "Q4,C-1001,2026-01-01,5.00,oldest,\n")
     with pytest.raises(InputError, match=r"p\.csv: line 7: a quoted field that starts here is never closed"):
         imp(conn, "payments", text, name="p.csv")
+
+
+def test_a_cell_over_the_csv_field_limit_is_said_so_at_its_line(conn: sqlite3.Connection) -> None:
+    """csv's field limit (131,072) bounds memory when a quote never closes; the file is not
+    "malformed": the message says a cell is too long, on the line its record starts."""
+    sentence = ("a cell is longer than 131,072 characters (no column may hold more than 4,000;"
+                " a quote never closed?)")
+    with pytest.raises(InputError) as info:
+        imp(conn, "clients", "client_id,name\nC1,Ann\nC2," + "N" * 300_000 + "\nC3,Bo\n", name="c.csv")
+    assert str(info.value) == f"c.csv: line 3: {sentence}"
+    with pytest.raises(InputError) as info:  # the quote opens on line 3; the limit is reached lines later
+        imp(conn, "clients", 'client_id,name\nC1,"Ann\nLee"\nC2,"open\n' + ("x" * 100 + "\n") * 2000, name="c.csv")
+    assert str(info.value) == f"c.csv: line 4: {sentence}"
+    assert conn.execute("SELECT count(*) FROM clients").fetchone() == (0,)
 
 
 # The importer: a clean batch is inserted at once, unless a row needs naming (duplicate id, unknown

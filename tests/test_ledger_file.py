@@ -172,6 +172,26 @@ def test_an_empty_db_option_is_a_usage_error_not_the_current_directory(tmp_path:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args", [["init"], ["check"]], ids=" ".join)
+def test_an_empty_db_variable_is_a_usage_error_not_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """PAYALLOC_DB=$LEDGER with $LEDGER unset: Click reads an empty variable as unset, which made
+    it ./payalloc.db. Set but empty is refused, as a blank one is; --db still overrides it."""
+    from payalloc.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = Cli(tmp_path / "ignored.db").runner
+    for value, sentence in (("", "PAYALLOC_DB is set but empty: give the ledger file, or unset it to use"
+                                 " payalloc.db in the current directory"),
+                            (" ", "PAYALLOC_DB is empty: give the ledger file, e.g. --db practice.db")):
+        result = runner.invoke(app, args, env={"PAYALLOC_DB": value})
+        assert (result.exit_code, one_error_line(result.stderr)) == (2, f"error: {sentence}")
+        assert list(tmp_path.iterdir()) == []
+    given = runner.invoke(app, ["--db", str(tmp_path / "l.db"), "init"], env={"PAYALLOC_DB": ""})
+    assert given.exit_code == 0 and (tmp_path / "l.db").exists()
+
+
 def _payalloc(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(

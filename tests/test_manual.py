@@ -115,6 +115,17 @@ def test_malformed_pairs_and_amounts_are_problems_with_their_place() -> None:
     ]
 
 
+def test_a_spaced_amount_is_quoted_a_name_is_not_and_both_read_as_sentences() -> None:
+    raw, problems = pair_lines("Y", ["X=$ 5", "X=5.00 USD", "X=Jane Doe", "Jane Doe"])
+    assert reasons(problems) == ["argument 4: the value (not shown: it may be a name) is not CHARGE_ID=AMOUNT"
+                                 " (for example CH-2013=60.00)"]
+    assert reasons(parse_lines(raw)[1]) == [
+        "argument 1 (X=$ 5): '$ 5' is not an amount like 1,234.50",
+        "argument 2 (X=5.00 USD): '5.00 USD' is not an amount like 1,234.50",
+        "argument 3: the value (not shown: it may be a name) is not an amount like 1,234.50",
+    ]
+
+
 def test_zero_and_blank_ids_are_refused() -> None:
     lines, problems = parse_lines([RawLine("line 2", "Y", "X", "0.00"), RawLine("line 3", " ", "X", "1")])
     assert lines == []

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError
-from payalloc.ids import MAX_ID_LENGTH, parse_id
+from payalloc.ids import MAX_ID_LENGTH, parse_id, some
 from payalloc.money import MAX_CENTS, MoneyError, format_cents, parse_cents, plain_cents
 
 # The spec's money grammar: optional '$', ASCII digits either plain (no leading zero) or grouped by
@@ -232,3 +232,14 @@ def test_accepted_ids_are_printable_trimmed_and_short(text: str) -> None:
         assert not stripped or len(stripped) > MAX_ID_LENGTH or not stripped.isprintable()
     else:
         assert value == text.strip() and 1 <= len(value) <= MAX_ID_LENGTH and value.isprintable()
+
+
+@pytest.mark.parametrize(("keys", "text"), [
+    (["P-1"], "payment P-1"),
+    (["P-1", "P-2"], "payments P-1 and P-2"),
+    ([f"P-{n}" for n in range(1, 9)], "payments P-1, P-2, P-3, P-4, P-5 and 3 more"),
+    (["Jane Doe"], "1 payment"),  # an id that reads as a name is counted, never shown
+    (["P-1", "Jane Doe"], "payments P-1 and 1 more"),
+])
+def test_a_warning_names_the_first_ids_and_counts_the_rest(keys: list[str], text: str) -> None:
+    assert some("payment", keys) == text

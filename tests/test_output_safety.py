@@ -1,6 +1,6 @@
 """Output safety (reliability-anchors T6): user text reaches a terminal literally (no Rich markup, no
 ANSI, no bidi tricks) and reaches a spreadsheet as text (formula cells neutralized, amounts numeric),
-and CSV exports round-trip exactly through csv.reader."""
+and CSV exports round-trip through csv.reader to that text, controls but tab and line breaks shown as U+FFFD."""
 
 from __future__ import annotations
 
@@ -351,7 +351,12 @@ def test_csv_round_trips_to_the_neutralized_text(note: str, name: str, cents: in
                    [{"name": name, "note": note, "amount": amount, "count": 7, "flag": True, "empty": None}],
                    ["amount"])
     assert rows == [["name", "note", "amount", "count", "flag", "empty"],
-                    [neutralize(name), neutralize(note), amount, "7", "true", ""]]
+                    [inert(neutralize(name)), inert(neutralize(note)), amount, "7", "true", ""]]
+
+
+def inert(text: str) -> str:
+    """A cell as CSV writes it, to a file too: controls but tab, LF and CR as U+FFFD."""
+    return "".join("\ufffd" if unicodedata.category(c) == "Cc" and c not in "\t\n\r" else c for c in text)
 
 
 class _Terminal(io.StringIO):
@@ -359,7 +364,7 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_csv_on_a_terminal_carries_no_escape_sequence_and_a_file_gets_the_exact_text() -> None:
+def test_csv_on_a_terminal_carries_no_escape_sequence_nor_does_a_file() -> None:
     row = {"name": "O\x1b]8;;https://x\x1b\\link", "note": "\x00=cmd", "reason": "why\u202eyhw", "amount": "-5.00"}
     fields = list(row)
     old, sys.stdout = sys.stdout, _Terminal()
@@ -373,8 +378,30 @@ def test_csv_on_a_terminal_carries_no_escape_sequence_and_a_file_gets_the_exact_
         "O\ufffd]8;;https://x\ufffd\\link", "'\ufffd=cmd", "why\ufffdyhw", "-5.00"]
     with captured_stdout() as out:
         emit_csv(fields, [row], numeric=["amount"])
-    assert list(csv.reader(io.StringIO(out.getvalue(), newline="")))[1] == [
-        row["name"], "'" + row["note"], row["reason"], "-5.00"]
+    written = out.getvalue()  # `cat` or `less -R` shows a file on a terminal: no ESC, BEL, C1 in it
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", written), repr(written)
+    assert list(csv.reader(io.StringIO(written, newline="")))[1] == [
+        "O\ufffd]8;;https://x\ufffd\\link", "'\ufffd=cmd", row["reason"], "-5.00"]
+
+
+@pytest.mark.parametrize("command", [["client", "list"], ["payment", "list"], ["unallocated"]], ids=" ".join)
+def test_csv_listings_write_no_terminal_escape_from_a_name_or_a_note(
+    cli: Cli, conn: sqlite3.Connection, command: list[str]
+) -> None:
+    """A name imported with OSC (retitle the terminal) and CSI (clear it) sequences: a CSV listing,
+    piped to a file or `od`, carries U+FFFD where ESC, BEL and C1 were; a note's tab and lines stay."""
+    hostile = "A\x1b]0;owned\x07\x1b[2J\x9b31m"
+    imp(conn, "clients", csv_text([["client_id", "name"], ["C1", hostile]]))
+    imp(conn, "payments", csv_text([
+        ["payment_id", "client_id", "received_date", "amount", "apply_to", "note"],
+        ["P1", "C1", "2026-01-02", "5.00", "specific", f"x\ty\nz{hostile}"]]))
+    result = cli(*command, "--csv")
+    assert result.exit_code == 0, result.stderr
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", result.stdout.replace("\r\n", "\n")), \
+        repr(result.stdout)
+    assert "A\ufffd]0;owned\ufffd\ufffd[2J\ufffd31m" in result.stdout
+    if command == ["payment", "list"]:
+        assert "x\ty\nzA\ufffd]0;owned" in result.stdout
 
 
 def test_negative_amounts_stay_numeric() -> None:

@@ -116,6 +116,11 @@ def test_no_error_names_a_patient(cli: Cli, tmp_path: Path) -> None:
         ("client", "show", SENTINEL), ("payment", "show", SENTINEL), ("payment", "void", SENTINEL, "--reason", "x"),
         ("event", "done", SENTINEL), ("audit", "--client", SENTINEL), ("event", "list", "--client", SENTINEL),
         ("payment", "record", "--client", SENTINEL, "--amount", "5", "--date", "2026-01-01", "--apply-to", "oldest"),
+        # a name typed where an amount or a date goes
+        ("payment", "record", "--client", "C1", "--amount", SENTINEL, "--date", "2026-01-01", "--apply-to", "oldest"),
+        ("payment", "record", "--client", "C1", "--amount", "5", "--date", SENTINEL, "--apply-to", "oldest"),
+        ("unapply", "1", "--amount", SENTINEL, "--reason", "x"),
+        ("event", "add", "--client", "C1", "--date", SENTINEL),
         ("event", "done", "E9"),
         ("audit", "--since", "yesterday"),
     ]

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from payalloc import __version__
-from payalloc.cli.state import STATE
+from payalloc.cli.state import STATE, empty_variable
 from payalloc.errors import (
     DISK_FULL_CAUSE,
     EXIT_BUG,
@@ -208,6 +208,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     db: Annotated[  # text, not Path: Path("") would be "." and the error would name a directory
         str, typer.Option("--db", envvar="PAYALLOC_DB", metavar="FILE", help="Ledger file.", show_default=True)
     ] = "payalloc.db",
@@ -224,8 +225,12 @@ def _global(
 
     Example: payalloc --db practice.db unallocated
     """
+    source = getattr(ctx.get_parameter_source("db"), "name", None)
+    if source == "DEFAULT" and os.environ.get("PAYALLOC_DB") == "":  # Click reads it as unset
+        raise empty_variable("PAYALLOC_DB", "give the ledger file", "payalloc.db in the current directory")
     if not db.strip():
-        raise UsageError("--db is empty: give the ledger file, e.g. --db practice.db")
+        given = "PAYALLOC_DB" if source == "ENVIRONMENT" else "--db"
+        raise UsageError(f"{given} is empty: give the ledger file, e.g. --db practice.db")
     STATE.db = Path(db)
     STATE.staff_name = staff
     STATE.debug = debug

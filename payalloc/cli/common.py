@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
@@ -75,3 +76,27 @@ def exclusive(*options: tuple[str, bool]) -> None:
 
 def one_format(json_out: bool, csv_out: bool) -> None:
     exclusive(("--json", json_out), ("--csv", csv_out))
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal; only y or yes is a yes, anything else unknown is asked again. Not
+    typer.confirm: it turns end of input and Ctrl-C into "Aborted!" and exit 1 (a bug, in the spec).
+    End of input is a no; Ctrl-C goes on to the error boundary (exit 130, said as for any command)."""
+    from payalloc.cli import output
+
+    while True:
+        sys.stderr.write(f"{question} [y/N]: ")  # stderr, as every message: stdout may be a file
+        sys.stderr.flush()
+        try:
+            answer = input().strip().lower()
+        except EOFError:
+            sys.stderr.write("\n")  # the refusal goes on a line of its own
+            return False
+        except KeyboardInterrupt:
+            sys.stderr.write("\n")
+            raise
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("", "n", "no"):
+            return False
+        output.message("please answer y or n")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format
+from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, confirm, one_format
 from payalloc.cli.state import STATE
 from payalloc.errors import InputError
 
@@ -120,7 +120,7 @@ def delete(
                         f" is attached to event {event_id.strip()}"
                     )
                 which = "this payment" if len(attached) == 1 else f"these {len(attached)} payments"
-                if not typer.confirm(f"Delete the event and make {which} apply to specific charges?"):
+                if not confirm(f"Delete the event and make {which} apply to specific charges?"):
                     raise InputError(f"event {event_id.strip()} was not deleted; nothing was changed")
                 confirmed = True
         change = events.delete_event(conn, event_id, now=utc_now(), staff=STATE.staff, confirmed=confirmed,

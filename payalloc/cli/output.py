@@ -244,6 +244,15 @@ _FORMULA_START = tuple("=+-@|\t\r\x00")
 _LEADING_BLANKS = re.compile(r"^[\s\x00-\x1f\x7f-\x9f]+")
 
 
+# In a CSV file too: `cat`, `less -R` or `grep` put a cell on a terminal, where ESC and the other
+# controls could retitle it, clear it or write a link. Tab and line breaks are a note's own text.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _inert(cell: str) -> str:
+    return _CONTROLS.sub("\ufffd", cell)
+
+
 def neutralize(cell: str) -> str:
     """Stop a spreadsheet from running a cell as a formula (CWE-1236): prefix a quote when the
     cell, or any line of it, starts with = + - @ | tab CR or NUL, also after white space."""
@@ -256,12 +265,13 @@ def neutralize(cell: str) -> str:
 
 
 def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]], *, numeric: Sequence[str] = ()) -> None:
-    """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized.
-    Exact text into a file or a pipe; on a terminal (a clerk peeking), stripped as tables are."""
+    """CSV on stdout. Amount columns (numeric) stay numeric; every other text cell is neutralized,
+    and its controls (but tab and line breaks) shown as U+FFFD, as tables show them. On a terminal
+    (a clerk peeking), stripped as tables are: a CR and bidi characters too."""
     writer = csv.writer(sys.stdout, lineterminator="\r\n")  # RFC 4180; quotes any cell holding a CR
     writer.writerow(fields)
     keep = set(numeric)
-    shown = safe if sys.stdout.isatty() else str
+    shown = safe if sys.stdout.isatty() else _inert
     for row in rows:
         out = []
         for field in fields:

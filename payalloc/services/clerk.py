@@ -14,7 +14,7 @@ from payalloc import manual
 from payalloc.allocation import Conversion
 from payalloc.csv_text import CsvText, close_source, open_source
 from payalloc.errors import InputError, NotFound, Problem, ProblemsError
-from payalloc.ids import parse_id, parse_reason
+from payalloc.ids import parse_id, parse_reason, parsed
 from payalloc.ledger import audit
 from payalloc.ledger import charges as charge_ledger
 from payalloc.ledger import payments as payment_ledger
@@ -200,7 +200,7 @@ def unapply(
     """Reverse a remittance (rule 5); with `amount` below its amount, the rest stays applied
     as a new remittance that replaces it, in the same transaction."""
     reason = parse_reason(reason)
-    amount_cents = parse_cents(amount) if amount is not None else None
+    amount_cents = parsed(parse_cents, amount) if amount is not None else None
     with write_txn(conn):
         result = _unapply(conn, remittance_id, amount_cents, reason=reason, now=now, staff=staff)
         audit.record(

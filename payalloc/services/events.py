@@ -17,7 +17,7 @@ from typing import Any
 from payalloc.allocation import Conversion
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
-from payalloc.ids import parse_id, unknown
+from payalloc.ids import parse_id, parsed, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import events as sql
 from payalloc.ledger.clients import known_client
@@ -58,7 +58,7 @@ def add_event(
 ) -> str:
     """Schedule an event for a client; returns its id (generated as EV-000123 when not given)."""
     client = parse_id(client_key, "client_id")
-    scheduled = parse_date(date)
+    scheduled = parsed(parse_date, date)
     key = None if event_key is None else parse_id(event_key, "event_id")
     with write_txn(conn):
         cid = known_client(conn, client).id

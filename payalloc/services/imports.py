@@ -26,7 +26,7 @@ from payalloc.csv_import import (
     PaymentRecord,
 )
 from payalloc.errors import Problem, ProblemsError
-from payalloc.ids import named, unknown
+from payalloc.ids import named, some, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import imports as sql
 from payalloc.ledger.clients import mark_for_job
@@ -329,7 +329,7 @@ class _Events(_Importer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.done: list[int] = []
-        self.ignored = 0
+        self.ignored: list[str] = []  # events the ledger has further along: named in a warning
 
     def resolve(self, line: int, row: EventRecord) -> tuple[Any, ...] | None:
         client = self.client_id(line, row.client_key)
@@ -352,15 +352,16 @@ class _Events(_Importer):
             self.done.append(old[0])
             self.summary.updated += 1
         else:  # the ledger is further along (done, or deleted by a clerk): an older export
-            self.ignored += 1
+            self.ignored.append(row.event_key)
             self.summary.unchanged += 1
 
     def finish(self) -> None:
         sql.mark_events_done(self.conn, self.done)
         if self.ignored:
-            what = "status older than the ledger's was left as it is" if self.ignored == 1 else \
-                "statuses older than the ledger's were left as they are"
-            self.summary.warnings.append(f"{self.name}: {self.ignored} event {what}")
+            one = len(self.ignored) == 1
+            self.summary.warnings.append(
+                f"{self.name}: {some('event', self.ignored)} {'has' if one else 'have'} an older status in the file"
+                f" than in the ledger; {'it was left as it is' if one else 'they were left as they are'}")
 
 
 class _Charges(_Importer):
@@ -406,7 +407,7 @@ class _Payments(_Importer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.ready: list[int] = []
-        self.void = 0  # known payments the ledger has voided since: the export is older
+        self.void: list[str] = []  # known payments the ledger has voided since: the export is older
 
     def resolve(self, line: int, row: PaymentRecord) -> tuple[Any, ...] | None:
         client = self.client_id(line, row.client_key)
@@ -468,16 +469,17 @@ class _Payments(_Importer):
             self.ready.append(old[0])
             self.summary.updated += 1
         else:
-            self.void += status == "void"  # a file cannot say void: it is older than the ledger
+            if status == "void":  # a file cannot say void: it is older than the ledger
+                self.void.append(row.payment_key)
             self.summary.unchanged += 1
 
     def finish(self) -> None:
         sql.mark_payments_ready(self.conn, self.ready)
         if self.void:
-            one = self.void == 1
+            one = len(self.void) == 1
             self.summary.warnings.append(
-                f"{self.name}: {self.void} payment{'' if one else 's'} void in the ledger"
-                f" {'is' if one else 'are'} not void in the file; {'it stays' if one else 'they stay'} void")
+                f"{self.name}: {some('payment', self.void)} {'is' if one else 'are'} void in the ledger,"
+                f" not in the file; {'it stays' if one else 'they stay'} void")
 
 
 _IMPORTERS: dict[str, type[_Importer]] = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from payalloc.dates import parse_date
 from payalloc.errors import InputError, NotFound
-from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text, unknown
+from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text, parsed, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
@@ -49,8 +49,8 @@ def record_payment(
 ) -> str:
     """Record a payment received; returns its payment_id (generated unless given)."""
     client_key = parse_id(client, "client_id")
-    amount_cents = parse_cents(amount)
-    received_date = parse_date(date)
+    amount_cents = parsed(parse_cents, amount)  # a name typed there is not echoed (ids.prose)
+    received_date = parsed(parse_date, date)
     if apply_to not in APPLY_TO:
         raise InputError(f"apply-to '{apply_to}' is not one of {', '.join(APPLY_TO)}")
     if method is not None and method not in METHODS:
