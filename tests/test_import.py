@@ -439,6 +439,9 @@ def test_reimport_a_column_the_file_lacks_keeps_what_the_ledger_has(conn: sqlite
     s = imp(conn, "clients", "client_id,name,responsible_party\nC-1002,Jordan Q. Diaz,\n")
     assert s.updated == 1
     assert conn.execute("SELECT responsible_party FROM clients WHERE client_key = 'C-1002'").fetchone() == (None,)
+    payments.void_payment(conn, "P-3001", reason="check returned", now=NOW, staff="clerk1")
+    s = imp(conn, "payments", "payment_id,client_id,received_date,amount,apply_to\nP-3001,C-1001,2026-08-20,300.00,oldest\n")
+    assert (s.unchanged, s.warnings) == (1, [])  # the file says nothing of its status: no "not void in the file"
 
 
 def test_reimport_payment_pending_to_ready_is_an_update(conn: sqlite3.Connection) -> None:

@@ -469,7 +469,7 @@ class _Payments(_Importer):
             self.ready.append(old[0])
             self.summary.updated += 1
         else:
-            if status == "void":  # a file cannot say void: it is older than the ledger
+            if status == "void" and "status" in self.given:  # a file cannot say void: it is older than the ledger
                 self.void.append(row.payment_key)
             self.summary.unchanged += 1
 
