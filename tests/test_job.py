@@ -62,8 +62,8 @@ def pending(conn: sqlite3.Connection) -> list[str]:
 
 
 def map_gl(conn: sqlite3.Connection) -> None:
-    gl_service.map_account(conn, NOW, "admin", "unapplied_default", "2150")
-    gl_service.map_account(conn, NOW, "admin", "self_pay_ar", "1210")
+    gl_service.map_account(conn, "unapplied_default", "2150", now=NOW, staff="admin")
+    gl_service.map_account(conn, "self_pay_ar", "1210", now=NOW, staff="admin")
 
 
 # --- the job equals the reference model on generated ledgers -----------------------------------
@@ -355,7 +355,7 @@ def test_posting_waits_for_both_mappings(conn: sqlite3.Connection, ledger_path: 
         "4 remittances stay ready: GL mappings unapplied_default and self_pay_ar are not configured"
         " (payalloc gl map KEY ACCOUNT)"
     ]
-    gl_service.map_account(conn, NOW, "admin", "unapplied_default", "2150")
+    gl_service.map_account(conn, "unapplied_default", "2150", now=NOW, staff="admin")
     result = job(conn, ledger_path)
     assert result.warnings == [
         "4 remittances stay ready: GL mapping self_pay_ar is not configured (payalloc gl map self_pay_ar ACCOUNT)"

@@ -610,8 +610,8 @@ class LedgerMachine(RuleBasedStateMachine):
     # --- GL, the job, check ------------------------------------------------------------------
     @rule()
     def map_gl(self) -> None:
-        gl.map_account(self.conn, self.now(), "admin", "unapplied_default", "2150")
-        gl.map_account(self.conn, self.now(), "admin", "self_pay_ar", "1210")
+        gl.map_account(self.conn, "unapplied_default", "2150", now=self.now(), staff="admin")
+        gl.map_account(self.conn, "self_pay_ar", "1210", now=self.now(), staff="admin")
         self.model.gl_mapped = True
 
     @rule()

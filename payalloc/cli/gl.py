@@ -26,7 +26,7 @@ def map_account(
     from payalloc.services import gl
 
     with STATE.ledger() as conn:
-        previous = gl.map_account(conn, utc_now(), STATE.staff, key, account)
+        previous = gl.map_account(conn, key, account, now=utc_now(), staff=STATE.staff)
         status = gl.show(conn)
     was = "" if previous is None else f" (was {previous})"
     output.message(f"GL mapping {key} is account {account.strip()}{was}")

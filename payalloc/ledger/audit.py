@@ -9,12 +9,26 @@ from typing import Any
 
 from payalloc.money import plain_cents
 
-# Actions that `check` reads back (ledger/check.py) to prove a remittance was made or reversed by
-# payalloc. They are stored in every ledger: never rename one.
+# The actions of the trail. They are stored in every ledger, and `check` reads some back
+# (ledger/check.py) to prove a remittance was made or reversed by payalloc: never rename one
+# (hence the two spellings).
 APPLY = "apply"
 UNAPPLY = "unapply"
+REALLOCATE = "reallocate"
+PAYMENT_RECORD = "payment.record"
+PAYMENT_READY = "payment.ready"
+PAYMENT_MODE = "payment.mode"
 PAYMENT_VOID = "payment.void"
 CONVERSION = "payment_apply_to_specific"  # rule 4: an event payment made specific (also by the job, in bulk)
+EVENT_ADD = "event_add"
+EVENT_DONE = "event_done"
+EVENT_DELETE = "event_delete"
+GL_MAP = "gl_map"
+
+
+def import_action(kind: str) -> str:
+    """import_clients, import_events, import_charges, import_payments."""
+    return f"import_{kind}"
 
 
 def record(

@@ -6,6 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from payalloc.errors import NotFound
+from payalloc.ids import unknown
 from payalloc.ledger.listings import Listing, from_cursor
 from payalloc.vocabulary import EVENT_STATUSES
 
@@ -27,6 +29,14 @@ def find_event(conn: sqlite3.Connection, event_key: str) -> EventRow | None:
         (event_key,),
     ).fetchone()
     return None if row is None else EventRow(*row)
+
+
+def known_event(conn: sqlite3.Connection, event_key: str) -> EventRow:
+    """The event of this id, or NotFound naming the id."""
+    event = find_event(conn, event_key)
+    if event is None:
+        raise NotFound(unknown("event", event_key))
+    return event
 
 
 def key_exists(conn: sqlite3.Connection, event_key: str) -> bool:

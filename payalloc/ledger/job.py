@@ -171,18 +171,6 @@ def ready_remittances(conn: sqlite3.Connection, after_id: int, limit: int) -> li
     ]
 
 
-def count_ready(conn: sqlite3.Connection) -> int:
-    """How many remittances are ready; read from the partial index alone."""
-    return int(conn.execute("SELECT count(*) FROM remittances WHERE status = 'ready'").fetchone()[0])
-
-
-def count_ready_remittances(conn: sqlite3.Connection) -> tuple[int, int]:
-    row = conn.execute(
-        "SELECT count(*), coalesce(sum(amount_cents), 0) FROM remittances WHERE status = 'ready'"
-    ).fetchone()
-    return int(row[0]), int(row[1])
-
-
 def post_remittances(
     conn: sqlite3.Connection,
     remittance_ids: Sequence[int],

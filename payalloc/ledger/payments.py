@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from payalloc.allocation import Conversion
+from payalloc.errors import NotFound
+from payalloc.ids import unknown
 from payalloc.ledger import audit
 from payalloc.ledger.clients import mark_for_job
 
@@ -53,6 +55,14 @@ def _payment(row: tuple[object, ...]) -> PaymentRow:
 def find_payment(conn: sqlite3.Connection, payment_key: str) -> PaymentRow | None:
     row = conn.execute(_PAYMENT_SELECT + " WHERE p.payment_key = ?", (payment_key,)).fetchone()
     return None if row is None else _payment(row)
+
+
+def known_payment(conn: sqlite3.Connection, payment_key: str) -> PaymentRow:
+    """The payment of this id, or NotFound naming the id."""
+    payment = find_payment(conn, payment_key)
+    if payment is None:
+        raise NotFound(unknown("payment", payment_key))
+    return payment
 
 
 def payment_by_id(conn: sqlite3.Connection, payment_id: int) -> PaymentRow:

@@ -53,6 +53,30 @@ def find_remittance(conn: sqlite3.Connection, remittance_id: int) -> RemittanceR
     return None if row is None else _remittance(row)
 
 
+def live_remittance(conn: sqlite3.Connection, remittance_id: int) -> RemittanceRow:
+    """The remittance of this id, refused if it is not in the ledger or is already reversed."""
+    remittance = find_remittance(conn, remittance_id)
+    if remittance is None:
+        raise NotFound(f"remittance {remittance_id} is not in the ledger")
+    if remittance.status == "reversed":
+        raise InputError(f"remittance {remittance_id} is already reversed (on {remittance.reversed_at})")
+    return remittance
+
+
+def count_ready(conn: sqlite3.Connection) -> int:
+    """How many remittances are ready: read from the partial index alone (ready_totals reads
+    every ready row's amount)."""
+    return int(conn.execute("SELECT count(*) FROM remittances WHERE status = 'ready'").fetchone()[0])
+
+
+def ready_totals(conn: sqlite3.Connection) -> tuple[int, int]:
+    """How many remittances are ready to post, and their total in cents."""
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(amount_cents), 0) FROM remittances WHERE status = 'ready'"
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def remittances_of_payment(conn: sqlite3.Connection, payment_id: int) -> list[RemittanceRow]:
     rows = conn.execute(_REMITTANCE_SELECT + " WHERE r.payment_id = ? ORDER BY r.id", (payment_id,)).fetchall()
     return [_remittance(r) for r in rows]
@@ -112,11 +136,7 @@ def reverse_remittance(
     Returns the remittance as it was before. Refuses an unknown or already reversed remittance.
     """
     assert conn.in_transaction, "reverse_remittance runs inside the caller's write transaction"
-    remittance = find_remittance(conn, remittance_id)
-    if remittance is None:
-        raise NotFound(f"remittance {remittance_id} is not in the ledger")
-    if remittance.status == "reversed":
-        raise InputError(f"remittance {remittance_id} is already reversed (on {remittance.reversed_at})")
+    remittance = live_remittance(conn, remittance_id)
     if remittance.status == "posted":
         posted = [
             JournalLine(remittance_id, "post", account, debit, credit)

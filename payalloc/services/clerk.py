@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from payalloc import manual
 from payalloc.allocation import Conversion
 from payalloc.csv_text import CsvText, close_source, open_source
-from payalloc.errors import InputError, NotFound, Problem, ProblemsError
+from payalloc.errors import InputError, Problem, ProblemsError
 from payalloc.ids import parse_id, parse_reason, parsed
 from payalloc.ledger import audit
 from payalloc.ledger import charges as charge_ledger
@@ -179,15 +179,6 @@ def _check_and_write(
 # --- unapply and reallocate ------------------------------------------------------------------------
 
 
-def _live_remittance(conn: sqlite3.Connection, remittance_id: int) -> ledger.RemittanceRow:
-    remittance = ledger.find_remittance(conn, remittance_id)
-    if remittance is None:
-        raise NotFound(f"remittance {remittance_id} is not in the ledger")
-    if remittance.status == "reversed":
-        raise InputError(f"remittance {remittance_id} is already reversed (on {remittance.reversed_at})")
-    return remittance
-
-
 def unapply(
     conn: sqlite3.Connection,
     remittance_id: int,
@@ -216,7 +207,7 @@ def unapply(
 def _unapply(
     conn: sqlite3.Connection, remittance_id: int, amount_cents: int | None, *, reason: str, now: str, staff: str
 ) -> UnapplyResult:
-    remittance = _live_remittance(conn, remittance_id)
+    remittance = ledger.live_remittance(conn, remittance_id)
     if amount_cents is not None and amount_cents > remittance.amount_cents:
         raise InputError(
             f"{format_cents(amount_cents)} is more than the {format_cents(remittance.amount_cents)}"
@@ -269,7 +260,7 @@ def reallocate(
     if not pairs:
         raise InputError("nothing to reallocate to: give CHARGE_ID=AMOUNT pairs")
     with write_txn(conn):
-        remittance = _live_remittance(conn, remittance_id)
+        remittance = ledger.live_remittance(conn, remittance_id)
         payment = payment_ledger.payment_by_id(conn, remittance.payment_id)
         if payment.apply_to != "specific":
             raise InputError(
@@ -282,7 +273,7 @@ def reallocate(
         applied = _check_and_write(conn, lines, problems, now=now, staff=staff, reason=reason,
                                    refused=f"nothing was changed (remittance {remittance_id} stays)")
         audit.record(
-            conn, at=now, staff=staff, action="reallocate", client_key=payment.client_key, payment_key=payment.key,
+            conn, at=now, staff=staff, action=audit.REALLOCATE, client_key=payment.client_key, payment_key=payment.key,
             charge_key=remittance.charge_key, remittance_id=remittance_id, reason=reason,
             detail={"amount": plain_cents(remittance.amount_cents),
                     "to": [{"remittance_id": a.remittance_id, "charge_id": a.charge_key,

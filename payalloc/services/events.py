@@ -16,8 +16,8 @@ from typing import Any
 
 from payalloc.allocation import Conversion
 from payalloc.dates import parse_date
-from payalloc.errors import InputError, NotFound
-from payalloc.ids import parse_id, parsed, unknown
+from payalloc.errors import InputError
+from payalloc.ids import parse_id, parsed
 from payalloc.ledger import audit
 from payalloc.ledger import events as sql
 from payalloc.ledger.clients import known_client
@@ -40,11 +40,7 @@ class EventChange:
 
 
 def _event(conn: sqlite3.Connection, event_key: str) -> sql.EventRow:
-    key = parse_id(event_key, "event_id")
-    row = sql.find_event(conn, key)
-    if row is None:
-        raise NotFound(unknown("event", key))
-    return row
+    return sql.known_event(conn, parse_id(event_key, "event_id"))
 
 
 def add_event(
@@ -70,7 +66,7 @@ def add_event(
         elif sql.key_exists(conn, key):
             raise InputError(f"event {key} already exists")
         sql.insert(conn, key, cid, scheduled)
-        audit.record(conn, at=now, staff=staff, action="event_add", client_key=client, event_key=key,
+        audit.record(conn, at=now, staff=staff, action=audit.EVENT_ADD, client_key=client, event_key=key,
                      detail={"scheduled_date": scheduled})
     return key
 
@@ -112,7 +108,7 @@ def mark_done(conn: sqlite3.Connection, event_key: str, *, now: str, staff: str)
         if event.status == "deleted":
             raise InputError(f"event {event.event_key} is deleted; a deleted event cannot be done")
         sql.set_status(conn, event.id, "done")
-        audit.record(conn, at=now, staff=staff, action="event_done", client_key=event.client_key,
+        audit.record(conn, at=now, staff=staff, action=audit.EVENT_DONE, client_key=event.client_key,
                      event_key=event.event_key, detail={"from": event.status, "to": "done"})
     return EventChange(event.event_key, event.client_key, event.status, "done", True, attached)
 
@@ -144,7 +140,7 @@ def delete_event(
                 " apply to specific charges"
             )
         sql.set_status(conn, event.id, "deleted")
-        audit.record(conn, at=now, staff=staff, action="event_delete", client_key=event.client_key,
+        audit.record(conn, at=now, staff=staff, action=audit.EVENT_DELETE, client_key=event.client_key,
                      event_key=event.event_key, reason="event deleted",
                      detail={"from": event.status, "attached_payments": len(attached)})
         convert_to_specific(conn, [Conversion(p["id"], event.client_id, event.id, "deleted", p["unapplied_cents"])

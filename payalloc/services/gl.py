@@ -13,7 +13,7 @@ from payalloc.gl import REQUIRED_MAPPINGS, missing_mappings
 from payalloc.ids import parse_id
 from payalloc.ledger import audit
 from payalloc.ledger import gl as sql
-from payalloc.ledger import job as job_sql
+from payalloc.ledger import remittances as remittance_sql
 from payalloc.ledger.connection import read_txn, write_txn
 from payalloc.ledger.listings import Listing
 from payalloc.money import plain_cents
@@ -24,7 +24,7 @@ DESCRIPTIONS = {
 }
 
 
-def map_account(conn: sqlite3.Connection, now: str, staff: str, key: str, account: str) -> str | None:
+def map_account(conn: sqlite3.Connection, key: str, account: str, *, now: str, staff: str) -> str | None:
     """Set the account of a GL mapping; returns the previous account, if any."""
     if key not in REQUIRED_MAPPINGS:
         raise InputError(f"GL mapping key '{key}' is not one of {', '.join(REQUIRED_MAPPINGS)}")
@@ -38,7 +38,7 @@ def map_account(conn: sqlite3.Connection, now: str, staff: str, key: str, accoun
                                  " account (posting debits one and credits the other)")
         previous = sql.upsert_mapping(conn, key, account, now, staff)
         if previous != account:
-            audit.record(conn, at=now, staff=staff, action="gl_map", reason=None,
+            audit.record(conn, at=now, staff=staff, action=audit.GL_MAP, reason=None,
                          detail={"key": key, "account": account, "previous": previous})
     return previous
 
@@ -48,7 +48,7 @@ def show(conn: sqlite3.Connection) -> dict[str, Any]:
     with read_txn(conn):
         rows = {row["key"]: row for row in sql.mapping_rows(conn)}
         missing = missing_mappings({k: r["account"] for k, r in rows.items()})
-        ready, ready_cents = job_sql.count_ready_remittances(conn)
+        ready, ready_cents = remittance_sql.ready_totals(conn)
         lines, debit, credit = sql.journal_totals(conn)
     return {
         "mappings": [

@@ -515,7 +515,7 @@ def import_csv(
         if summary.inserted + summary.updated + summary.unchanged == 0:
             summary.warnings.append(f"{name}: the file has a header but no rows")
         importer.finish()
-        audit.record(conn, at=now, staff=staff, action=f"import_{kind}",
+        audit.record(conn, at=now, staff=staff, action=audit.import_action(kind),
                      detail={"file": name, "inserted": summary.inserted, "updated": summary.updated,
                              "unchanged": summary.unchanged})
     return summary

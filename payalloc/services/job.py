@@ -36,6 +36,7 @@ from payalloc.errors import DISK_FULL_CAUSE, LedgerBusy, LedgerFull, PayallocErr
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
+from payalloc.ledger import remittances as remittance_sql
 from payalloc.ledger.connection import (
     busy_error,
     busy_timeout_ms,
@@ -267,7 +268,7 @@ def _post_remittances(
     """Phase 3 (rule 6): post every ready remittance, manual ones too, if the mappings exist."""
     with read_txn(conn):
         missing = missing_mappings(gl_sql.mappings(conn))
-        ready = sql.count_ready(conn) if missing else 0  # only for the warning
+        ready = remittance_sql.count_ready(conn) if missing else 0  # only for the warning
     if missing:
         result.missing_mappings = missing
         if ready:
@@ -306,7 +307,7 @@ def _dry_run(conn: sqlite3.Connection, chunk: int, posting_chunk: int) -> JobRes
             _describe(conn, plan, result)
             after = client_ids[-1]
         missing = missing_mappings(gl_sql.mappings(conn))
-        ready, ready_cents = sql.count_ready_remittances(conn)
+        ready, ready_cents = remittance_sql.ready_totals(conn)
     result.missing_mappings = missing
     if missing:
         if ready + result.remittances_created:

@@ -9,12 +9,11 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 
-from payalloc.errors import NotFound
-from payalloc.ids import parse_id, unknown
+from payalloc.ids import parse_id
 from payalloc.ledger import listings as sql
 from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import read_txn
-from payalloc.ledger.payments import find_payment
+from payalloc.ledger.payments import known_payment
 
 
 def _client_id(conn: sqlite3.Connection, client_key: str | None) -> int | None:
@@ -28,11 +27,7 @@ def _client_id(conn: sqlite3.Connection, client_key: str | None) -> int | None:
 def _payment_id(conn: sqlite3.Connection, payment_key: str | None) -> int | None:
     if payment_key is None:
         return None
-    key = parse_id(payment_key, "payment_id")
-    payment = find_payment(conn, key)
-    if payment is None:
-        raise NotFound(unknown("payment", key))
-    return payment.id
+    return known_payment(conn, parse_id(payment_key, "payment_id")).id
 
 
 @contextlib.contextmanager

@@ -84,7 +84,7 @@ def record_payment(
             status=status, note=_text(note, "--note"), payer_name=_text(payer_name, "--payer-name", MAX_NAME_LENGTH),
         )
         audit.record(
-            conn, at=now, staff=staff, action="payment.record", client_key=client_key, payment_key=key,
+            conn, at=now, staff=staff, action=audit.PAYMENT_RECORD, client_key=client_key, payment_key=key,
             event_key=event_key,
             detail={"amount": plain_cents(amount_cents), "received_date": received_date, "apply_to": apply_to,
                     "status": status},
@@ -120,11 +120,7 @@ def _text(value: str | None, what: str, limit: int = MAX_TEXT_LENGTH) -> str | N
 
 
 def _payment(conn: sqlite3.Connection, payment_key: str) -> ledger.PaymentRow:
-    key = parse_id(payment_key, "payment_id")
-    row = ledger.find_payment(conn, key)
-    if row is None:
-        raise NotFound(unknown("payment", key))
-    return row
+    return ledger.known_payment(conn, parse_id(payment_key, "payment_id"))
 
 
 def mark_ready(conn: sqlite3.Connection, payment_key: str, *, now: str, staff: str) -> bool:
@@ -136,7 +132,7 @@ def mark_ready(conn: sqlite3.Connection, payment_key: str, *, now: str, staff: s
         if payment.status == "ready":
             return False
         ledger.set_status(conn, payment.id, "ready")
-        audit.record(conn, at=now, staff=staff, action="payment.ready", client_key=payment.client_key,
+        audit.record(conn, at=now, staff=staff, action=audit.PAYMENT_READY, client_key=payment.client_key,
                      payment_key=payment.key)
     return True
 
@@ -194,7 +190,7 @@ def change_mode(conn: sqlite3.Connection, payment_key: str, mode: str, *, now: s
             return ModeChange(False)
         ledger.set_apply_to(conn, payment.id, mode)
         audit.record(
-            conn, at=now, staff=staff, action="payment.mode", client_key=payment.client_key,
+            conn, at=now, staff=staff, action=audit.PAYMENT_MODE, client_key=payment.client_key,
             payment_key=payment.key, event_key=payment.event_key,
             detail={"from": payment.apply_to, "to": mode,
                     "unapplied": plain_cents(payment.unapplied_cents)},

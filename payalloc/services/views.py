@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payalloc.dates import days_between, parse_date
-from payalloc.errors import NotFound
-from payalloc.ids import parse_id, unknown
+from payalloc.ids import parse_id
 from payalloc.ledger import charges as charge_ledger
 from payalloc.ledger import payments as payment_ledger
 from payalloc.ledger import remittances as remittance_ledger
@@ -162,9 +161,7 @@ class PaymentDetail:
 def payment_detail(conn: sqlite3.Connection, payment_key: str) -> PaymentDetail:
     key = parse_id(payment_key, "payment_id")
     with read_txn(conn):
-        payment = payment_ledger.find_payment(conn, key)
-        if payment is None:
-            raise NotFound(unknown("payment", key))
+        payment = payment_ledger.known_payment(conn, key)
         return PaymentDetail(payment, remittance_ledger.remittances_of_payment(conn, payment.id))
 
 
