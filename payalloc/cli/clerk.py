@@ -85,7 +85,7 @@ def unallocated(
           "unallocated": format_cents(e.unallocated_cents), "charges_balance": format_cents(e.charges_balance_cents),
           "needs_clerk": "yes" if e.needs_clerk else "", "pending": format_cents(e.pending_cents),
           "days_waiting": "" if e.days_waiting is None else e.days_waiting} for e in shown],
-        title=output.limited(None, len(shown), len(entries), noun="client"),
+        title=output.limited(len(shown), len(entries), noun="client"),  # the Total row counts them
         footer={"client_id": "Total", "name": f"{len(entries)} client{'s' if len(entries) != 1 else ''}",
                 "total_payments": format_cents(sum(e.total_cents for e in entries)),
                 "unallocated": format_cents(sum(e.unallocated_cents for e in entries)),
@@ -296,7 +296,7 @@ def audit(
          output.Column("Charge", "charge_id"), output.Column("Event", "event_id"),
          output.Column("Remittance", "remittance_id"), output.Column("Reason", "reason", text=True), output.Column("Detail", "detail", text=True)],
         [{**r, "staff": r["staff"] or "run-job"} for r in rows],
-        title=output.limited(None, len(rows), total, noun="action", end="last"),
+        title=output.titled(None, len(rows), total, noun="action", end="last"),
         empty="no audit entries",
     )
 

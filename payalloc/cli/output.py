@@ -156,18 +156,18 @@ def cut(rows: Iterable[Any], limit: int | None, end: str = "first") -> tuple[lis
     return list(last), total
 
 
-def limited(title: str | None, shown: int, total: int, *, noun: str, end: str = "first") -> str | None:
-    """The title of a table cut at --limit: as it was when all rows are shown; else it counts
-    them all, says which ones are shown, and how to see the others."""
+def limited(shown: int, total: int, *, noun: str, end: str = "first") -> str | None:
+    """The title of a table cut at --limit: none when all rows are shown (for a table whose footer
+    counts them, as unallocated's); else it counts them all, says which ones are shown, and how to
+    see the others."""
     if shown == total:
-        return title
-    note = f"{counted(total, noun)} (the {end} {shown:,}; --limit N shows more, --limit 0 all, --csv exports all)"
-    return f"{title}: {note}" if title else note
+        return None
+    return f"{counted(total, noun)} (the {end} {shown:,}; --limit N shows more, --limit 0 all, --csv exports all)"
 
 
 def titled(title: str | None, shown: int, total: int, *, noun: str, end: str = "first") -> str:
     """A listing's title: `title` (if any), then how many rows there are, and which are shown if not all."""
-    note = limited(None, shown, total, noun=noun, end=end) or counted(total, noun)
+    note = limited(shown, total, noun=noun, end=end) or counted(total, noun)
     return f"{title}: {note}" if title else note
 
 

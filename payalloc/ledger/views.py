@@ -53,7 +53,7 @@ SELECT c.client_key, c.name,
        sum(CASE WHEN p.status = 'ready' THEN p.amount_cents - p.applied_cents ELSE 0 END),
        sum(CASE WHEN p.status = 'pending' THEN p.amount_cents ELSE 0 END),
        (SELECT coalesce(sum(ch.amount_cents - ch.applied_cents), 0) FROM charges ch
-         WHERE ch.client_id = c.id AND ch.payer IN ('self_pay', 'patient_resp')),
+         WHERE ch.client_id = c.id AND ch.payer <> 'insurance'),  -- self-pay, as the job reads it
        min(CASE WHEN p.status = 'ready' AND p.applied_cents < p.amount_cents THEN p.received_date END),
        max(p.status = 'ready' AND p.apply_to = 'specific' AND p.applied_cents < p.amount_cents)
   FROM (SELECT DISTINCT client_id FROM bucket) b
