@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -228,3 +229,19 @@ def test_a_run_job_lock_that_cannot_be_opened_is_one_sentence(ledger_path: Path)
     with pytest.raises(InputError, match=r"cannot open the run-job lock .*ledger\.db\.lock \(Is a directory\)"), \
             job_lock(ledger_path):
         pass
+
+
+@pytest.mark.parametrize("args", [["init"], *COMMANDS], ids=" ".join)
+def test_a_fifo_is_refused_untouched(tmp_path: Path, args: list[str]) -> None:
+    """Not only files: init chmod-ed any empty path to 0600 (a FIFO, /dev/null) before SQLite
+    failed on it with "disk I/O error", exit 1; every other command said the same."""
+    path = tmp_path / "pipe.db"
+    os.mkfifo(path, 0o644)
+    os.chmod(path, 0o644)  # whatever the umask
+    code, out, err = run(path, args, tmp_path)
+    assert code == 3, err
+    assert one_error_line(err) == (f"error: {path} is not a regular file (a FIFO, a device or a socket),"
+                                   " so not a payalloc ledger; nothing was done")
+    assert out == ""
+    assert stat.S_IMODE(path.lstat().st_mode) == 0o644 and stat.S_ISFIFO(path.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.db"]  # no -wal, lock or copy

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,10 @@ def busy_timeout_ms() -> int:
 def _connect(path: Path, mode: str) -> sqlite3.Connection:
     timeout_ms = busy_timeout_ms()
     uri = path.absolute().as_uri() + f"?mode={mode}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout_ms / 1000)
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout_ms / 1000)
+    except sqlite3.DatabaseError as error:
+        raise _unusable(path, error) from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {timeout_ms:d}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -69,10 +73,13 @@ def _unusable(path: Path, error: sqlite3.DatabaseError) -> InputError:
 
 def open_ledger(path: Path) -> sqlite3.Connection:
     """Open an existing ledger. A missing file is refused: a cron typo must not create one."""
-    if not path.exists():
-        raise LedgerMissing(f"ledger {path} does not exist (create it with: payalloc --db {path} init)")
-    if path.is_dir():
-        raise InputError(f"ledger {path} is a directory, not a ledger file")
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise LedgerMissing(f"ledger {path} does not exist (create it with: payalloc --db {path} init)") from None
+    except OSError as error:
+        raise InputError(f"cannot open ledger {path}: {error.strerror}; nothing was done") from None
+    _refuse_unless_regular(path, info.st_mode)
     conn = _connect(path, "rw")
     try:
         app_id, version = _identity(conn, path)
@@ -92,6 +99,15 @@ def open_ledger(path: Path) -> sqlite3.Connection:
         conn.close()
         raise InputError(f"ledger {path} has an older schema; upgrade it with: payalloc --db {path} init")
     return conn
+
+
+def _refuse_unless_regular(path: Path, mode: int) -> None:
+    """SQLite would open a FIFO or a device too, and fail with "disk I/O error" (or worse, write to it)."""
+    if stat.S_ISDIR(mode):
+        raise InputError(f"ledger {path} is a directory, not a ledger file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is not a regular file (a FIFO, a device or a socket), so not a payalloc"
+                         " ledger; nothing was done")
 
 
 def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
@@ -135,8 +151,13 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         created = True
     except FileExistsError:
-        if path.stat().st_size == 0:  # e.g. after `touch`: adopt it, owner-only like a new one
-            os.chmod(path, 0o600)
+        try:
+            info = path.stat()
+            _refuse_unless_regular(path, info.st_mode)  # before the chmod: /dev/null must stay 0666
+            if info.st_size == 0:  # e.g. after `touch`: adopt it, owner-only like a new one
+                os.chmod(path, 0o600)
+        except OSError as error:  # a symbolic link to nowhere, an empty file of another user's
+            raise InputError(f"cannot use {path} as the ledger: {error.strerror}; nothing was done") from None
     conn = _connect(path, "rw")
     try:
         app_id, version = _identity(conn, path)
