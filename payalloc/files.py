@@ -6,6 +6,8 @@ import errno
 import os
 from pathlib import Path
 
+from payalloc.errors import InputError, PayallocError, disk_full, no_space
+
 # Where a file system has no hard links (FAT and exFAT sticks, some SMB shares), link() fails so.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
 
@@ -27,3 +29,23 @@ def place_new(finished: Path, dest: Path) -> None:
             raise
         return
     finished.unlink()
+
+
+def refused(error: OSError, doing: str) -> PayallocError:
+    """Why `doing` ("create ledger x.db") failed, in one sentence: a full disk (exit 1), or a place
+    that refuses the file (permissions, chattr +i, a read-only mount: exit 3)."""
+    if no_space(error):
+        return disk_full(f"cannot {doing}")
+    return InputError(f"cannot {doing}: {error.strerror or error}; nothing was written")
+
+
+def create_new(path: Path, doing: str) -> int:
+    """Create `path` owner-only (0600, whatever the umask: it holds health data) and return its
+    descriptor. FileExistsError if it exists (each caller has its own answer); any other failure
+    is `refused`."""
+    try:
+        return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise refused(error, doing) from None

@@ -18,7 +18,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from payalloc.errors import InputError, LedgerBusy, LedgerMissing, UsageError
+from payalloc import files
+from payalloc.errors import (
+    InputError,
+    LedgerBusy,
+    LedgerMissing,
+    PayallocError,
+    UsageError,
+    disk_full,
+    no_space,
+)
 from payalloc.ledger import writers
 from payalloc.ledger.migrations import SCHEMA_VERSION
 
@@ -63,12 +72,27 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
     return conn
 
 
-def _unusable(path: Path, error: sqlite3.DatabaseError) -> InputError:
-    """Why a ledger file could not be opened: not a database at all, or a file or disk problem."""
+def _unusable(path: Path, error: sqlite3.DatabaseError) -> PayallocError:
+    """Why a ledger file could not be opened: not a database at all, a full disk, or a file or disk problem."""
     code = getattr(error, "sqlite_errorcode", 0) & 0xFF
     if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FORMAT):
         return InputError(f"{path} is not a payalloc ledger ({error})")
+    if is_full(error) or _no_room_beside(path):
+        return disk_full(f"cannot open ledger {path}, SQLite needs room beside it for its -wal and -shm files")
     return InputError(f"cannot open ledger {path} ({error}); nothing was done")
+
+
+NO_ROOM_BYTES = 1 << 20  # less free than this beside the ledger: a failure to open it is the full disk
+
+
+def _no_room_beside(path: Path) -> bool:
+    """Whether the ledger's directory is (all but) full: SQLite then fails to open the ledger with a
+    mere "disk I/O error", as it cannot make its 32 KiB -shm file, which says nothing of the disk."""
+    try:
+        room = os.statvfs(path.resolve().parent)
+    except OSError:
+        return False
+    return room.f_bavail * room.f_frsize < NO_ROOM_BYTES or (room.f_files > 0 and room.f_favail == 0)
 
 
 def open_ledger(path: Path) -> sqlite3.Connection:
@@ -148,7 +172,7 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
     created = False
     try:
         # Created 0600 before SQLite sees it: the ledger holds health data; -wal/-shm inherit the mode.
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(files.create_new(path, f"create ledger {path}"))
         created = True
     except FileExistsError:
         try:
@@ -217,6 +241,13 @@ def write_txn(
             conn.execute("ROLLBACK")
         else:
             conn.execute("COMMIT")
+            global commits
+            commits += 1
+
+
+# Write transactions this process committed: whether a command that fails after its work (its output
+# to a full disk) had changed the ledger, so that its sentence can say it truthfully.
+commits = 0
 
 
 @contextlib.contextmanager
@@ -237,6 +268,8 @@ def job_lock(path: Path) -> Iterator[None]:
     try:
         fd = writers.open_beside(real, ".lock")
     except OSError as error:
+        if no_space(error):
+            raise disk_full(f"cannot create the run-job lock {real}.lock") from None
         raise InputError(f"cannot open the run-job lock {real}.lock ({error.strerror}); "
                          "nothing was done") from None
     try:
