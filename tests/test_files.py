@@ -185,3 +185,19 @@ def test_output_to_a_full_disk_after_a_change_says_the_change_was_saved(ledger_p
                            " (run-job and import are safe to run again)\n")
     shown = Cli(ledger_path)("payment", "show", "P1")
     assert shown.exit_code == 0, shown.stderr
+
+
+def test_an_export_removes_the_temporary_files_of_killed_exports_never_a_live_ones(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    place = tmp_path / "exports"
+    place.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    stale, kept = f".monday.csv.{ended.pid}.tmp", f".tuesday.csv.{os.getppid()}.tmp"  # a process that is alive
+    for name in (stale, kept):
+        (place / name).write_text("journal")
+        (place / name).chmod(0o600)
+    result = Cli(ledger_path)("gl", "export", "--csv", "-o", str(place / "wednesday.csv"))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in place.iterdir()) == sorted([kept, "wednesday.csv"])

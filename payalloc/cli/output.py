@@ -181,7 +181,7 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
         yield
         return
     from payalloc.errors import InputError, no_space
-    from payalloc.files import create_new, place_new, refused
+    from payalloc.files import create_new, place_new, refused, remove_stale
 
     if not path.parent.is_dir():
         raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
@@ -193,6 +193,7 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
         if not path.is_file():
             raise InputError(f"cannot write {path}: it is not a regular file; refusing to replace it")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale(path.parent, (".tmp",))  # exports killed with kill -9 left them
     saved = sys.stdout
     fd = create_new(temporary, f"write {path}")
     try:

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from payalloc.errors import no_space
-from payalloc.files import place_new
+from payalloc.files import place_new, remove_stale
 from payalloc.ledger.connection import is_full
 
 _SIDE_FILES = ("-journal", "-wal", "-shm")
@@ -28,6 +28,11 @@ class CopyFailed(Exception):
 
 def partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+
+
+def discard_stale(directory: Path) -> None:
+    """The partial copies (and their side files) of backups killed in `directory` (files.remove_stale)."""
+    remove_stale(directory, tuple(".partial" + suffix for suffix in ("", *_SIDE_FILES)))
 
 
 def copy_into(conn: sqlite3.Connection, target: Path) -> int:

@@ -46,6 +46,7 @@ def backup(ledger: Path, dest: Path, *, force: bool = False) -> BackupResult:
     _refuse_bad_destination(ledger, dest, force=force)
     conn = open_ledger(ledger)
     partial = files.partial_path(dest)
+    files.discard_stale(dest.parent)
     try:
         os.close(create_new(partial, f"create the backup {dest}"))
     except BaseException:
