@@ -1,7 +1,8 @@
 """A consistent copy of a live ledger through SQLite's backup API, owner-only (0600).
 
 The copy is written to a private temporary file beside the destination and moved into place
-only when complete, so a crash never leaves a half-written backup under the destination name.
+only when complete, so a crash never leaves a half-written backup under the destination name;
+what a kill -9 leaves under the temporary name, the next backup into that directory removes.
 """
 
 from __future__ import annotations
