@@ -5,7 +5,9 @@ Messages name ids, never patients: this is health data.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+from typing import TypeGuard
 
 EXIT_BUG = 1
 EXIT_USAGE = 2
@@ -49,9 +51,23 @@ class LedgerBusy(PayallocError):
 DISK_FULL_CAUSE = "the disk is full (or the ledger reached its size limit)"
 
 
-class LedgerFull(PayallocError):
-    """The disk filled (SQLITE_FULL) after run-job committed some chunks: exit 1 as for any full
-    disk (not 4: cron wrappers may retry "busy" quietly; a full disk needs a person)."""
+class DiskFull(PayallocError):
+    """No room for a file payalloc writes (SQLITE_FULL, ENOSPC, a quota): exit 1 (not 4: cron
+    wrappers may retry "busy" quietly; a full disk needs a person)."""
+
+
+class LedgerFull(DiskFull):
+    """The disk filled (SQLITE_FULL) after run-job committed some chunks: it says what stays."""
+
+
+def no_space(error: BaseException) -> TypeGuard[OSError]:
+    """ENOSPC, or EDQUOT (the user's quota: as full for that user)."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(what: str) -> DiskFull:
+    """A full disk stopped `what` ("cannot write journal.csv") before anything was written."""
+    return DiskFull(f"the disk is full: {what}; nothing was written, free some space and run the command again")
 
 
 class Terminated(KeyboardInterrupt):

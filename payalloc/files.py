@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
+import stat
 from pathlib import Path
+
+from payalloc.errors import InputError, PayallocError, disk_full, no_space
 
 # Where a file system has no hard links (FAT and exFAT sticks, some SMB shares), link() fails so.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
@@ -27,3 +32,54 @@ def place_new(finished: Path, dest: Path) -> None:
             raise
         return
     finished.unlink()
+
+
+def refused(error: OSError, doing: str) -> PayallocError:
+    """Why `doing` ("create ledger x.db") failed, in one sentence: a full disk (exit 1), or a place
+    that refuses the file (permissions, chattr +i, a read-only mount: exit 3)."""
+    if no_space(error):
+        return disk_full(f"cannot {doing}")
+    return InputError(f"cannot {doing}: {error.strerror or error}; nothing was written")
+
+
+def create_new(path: Path, doing: str) -> int:
+    """Create `path` owner-only (0600, whatever the umask: it holds health data) and return its
+    descriptor. FileExistsError if it exists (each caller has its own answer); any other failure
+    is `refused`."""
+    try:
+        return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise refused(error, doing) from None
+
+
+def remove_stale(directory: Path, tails: tuple[str, ...]) -> None:
+    """Remove the unfinished files (`.NAME.PID` + one of `tails`) that a payalloc killed with kill -9
+    left in `directory`: each a full copy of health data, hidden, never cleaned up otherwise. Only
+    when process PID is gone (or is this one: that pid was reused), and only this user's owner-only
+    regular files, as payalloc makes them."""
+    pattern = re.compile(rf"\..+\.(?P<pid>[0-9]{{1,10}})(?:{'|'.join(map(re.escape, tails))})")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        found = pattern.fullmatch(name)
+        if found is None or (int(found["pid"]) != os.getpid() and _alive(int(found["pid"]))):
+            continue
+        path = directory / name
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077:
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (EPERM), or no pid at all: leave it be
+        return True
+    return True

@@ -222,8 +222,56 @@ def test_partial_copy_is_removed_when_the_copy_fails(ledger: Path, tmp_path: Pat
     monkeypatch.setattr(files.sqlite3, "connect", small_disk)
     dest = tmp_path / "copy.db"
     result = Cli(ledger)("backup", str(dest))
-    assert result.exit_code == 3, result.stderr
-    assert "cannot write the backup" in result.stderr and "full" in result.stderr
+    assert result.exit_code == 1, result.stderr  # a full disk, as for every command (README: exit statuses)
+    assert result.stderr == f"error: the disk is full: cannot write the backup {dest}; nothing was written, free some" \
+        " space and run the command again\n"
     assert "Traceback" not in result.stderr
     assert not dest.exists()
     assert not list(tmp_path.glob(".copy.db.*"))
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has ended (reaped): what a backup killed with kill -9 leaves in names."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    return ended.pid
+
+
+def test_a_backup_removes_the_partial_copies_of_killed_backups_never_a_live_ones(ledger: Path, tmp_path: Path) -> None:
+    """A kill -9 leaves hidden full copies of the ledger (health data); the pid in their names says
+    whether their process is gone."""
+    place = tmp_path / "backups"
+    place.mkdir()
+    gone = _gone_pid()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = [f".monday.db.{gone}.partial{s}" for s in ("", "-wal", "-shm", "-journal")]
+        kept = [f".tuesday.db.{live.pid}.partial", f".tuesday.db.{live.pid}.partial-wal",  # a backup running now
+                f"monday.db.{gone}.partial", f".monday.db.{gone}.partial.txt", f".shared.db.{gone}.partial"]
+        for name in stale + kept:
+            (place / name).write_text("copy")
+            (place / name).chmod(0o600)
+        (place / f".shared.db.{gone}.partial").chmod(0o644)  # not one payalloc made
+        result = Cli(ledger)("backup", str(place / "wednesday.db"))
+        assert result.exit_code == 0, result.stderr
+        assert sorted(p.name for p in place.iterdir()) == sorted([*kept, "wednesday.db"])
+    finally:
+        live.kill()
+        live.wait()
+
+
+@pytest.mark.slow
+def test_a_backup_killed_with_kill_9_is_cleaned_up_by_the_next_one(ledger: Path, tmp_path: Path) -> None:
+    place = tmp_path / "backups"
+    place.mkdir()
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "PAYALLOC_STAFF": "clerk1"}
+    killed = subprocess.run(  # SIGKILL at the 5th SQL statement: while the copy is checked
+        [sys.executable, "-m", "payalloc", "--db", str(ledger), "backup", str(place / "a.db")],
+        env={**environ, "PAYALLOC_TEST_HOOKS": "kill", "PAYALLOC_TEST_KILL_AT": "5"}, capture_output=True, timeout=60)
+    assert killed.returncode == -9
+    left = sorted(p.name for p in place.iterdir())
+    assert left and all(name.startswith(".a.db.") and ".partial" in name for name in left), left
+    done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger), "backup", str(place / "b.db")],
+                          env=environ, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in place.iterdir()) == ["b.db"]

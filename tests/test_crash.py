@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import errno
 import json
 import os
 import random
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from payalloc.ledger.bulk import ROWS_PER_STATEMENT
 from payalloc.ledger.connection import TEST_KILL_VM_STEPS, open_ledger
 from payalloc.services.job import run_job
 from tests.builders import assert_check_passes
+from tests.test_check import build_clean_ledger
 from tests.test_job_cli import copy, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -647,6 +649,58 @@ def test_run_job_on_a_full_disk_says_so_keeps_whole_chunks_and_a_rerun_completes
     print(f"(clients done, posted) when the disk filled: {stopped}")
     assert any(0 < done < len(ref.pending) for done, _ in stopped), stopped
     assert any(0 < posted < ref.counts["remittances_posted"] for _, posted in stopped), stopped
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system with no room left (a 400 KiB tmpfs, filled): root only, as mounting is."""
+    place = tmp_path / "disk"
+    place.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(place)],
+                                           capture_output=True, check=False).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield place
+    finally:
+        subprocess.run(["umount", str(place)], check=True)
+
+
+def fill(place: Path) -> None:
+    with open(place / "fill", "wb", buffering=0) as filler:
+        try:
+            while filler.write(b"\0" * 4096):
+                pass
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+
+
+def test_a_real_full_disk_is_one_sentence_and_exit_1_for_every_command(full_disk: Path, tmp_path: Path) -> None:
+    """SQLite cannot even open a ledger on it (no room for the -shm file) and said "disk I/O error",
+    exit 3 as if the input were at fault; an export or a backup to it was an internal error."""
+    clean = tmp_path / "clean.db"
+    build_clean_ledger(clean)
+    ledger = copy(clean, full_disk / "ledger.db")
+    clients = tmp_path / "clients.csv"
+    clients.write_text("client_id,name\nC9,Someone\n")
+    fill(full_disk)
+    before = ledger.read_bytes()
+    refuse_open = (f"error: the disk is full: cannot open ledger {ledger}, SQLite needs room beside it for its -wal"
+                   " and -shm files; nothing was written, free some space and run the command again")
+    for args in (["apply", "P2", "CH1=10.00"], ["import", "clients", str(clients)], ["run-job"], ["check"],
+                 ["backup", str(tmp_path / "copy.db")]):
+        done = payalloc(ledger, *args)
+        assert (done.returncode, done.stderr.strip()) == (1, refuse_open), args
+    for args, what in ((["gl", "export", "--csv", "-o", str(full_disk / "j.csv")], f"write {full_disk / 'j.csv'}"),
+                       (["backup", str(full_disk / "b.db")], f"write the backup {full_disk / 'b.db'}")):
+        done = payalloc(clean, *args)
+        assert (done.returncode, done.stderr.strip()) == (
+            1, f"error: the disk is full: cannot {what}; nothing was written, free some space and run the command"
+               " again"), args
+    assert ledger.read_bytes() == before
+    assert {p.name for p in full_disk.iterdir()} <= {"fill", "ledger.db", "ledger.db-wal", "ledger.db-shm"}
+    (full_disk / "fill").unlink()  # room again: the same commands go through
+    assert payalloc(ledger, "import", "clients", str(clients)).returncode == 0
+    assert_sound_and_free(ledger, by_cli=True)
 
 
 # --- apply and unapply: every statement boundary ---------------------------------------------------

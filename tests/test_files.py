@@ -5,11 +5,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from payalloc.files import place_new
+from tests.conftest import ROOT, Cli
+from tests.test_check import build_clean_ledger
 
 
 def finished(tmp_path: Path) -> Path:
@@ -46,3 +51,153 @@ def test_another_failure_to_link_is_not_mistaken_for_a_missing_feature(tmp_path:
     with pytest.raises(OSError, match="No space"):
         place_new(finished(tmp_path), tmp_path / "journal.csv")
     assert not (tmp_path / "journal.csv").exists()
+
+
+# --- every file payalloc creates (ledger, export, backup), where it cannot be created -----------
+
+def _in_each_place(tmp_path: Path, place: Path, ledger: Path) -> list[tuple[list[str], Path, str]]:
+    """(command line, ledger for --db, the sentence's start) for each command that creates a file in `place`."""
+    return [
+        (["init"], place / "new.db", f"cannot create ledger {place / 'new.db'}"),
+        (["gl", "export", "--csv", "-o", str(place / "j.csv")], ledger, f"cannot write {place / 'j.csv'}"),
+        (["backup", str(place / "b.db")], ledger, f"cannot create the backup {place / 'b.db'}"),
+    ]
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory no file can be created in, and the reason the system gives: chattr +i as root
+    (root ignores permissions), mode 0555 otherwise."""
+    place = tmp_path / "locked"
+    place.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(place)], capture_output=True, check=False).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        undo = ["chattr", "-i", str(place)]
+        reason = "Operation not permitted"
+    else:
+        place.chmod(0o555)
+        undo = ["chmod", "755", str(place)]
+        reason = "Permission denied"
+    try:
+        yield place, reason
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_a_directory_that_refuses_new_files_is_one_sentence_and_exit_3(
+    tmp_path: Path, ledger_path: Path, unwritable: tuple[Path, str]
+) -> None:
+    place, reason = unwritable
+    for args, db, says in _in_each_place(tmp_path, place, ledger_path):
+        result = Cli(db)(*args)
+        assert result.exit_code == 3, (args, result.stderr)  # was 1, "internal error (PermissionError)"
+        assert result.stderr == f"error: {says}: {reason}; nothing was written\n", args
+        assert list(place.iterdir()) == []
+
+
+def test_a_read_only_file_system_is_one_sentence_and_exit_3(
+    tmp_path: Path, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place = tmp_path / "ro"
+    place.mkdir()
+    real_open = os.open
+
+    def read_only(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if str(path).startswith(str(place)) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", read_only)
+    for args, db, says in _in_each_place(tmp_path, place, ledger_path):
+        result = Cli(db)(*args)
+        assert result.exit_code == 3, (args, result.stderr)  # was 1, "internal error (OSError)"
+        assert result.stderr == f"error: {says}: Read-only file system; nothing was written\n", args
+        assert list(place.iterdir()) == []
+
+
+# --- a full disk: the same sentence, exit 1, wherever it is met ------------------------------------
+
+def no_space(*args: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_an_export_to_a_full_disk_says_so_and_leaves_nothing(
+    tmp_path: Path, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "out" / "journal.csv"
+    dest.parent.mkdir()
+    monkeypatch.setattr(os, "fsync", no_space)  # the export's last write: where a full disk is met
+    result = Cli(ledger_path)("gl", "export", "--csv", "-o", str(dest))
+    assert result.exit_code == 1, result.stderr  # was 1 too, but as "internal error (OSError) ... report it"
+    assert result.stderr == (f"error: the disk is full: cannot write {dest}; nothing was written, free some space"
+                             " and run the command again\n")
+    assert list(dest.parent.iterdir()) == []  # no temporary file left either
+
+
+def test_the_run_job_lock_on_a_full_disk_says_so(ledger_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from payalloc.errors import DiskFull
+    from payalloc.ledger import connection, writers
+
+    (ledger_path.parent / (ledger_path.name + ".lock")).unlink(missing_ok=True)
+    monkeypatch.setattr(writers, "open_beside", no_space)
+    with pytest.raises(DiskFull, match=r"^the disk is full: cannot create the run-job lock .*ledger\.db\.lock;"), \
+            connection.job_lock(ledger_path):
+        pass
+
+
+FULL = "/dev/full"  # every write to it fails with ENOSPC
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [["payment", "list"], ["gl", "show", "--csv"], ["client", "list", "--json"]],
+                         ids=" ".join)
+def test_output_to_a_full_disk_says_so(tmp_path: Path, args: list[str]) -> None:
+    """Block-buffered stdout (PYTHONUNBUFFERED unset, as for a cron job) holds a short output until the
+    final flush: that too must meet the error boundary, not Python's exit (status 120, "Exception ignored")."""
+    ledger_path = tmp_path / "ledger.db"
+    build_clean_ledger(ledger_path)
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open(FULL, "w") as full:
+        done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), *args], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env={**environ, "PYTHONPATH": str(ROOT)},
+                              timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ("error: the disk is full: the output could not be written; nothing was changed, free"
+                           " some space and run the command again\n")
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
+def test_output_to_a_full_disk_after_a_change_says_the_change_was_saved(ledger_path: Path, tmp_path: Path) -> None:
+    """A clerk who read "nothing was changed" would record the payment twice."""
+    clients = tmp_path / "clients.csv"
+    clients.write_text("client_id,name\nC1,Someone\n")
+    assert Cli(ledger_path)("import", "clients", str(clients)).exit_code == 0
+    with open(FULL, "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "payalloc", "--db", str(ledger_path), "payment", "record", "--client", "C1",
+             "--amount", "10.00", "--date", "2026-11-20", "--apply-to", "oldest", "--id", "P1"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PAYALLOC_STAFF": "clerk1"})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ("error: the disk is full: the output could not be written, but the change was saved in"
+                           " the ledger; free some space, and check the result before running the command again"
+                           " (run-job and import are safe to run again)\n")
+    shown = Cli(ledger_path)("payment", "show", "P1")
+    assert shown.exit_code == 0, shown.stderr
+
+
+def test_an_export_removes_the_temporary_files_of_killed_exports_never_a_live_ones(
+    tmp_path: Path, ledger_path: Path
+) -> None:
+    place = tmp_path / "exports"
+    place.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    stale, kept = f".monday.csv.{ended.pid}.tmp", f".tuesday.csv.{os.getppid()}.tmp"  # a process that is alive
+    for name in (stale, kept):
+        (place / name).write_text("journal")
+        (place / name).chmod(0o600)
+    result = Cli(ledger_path)("gl", "export", "--csv", "-o", str(place / "wednesday.csv"))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in place.iterdir()) == sorted([kept, "wednesday.csv"])

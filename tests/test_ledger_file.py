@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -248,3 +249,40 @@ def test_a_run_job_lock_that_cannot_be_opened_is_one_sentence(ledger_path: Path)
     with pytest.raises(InputError, match=r"cannot open the run-job lock .*ledger\.db\.lock \(Is a directory\)"), \
             job_lock(ledger_path):
         pass
+
+
+@pytest.mark.parametrize("args", [["init"], *COMMANDS], ids=" ".join)
+def test_a_fifo_is_refused_untouched(tmp_path: Path, args: list[str]) -> None:
+    """Not only files: init chmod-ed any empty path to 0600 (a FIFO, /dev/null) before SQLite
+    failed on it with "disk I/O error", exit 1; every other command said the same."""
+    path = tmp_path / "pipe.db"
+    os.mkfifo(path, 0o644)
+    os.chmod(path, 0o644)  # whatever the umask
+    code, out, err = run(path, args, tmp_path)
+    assert code == 3, err
+    assert one_error_line(err) == (f"error: {path} is not a regular file (a FIFO, a device or a socket),"
+                                   " so not a payalloc ledger; nothing was done")
+    assert out == ""
+    assert stat.S_IMODE(path.lstat().st_mode) == 0o644 and stat.S_ISFIFO(path.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.db"]  # no -wal, lock or copy
+
+
+def test_a_ledger_that_cannot_be_opened_on_a_full_disk_says_the_disk_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite says only "disk I/O error" when it cannot make the -shm file: with the ledger's disk
+    (all but) full, that is the full disk (exit 1, as README's exit statuses say), not refused input."""
+    from payalloc.errors import DiskFull, InputError
+    from payalloc.ledger import connection
+
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = sqlite3.SQLITE_IOERR_SHMSIZE  # as SQLite sets it (extended code)
+    real = os.statvfs(".")
+    for free_blocks, kind in ((0, DiskFull), (real.f_bavail or 1 << 20, InputError)):
+        room = os.statvfs_result((*real[:4], free_blocks, *real[5:]))
+        monkeypatch.setattr(os, "statvfs", lambda path, room=room: room)
+        said = connection._unusable(Path("x.db"), error)
+        assert type(said) is kind and said.exit_code == (1 if kind is DiskFull else 3)
+    assert str(connection._unusable(Path("x.db"), error)) == "cannot open ledger x.db (disk I/O error); nothing was done"
+    monkeypatch.setattr(os, "statvfs", lambda path: os.statvfs_result((*real[:4], 0, *real[5:])))
+    assert str(connection._unusable(Path("x.db"), error)) == (
+        "the disk is full: cannot open ledger x.db, SQLite needs room beside it for its -wal and -shm files;"
+        " nothing was written, free some space and run the command again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -22,6 +23,7 @@ from payalloc.errors import (
     ProblemsError,
     Terminated,
     UsageError,
+    no_space,
 )
 
 EPILOG = (
@@ -47,8 +49,14 @@ class _ErrorBoundary(TyperGroup):
             raise
 
     def invoke(self, ctx: Any) -> Any:
+        from payalloc.ledger import connection
+
+        commits = connection.commits
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            # Here, not at exit: a full disk or a gone reader must meet the handlers below.
+            sys.stdout.flush()
+            return result
         except PayallocError as err:
             _traceback_if_debug()
             _refusal_json(err, str(err))
@@ -65,7 +73,7 @@ class _ErrorBoundary(TyperGroup):
         except BrokenPipeError:
             # The reader went away (`payalloc ... | head`): not an error. Send what is still
             # buffered to /dev/null so that the final flush cannot fail either.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _drop_stdout()
             raise typer.Exit(0) from None
         except KeyboardInterrupt as err:
             # Typer would turn it into a silent exit 130: say what happened, on stderr.
@@ -83,6 +91,10 @@ class _ErrorBoundary(TyperGroup):
             _traceback_if_debug()
             from payalloc.cli import output
 
+            if no_space(err):  # stdout goes to a full disk (exports and backups say so themselves)
+                _drop_stdout()
+                output.error(_no_room_for_output(saved=connection.commits > commits))
+                raise typer.Exit(EXIT_BUG) from None
             # Includes sqlite3.IntegrityError: the database's own guard refused a write the
             # Python checks let through. A bug, but the transaction rolled back: nothing written.
             # The kind of error only: its text may quote a value (a name, a note) from the ledger.
@@ -91,6 +103,21 @@ class _ErrorBoundary(TyperGroup):
                 "run with --debug for a traceback and report it"
             )
             raise typer.Exit(EXIT_BUG) from None
+
+
+def _drop_stdout() -> None:
+    """Send what is still buffered for stdout to /dev/null, so that the final flush cannot fail too."""
+    with contextlib.suppress(OSError, ValueError):  # not a file (tests' CliRunner): nothing to flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _no_room_for_output(*, saved: bool) -> str:
+    if saved:  # a clerk must not apply twice; run-job and import pick up where they are
+        return ("the disk is full: the output could not be written, but the change was saved in the ledger;"
+                " free some space, and check the result before running the command again"
+                " (run-job and import are safe to run again)")
+    return ("the disk is full: the output could not be written; nothing was changed, free some space and"
+            " run the command again")
 
 
 def _echo_safely(err: Exception) -> None:

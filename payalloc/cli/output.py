@@ -180,8 +180,8 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
     if path is None:
         yield
         return
-    from payalloc.errors import InputError
-    from payalloc.files import place_new
+    from payalloc.errors import InputError, no_space
+    from payalloc.files import create_new, place_new, refused, remove_stale
 
     if not path.parent.is_dir():
         raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
@@ -193,23 +193,28 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
         if not path.is_file():
             raise InputError(f"cannot write {path}: it is not a regular file; refusing to replace it")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale(path.parent, (".tmp",))  # exports killed with kill -9 left them
     saved = sys.stdout
+    fd = create_new(temporary, f"write {path}")
     try:
-        with os.fdopen(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w",
-                       encoding="utf-8", newline="") as file:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
             sys.stdout = file
             yield
             file.flush()
             os.fsync(file.fileno())
-        if replace:
-            os.replace(temporary, path)
-        else:
-            try:
+        try:
+            if replace:
+                os.replace(temporary, path)
+            else:
                 place_new(temporary, path)
-            except FileExistsError:
-                raise InputError(f"{path} appeared while exporting; use --force to replace it") from None
-    except BaseException:
+        except FileExistsError:
+            raise InputError(f"{path} appeared while exporting; use --force to replace it") from None
+        except OSError as error:  # e.g. chattr +i on the file that --force replaces
+            raise refused(error, f"write {path}") from None
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if no_space(error):  # from a write of the export itself: the disk it goes to is full
+            raise refused(error, f"write {path}") from None
         raise
     finally:
         sys.stdout = saved

@@ -1,7 +1,8 @@
 """A consistent copy of a live ledger through SQLite's backup API, owner-only (0600).
 
 The copy is written to a private temporary file beside the destination and moved into place
-only when complete, so a crash never leaves a half-written backup under the destination name.
+only when complete, so a crash never leaves a half-written backup under the destination name;
+what a kill -9 leaves under the temporary name, the next backup into that directory removes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-from payalloc.files import place_new
+from payalloc.errors import no_space
+from payalloc.files import place_new, remove_stale
+from payalloc.ledger.connection import is_full
 
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 
@@ -19,14 +22,18 @@ _SIDE_FILES = ("-journal", "-wal", "-shm")
 class CopyFailed(Exception):
     """The copy could not be written (disk full, I/O error); the partial file is discarded."""
 
+    def __init__(self, reason: str, *, full: bool) -> None:
+        super().__init__(reason)
+        self.full = full  # no room left for it (SQLITE_FULL, ENOSPC): exit 1, as for any full disk
+
 
 def partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}.partial")
 
 
-def create_private(path: Path) -> None:
-    """Create an empty file readable by its owner only, whatever the umask; refuse an existing one."""
-    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+def discard_stale(directory: Path) -> None:
+    """The partial copies (and their side files) of backups killed in `directory` (files.remove_stale)."""
+    remove_stale(directory, tuple(".partial" + suffix for suffix in ("", *_SIDE_FILES)))
 
 
 def copy_into(conn: sqlite3.Connection, target: Path) -> int:
@@ -48,7 +55,8 @@ def copy_into(conn: sqlite3.Connection, target: Path) -> int:
         finally:
             os.close(fd)
     except (sqlite3.Error, OSError) as error:
-        raise CopyFailed(getattr(error, "strerror", None) or str(error)) from None
+        raise CopyFailed(getattr(error, "strerror", None) or str(error),
+                         full=is_full(error) or no_space(error)) from None
     return pages
 
 

@@ -13,11 +13,21 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from payalloc.errors import InputError, LedgerBusy, LedgerMissing, UsageError
+from payalloc import files
+from payalloc.errors import (
+    InputError,
+    LedgerBusy,
+    LedgerMissing,
+    PayallocError,
+    UsageError,
+    disk_full,
+    no_space,
+)
 from payalloc.ledger import writers
 from payalloc.ledger.migrations import SCHEMA_VERSION
 
@@ -42,7 +52,10 @@ def busy_timeout_ms() -> int:
 def _connect(path: Path, mode: str) -> sqlite3.Connection:
     timeout_ms = busy_timeout_ms()
     uri = path.absolute().as_uri() + f"?mode={mode}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout_ms / 1000)
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout_ms / 1000)
+    except sqlite3.DatabaseError as error:
+        raise _unusable(path, error) from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {timeout_ms:d}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -59,20 +72,38 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
     return conn
 
 
-def _unusable(path: Path, error: sqlite3.DatabaseError) -> InputError:
-    """Why a ledger file could not be opened: not a database at all, or a file or disk problem."""
+def _unusable(path: Path, error: sqlite3.DatabaseError) -> PayallocError:
+    """Why a ledger file could not be opened: not a database at all, a full disk, or a file or disk problem."""
     code = getattr(error, "sqlite_errorcode", 0) & 0xFF
     if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FORMAT):
         return InputError(f"{path} is not a payalloc ledger ({error})")
+    if is_full(error) or _no_room_beside(path):
+        return disk_full(f"cannot open ledger {path}, SQLite needs room beside it for its -wal and -shm files")
     return InputError(f"cannot open ledger {path} ({error}); nothing was done")
+
+
+NO_ROOM_BYTES = 1 << 20  # less free than this beside the ledger: a failure to open it is the full disk
+
+
+def _no_room_beside(path: Path) -> bool:
+    """Whether the ledger's directory is (all but) full: SQLite then fails to open the ledger with a
+    mere "disk I/O error", as it cannot make its 32 KiB -shm file, which says nothing of the disk."""
+    try:
+        room = os.statvfs(path.resolve().parent)
+    except OSError:
+        return False
+    return room.f_bavail * room.f_frsize < NO_ROOM_BYTES or (room.f_files > 0 and room.f_favail == 0)
 
 
 def open_ledger(path: Path) -> sqlite3.Connection:
     """Open an existing ledger. A missing file is refused: a cron typo must not create one."""
-    if not path.exists():
-        raise LedgerMissing(f"ledger {path} does not exist (create it with: payalloc --db {path} init)")
-    if path.is_dir():
-        raise InputError(f"ledger {path} is a directory, not a ledger file")
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise LedgerMissing(f"ledger {path} does not exist (create it with: payalloc --db {path} init)") from None
+    except OSError as error:
+        raise InputError(f"cannot open ledger {path}: {error.strerror}; nothing was done") from None
+    _refuse_unless_regular(path, info.st_mode)
     conn = _connect(path, "rw")
     try:
         app_id, version = _identity(conn, path)
@@ -92,6 +123,15 @@ def open_ledger(path: Path) -> sqlite3.Connection:
         conn.close()
         raise InputError(f"ledger {path} has an older schema; upgrade it with: payalloc --db {path} init")
     return conn
+
+
+def _refuse_unless_regular(path: Path, mode: int) -> None:
+    """SQLite would open a FIFO or a device too, and fail with "disk I/O error" (or worse, write to it)."""
+    if stat.S_ISDIR(mode):
+        raise InputError(f"ledger {path} is a directory, not a ledger file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is not a regular file (a FIFO, a device or a socket), so not a payalloc"
+                         " ledger; nothing was done")
 
 
 def _identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
@@ -132,11 +172,16 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
     created = False
     try:
         # Created 0600 before SQLite sees it: the ledger holds health data; -wal/-shm inherit the mode.
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(files.create_new(path, f"create ledger {path}"))
         created = True
     except FileExistsError:
-        if path.stat().st_size == 0:  # e.g. after `touch`: adopt it, owner-only like a new one
-            os.chmod(path, 0o600)
+        try:
+            info = path.stat()
+            _refuse_unless_regular(path, info.st_mode)  # before the chmod: /dev/null must stay 0666
+            if info.st_size == 0:  # e.g. after `touch`: adopt it, owner-only like a new one
+                os.chmod(path, 0o600)
+        except OSError as error:  # a symbolic link to nowhere, an empty file of another user's
+            raise InputError(f"cannot use {path} as the ledger: {error.strerror}; nothing was done") from None
     conn = _connect(path, "rw")
     try:
         app_id, version = _identity(conn, path)
@@ -196,6 +241,13 @@ def write_txn(
             conn.execute("ROLLBACK")
         else:
             conn.execute("COMMIT")
+            global commits
+            commits += 1
+
+
+# Write transactions this process committed: whether a command that fails after its work (its output
+# to a full disk) had changed the ledger, so that its sentence can say it truthfully.
+commits = 0
 
 
 @contextlib.contextmanager
@@ -216,6 +268,8 @@ def job_lock(path: Path) -> Iterator[None]:
     try:
         fd = writers.open_beside(real, ".lock")
     except OSError as error:
+        if no_space(error):
+            raise disk_full(f"cannot create the run-job lock {real}.lock") from None
         raise InputError(f"cannot open the run-job lock {real}.lock ({error.strerror}); "
                          "nothing was done") from None
     try:

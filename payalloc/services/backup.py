@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from payalloc.errors import InputError
+from payalloc.errors import DiskFull, InputError, disk_full
+from payalloc.files import create_new, refused
 from payalloc.ledger import backup as files
 from payalloc.ledger.connection import open_ledger
 from payalloc.services.check import CheckReport, check_ledger
@@ -45,19 +46,25 @@ def backup(ledger: Path, dest: Path, *, force: bool = False) -> BackupResult:
     _refuse_bad_destination(ledger, dest, force=force)
     conn = open_ledger(ledger)
     partial = files.partial_path(dest)
+    files.discard_stale(dest.parent)
     try:
-        files.create_private(partial)
-    except OSError as error:
+        os.close(create_new(partial, f"create the backup {dest}"))
+    except BaseException:
         conn.close()
-        raise InputError(f"cannot create the backup beside {dest}: {error.strerror}") from None
+        raise
     try:
         try:
             pages = files.copy_into(conn, partial)
         except files.CopyFailed as failed:
+            if failed.full:
+                raise disk_full(f"cannot write the backup {dest}") from None
             raise InputError(f"cannot write the backup {dest}: {failed}; nothing was written") from None
         finally:
             conn.close()
-        copy = open_ledger(partial)
+        try:
+            copy = open_ledger(partial)
+        except DiskFull:  # written, but no room left for its -shm file: name the backup, not the partial
+            raise disk_full(f"cannot check the backup {dest}") from None
         try:
             report = check_ledger(copy)
         finally:
@@ -66,6 +73,8 @@ def backup(ledger: Path, dest: Path, *, force: bool = False) -> BackupResult:
             files.publish(partial, dest, replace=force)
         except FileExistsError:
             raise InputError(f"backup destination {dest} appeared meanwhile; use --force to replace it") from None
+        except OSError as error:  # e.g. chattr +i on the file that --force replaces
+            raise refused(error, f"write the backup {dest}") from None
     except BaseException:
         files.discard(partial)
         raise
