@@ -20,7 +20,7 @@ Dump = Callable[[], list[str]]
 def record(conn: sqlite3.Connection, **kw: object) -> str:
     args: dict[str, object] = {"client": "C-1", "amount": "60.00", "date": "2026-11-20", "apply_to": "specific"}
     args.update(kw)
-    return payments.record_payment(conn, now=NOW, staff="clerk1", **args)  # type: ignore[arg-type]
+    return payments.record_payment(conn, now=NOW, staff="clerk1", **args).key  # type: ignore[arg-type]
 
 
 def payment_row(conn: sqlite3.Connection, key: str) -> dict[str, object]:

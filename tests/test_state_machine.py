@@ -406,7 +406,7 @@ class LedgerMachine(RuleBasedStateMachine):
             event is None or (event in m.events and m.events[event][0] == client and m.events[event][2] != "deleted"))
         done = self.attempt(ok, f"record payment {key}", lambda: payments.record_payment(
             self.conn, now=self.now(), staff=STAFF, client=client, amount=plain_cents(cents), date=date,
-            apply_to=mode, event=event, pending=pending, payment_id=key))
+            apply_to=mode, event=event, pending=pending, payment_id=key).key)
         if done is not None:
             assert done == key
             m.payments[key] = MPayment(key, client, date, cents, mode, mode, event,

@@ -49,24 +49,24 @@ def record(
 
     Example: payalloc payment record --client C-1003 --amount 60.00 --date 2026-11-20 --apply-to specific --method check --reference 1042
     """
-    from payalloc.dates import parse_date, utc_now
+    from payalloc.dates import utc_now
     from payalloc.services import payments
 
     now = utc_now()
     with STATE.ledger() as conn:
-        key = payments.record_payment(
+        recorded = payments.record_payment(
             conn, now=now, staff=STATE.staff, client=client, amount=amount, date=date,
             apply_to=apply_to.value, event=event, method=method.value if method else None, reference=reference,
             note=note, payer_name=payer_name, pending=pending, payment_id=payment_id,
         )
-        twins = payments.look_alikes(conn, key)
+    key, twins = recorded.key, recorded.look_alikes
     output.line(key)
-    if twins:  # recorded all the same: two equal checks on one day happen, but rarely
+    if twins:
         output.warn(f"payment {key}: {'payments' if len(twins) > 1 else 'payment'} {', '.join(twins)} of the same"
                     f" client {'have' if len(twins) > 1 else 'has'} the same amount, date and reference; if it is the"
                     f" same money, void this one: payalloc payment void {key} --reason \"recorded twice\"")
-    if parse_date(date) > now[:10]:  # a typo, most likely: money is not received in the future
-        output.warn(f"payment {key}: its received date {parse_date(date)} is after today ({now[:10]}, UTC)")
+    if recorded.future_dated:
+        output.warn(f"payment {key}: its received date {recorded.received_date} is after today ({now[:10]}, UTC)")
 
 
 def ready(payment_id: PaymentArg) -> None:

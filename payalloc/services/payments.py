@@ -10,14 +10,14 @@ import sqlite3
 from dataclasses import dataclass
 
 from payalloc.dates import parse_date
-from payalloc.errors import InputError, NotFound
-from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text, parsed, unknown
+from payalloc.errors import InputError
+from payalloc.ids import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, parse_id, parse_reason, parse_text, parsed
 from payalloc.ledger import audit
 from payalloc.ledger import payments as ledger
 from payalloc.ledger import remittances as remittance_ledger
 from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import write_txn
-from payalloc.ledger.events import find_event
+from payalloc.ledger.events import known_event
 from payalloc.money import parse_cents, plain_cents
 from payalloc.vocabulary import APPLY_TO, METHODS, MODES
 
@@ -28,6 +28,14 @@ class VoidResult:
     reversed_ids: list[int]
     reversed_cents: int
     posted_count: int = 0  # of the reversed ones, those posted: reversing lines went to the journal
+
+
+@dataclass(frozen=True)
+class RecordedPayment:
+    key: str
+    look_alikes: list[str]  # recorded all the same: two equal checks on one day happen, but rarely
+    received_date: str
+    future_dated: bool  # after today (UTC): a typo, most likely; money is not received in the future
 
 
 def record_payment(
@@ -46,8 +54,9 @@ def record_payment(
     payer_name: str | None = None,
     pending: bool = False,
     payment_id: str | None = None,
-) -> str:
-    """Record a payment received; returns its payment_id (generated unless given)."""
+) -> RecordedPayment:
+    """Record a payment received: its payment_id (generated unless given), and what the clerk
+    should look at again (look-alikes, a received date after today)."""
     client_key = parse_id(client, "client_id")
     amount_cents = parsed(parse_cents, amount)  # a name typed there is not echoed (ids.prose)
     received_date = parsed(parse_date, date)
@@ -65,9 +74,7 @@ def record_payment(
         client_row = known_client(conn, client_key)
         event_id = None
         if event_key is not None:
-            event_row = find_event(conn, event_key)
-            if event_row is None:
-                raise NotFound(unknown("event", event_key))
+            event_row = known_event(conn, event_key)
             if event_row.client_id != client_row.id:
                 raise InputError(f"event {event_key} is not an event of client {client_key}")
             if event_row.status == "deleted":
@@ -89,15 +96,13 @@ def record_payment(
             detail={"amount": plain_cents(amount_cents), "received_date": received_date, "apply_to": apply_to,
                     "status": status},
         )
-    return key
+        twins = _look_alikes(conn, ledger.known_payment(conn, key))
+    return RecordedPayment(key, twins, received_date, received_date > now[:10])
 
 
-def look_alikes(conn: sqlite3.Connection, payment_key: str) -> list[str]:
+def _look_alikes(conn: sqlite3.Connection, payment: ledger.PaymentRow) -> list[str]:
     """The client's other payments, not void, with the same amount, received date and reference as
     this one: the same check recorded twice, or typed in after the bank file brought it."""
-    payment = ledger.find_payment(conn, payment_key)
-    if payment is None:
-        return []
     same = (payment.amount_cents, payment.received_date, payment.reference)
     return [p.key for p in ledger.payments_of_client(conn, payment.client_id)
             if p.id != payment.id and p.status != "void" and (p.amount_cents, p.received_date, p.reference) == same]
