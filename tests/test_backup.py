@@ -74,7 +74,7 @@ def test_existing_destination_is_refused_unless_force(ledger: Path, tmp_path: Pa
     assert dump(dest) == dump(ledger)
 
 
-@pytest.mark.parametrize("spelling", ["same", "dotdot", "hardlink", "symlink", "wal"])
+@pytest.mark.parametrize("spelling", ["same", "dotdot", "hardlink", "symlink", "-wal", ".lock", ".writers"])
 def test_the_ledger_itself_is_never_a_destination(ledger: Path, tmp_path: Path, spelling: str) -> None:
     before = dump(ledger)
     size = ledger.stat().st_size
@@ -89,8 +89,8 @@ def test_the_ledger_itself_is_never_a_destination(ledger: Path, tmp_path: Path, 
     elif spelling == "symlink":
         dest = tmp_path / "sym.db"
         dest.symlink_to(ledger)
-    else:
-        dest = Path(str(ledger) + "-wal")
+    else:  # one of the files kept beside it (the writers' lock too: replacing it would split the turns)
+        dest = Path(str(ledger) + spelling)
     result = Cli(ledger)("backup", str(dest), "--force")
     assert result.exit_code == 3
     assert "is the ledger itself" in result.stderr

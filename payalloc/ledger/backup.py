@@ -14,9 +14,7 @@ from pathlib import Path
 
 from payalloc.errors import no_space
 from payalloc.files import place_new, remove_stale
-from payalloc.ledger.connection import is_full
-
-_SIDE_FILES = ("-journal", "-wal", "-shm")
+from payalloc.ledger.connection import SQLITE_SIDE_FILES, is_full
 
 
 class CopyFailed(Exception):
@@ -33,7 +31,7 @@ def partial_path(dest: Path) -> Path:
 
 def discard_stale(directory: Path) -> None:
     """The partial copies (and their side files) of backups killed in `directory` (files.remove_stale)."""
-    remove_stale(directory, tuple(".partial" + suffix for suffix in ("", *_SIDE_FILES)))
+    remove_stale(directory, tuple(".partial" + suffix for suffix in ("", *SQLITE_SIDE_FILES)))
 
 
 def copy_into(conn: sqlite3.Connection, target: Path) -> int:
@@ -76,6 +74,6 @@ def publish(partial: Path, dest: Path, *, replace: bool) -> None:
 
 def discard(partial: Path) -> None:
     """Remove an unfinished copy and any side files SQLite made for it."""
-    for suffix in ("", *_SIDE_FILES):
+    for suffix in ("", *SQLITE_SIDE_FILES):
         with contextlib.suppress(FileNotFoundError):
             Path(str(partial) + suffix).unlink()

@@ -34,6 +34,14 @@ from payalloc.ledger.migrations import SCHEMA_VERSION
 APPLICATION_ID = 0x50414C43  # "PALC": marks a SQLite file as a payalloc ledger
 BUSY_TIMEOUT_MS = 30000  # how long a write waits for the ledger; PAYALLOC_BUSY_TIMEOUT_MS overrides it
 MAX_BUSY_TIMEOUT_MS = 2**31 - 1  # SQLite's busy_timeout is a C int
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")  # what SQLite keeps beside a database file
+JOB_LOCK_SUFFIX = ".lock"  # <ledger>.lock: run-job's lock (job_lock)
+
+
+def companion_files(path: Path) -> list[Path]:
+    """The files kept beside a ledger: SQLite's, run-job's lock and the writers' turns."""
+    return [path.with_name(path.name + suffix)
+            for suffix in (*SQLITE_SIDE_FILES, JOB_LOCK_SUFFIX, writers.SUFFIX)]
 
 
 def busy_timeout_ms() -> int:
@@ -266,7 +274,7 @@ def job_lock(path: Path) -> Iterator[None]:
     """Exclusive lock for run-job: a kernel lock (flock), released when the holder dies."""
     real = str(path.resolve())  # through a symbolic link or not, one ledger has one lock
     try:
-        fd = writers.open_beside(real, ".lock")
+        fd = writers.open_beside(real, JOB_LOCK_SUFFIX)
     except OSError as error:
         if no_space(error):
             raise disk_full(f"cannot create the run-job lock {real}.lock") from None
@@ -306,7 +314,7 @@ def job_running(path: Path) -> bool:
     """Whether a run-job holds the lock of `path` now. True when that cannot be told (a lock file
     that cannot be opened or locked): a run recorded 'running' is then shown as the ledger has it."""
     try:
-        fd = os.open(str(path.resolve()) + ".lock", os.O_RDONLY)
+        fd = os.open(str(path.resolve()) + JOB_LOCK_SUFFIX, os.O_RDONLY)
     except FileNotFoundError:
         return False  # every run-job creates the lock file before it records a run
     except OSError:

@@ -9,7 +9,7 @@ from pathlib import Path
 from payalloc.errors import DiskFull, InputError, disk_full
 from payalloc.files import create_new, refused
 from payalloc.ledger import backup as files
-from payalloc.ledger.connection import open_ledger
+from payalloc.ledger.connection import companion_files, open_ledger
 from payalloc.services.check import CheckReport, check_ledger
 
 
@@ -29,7 +29,7 @@ def _refuse_bad_destination(ledger: Path, dest: Path, *, force: bool) -> None:
         raise InputError(f"backup destination directory {dest.parent} does not exist")
     ledger_abs = ledger.resolve()
     dest_abs = dest.resolve()
-    own_files = {ledger_abs} | {ledger_abs.with_name(ledger_abs.name + s) for s in ("-wal", "-shm", "-journal", ".lock")}
+    own_files = {ledger_abs, *companion_files(ledger_abs)}
     same = dest_abs in own_files or (dest.exists() and ledger.exists() and os.path.samefile(dest, ledger))
     if same:
         raise InputError(f"backup destination {dest} is the ledger itself (or one of its files); choose another path")
