@@ -14,7 +14,7 @@ from operator import is_not
 from typing import IO, Any, NamedTuple, TypeVar, cast
 
 from payalloc import vocabulary
-from payalloc.csv_text import CsvText, numbered, start_lines
+from payalloc.csv_text import CsvText, blank, numbered, start_lines, wrong_width
 from payalloc.dates import DateError, parse_date
 from payalloc.errors import InputError, Problem
 from payalloc.ids import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH, quoted, unquoted
@@ -86,11 +86,12 @@ LAYOUTS = {
     ),
 }
 
-PAYERS = frozenset(vocabulary.PAYERS)
-APPLY_TO = frozenset(vocabulary.APPLY_TO)
-METHODS = frozenset(vocabulary.METHODS)
-EVENT_STATUSES = frozenset({"scheduled", "done"})  # a file cannot delete an event
-PAYMENT_STATUSES = frozenset({"ready", "pending"})  # nor void a payment
+# What a cell may say: the vocabulary's words, but for statuses a file cannot set.
+FILE_PAYERS = frozenset(vocabulary.PAYERS)
+FILE_APPLY_TO = frozenset(vocabulary.APPLY_TO)
+FILE_METHODS = frozenset(vocabulary.METHODS)
+FILE_EVENT_STATUSES = frozenset({"scheduled", "done"})  # a file cannot delete an event
+FILE_PAYMENT_STATUSES = frozenset({"ready", "pending"})  # nor void a payment
 
 
 class _Row:
@@ -158,13 +159,13 @@ def _client(r: _Row) -> ClientRecord:
 
 def _event(r: _Row) -> EventRecord:
     return EventRecord(r.key("event_id"), r.key("client_id"), r.date("scheduled_date"),
-                    r.choice("status", EVENT_STATUSES, "scheduled"))
+                    r.choice("status", FILE_EVENT_STATUSES, "scheduled"))
 
 
 def _charge(r: _Row) -> ChargeRecord:
     return ChargeRecord(
         r.key("charge_id"), r.key("client_id"), r.date("service_date"), r.money("amount"),
-        r.choice("payer", PAYERS), r.text("service_code", limit=64), r.text("description"),
+        r.choice("payer", FILE_PAYERS), r.text("service_code", limit=64), r.text("description"),
         r.key("event_id", required=False) or None,
     )
 
@@ -172,9 +173,9 @@ def _charge(r: _Row) -> ChargeRecord:
 def _payment(r: _Row) -> PaymentRecord:
     row = PaymentRecord(
         r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"),
-        r.choice("apply_to", APPLY_TO), r.key("event_id", required=False) or None,
-        r.text("method") and r.choice("method", METHODS), r.text("reference", limit=MAX_NAME_LENGTH),
-        r.choice("status", PAYMENT_STATUSES, "ready"), r.text("note"), r.text("payer_name", limit=MAX_NAME_LENGTH),
+        r.choice("apply_to", FILE_APPLY_TO), r.key("event_id", required=False) or None,
+        r.text("method") and r.choice("method", FILE_METHODS), r.text("reference", limit=MAX_NAME_LENGTH),
+        r.choice("status", FILE_PAYMENT_STATUSES, "ready"), r.text("note"), r.text("payer_name", limit=MAX_NAME_LENGTH),
     )
     if row.apply_to == "event" and row.event_key is None:
         r.problems.append(("event_id", "is required when apply_to is event"))
@@ -309,25 +310,25 @@ def _client_columns(c: _Columns) -> Columns:
 
 def _event_columns(c: _Columns) -> Columns:
     return (c.key("event_id"), c.key("client_id"), c.date("scheduled_date"),
-            c.choice("status", EVENT_STATUSES, "scheduled"))
+            c.choice("status", FILE_EVENT_STATUSES, "scheduled"))
 
 
 def _charge_columns(c: _Columns) -> Columns:
     return (
         c.key("charge_id"), c.key("client_id"), c.date("service_date"), c.money("amount"),
-        c.choice("payer", PAYERS), c.text("service_code", limit=64), c.text("description"),
+        c.choice("payer", FILE_PAYERS), c.text("service_code", limit=64), c.text("description"),
         c.key("event_id", required=False),
     )
 
 
 def _payment_columns(c: _Columns) -> Columns:
-    apply_to, event_key = c.choice("apply_to", APPLY_TO), c.key("event_id", required=False)
+    apply_to, event_key = c.choice("apply_to", FILE_APPLY_TO), c.key("event_id", required=False)
     if list(map("event".__eq__, apply_to)) != list(map(is_not, event_key, repeat(None))):
         raise _Slow  # an event payment without its event_id, or another with one
     return (
         c.key("payment_id"), c.key("client_id"), c.date("received_date"), c.money("amount"), apply_to,
-        event_key, c.optional_choice("method", METHODS), c.text("reference", limit=MAX_NAME_LENGTH),
-        c.choice("status", PAYMENT_STATUSES, "ready"), c.text("note"), c.text("payer_name", limit=MAX_NAME_LENGTH),
+        event_key, c.optional_choice("method", FILE_METHODS), c.text("reference", limit=MAX_NAME_LENGTH),
+        c.choice("status", FILE_PAYMENT_STATUSES, "ready"), c.text("note"), c.text("payer_name", limit=MAX_NAME_LENGTH),
     )
 
 
@@ -407,7 +408,7 @@ class CsvFile:
                 yield clean
                 continue
             for line, cells in numbered(start, records):
-                if not any(cells):  # an empty line, or a row of empty cells (Excel writes ",,,,")
+                if blank(cells):
                     continue
                 refused = self._check(line, cells, batch)
                 if len(batch.rows) + (len(batch.problems) if refused else 0) >= size:
@@ -428,9 +429,8 @@ class CsvFile:
 
     def _check(self, line: int, cells: list[str], batch: Batch) -> bool:
         """The slow path: one record's row, or its problems, into the batch. True if refused."""
-        if len(cells) != self.width:
-            batch.problems.append(Problem(
-                f"{self.name}: line {line}", f"has {len(cells)} fields but the header has {self.width}", line))
+        if (width := wrong_width(cells, self.width)) is not None:
+            batch.problems.append(Problem(f"{self.name}: line {line}", width, line))
             return True
         row = _Row(cells, self.index)
         record = self.parse(row)

@@ -56,6 +56,16 @@ def close_source(raw: IO[bytes]) -> None:
         raw.close()
 
 
+def blank(cells: list[str]) -> bool:
+    """An empty line, or a row of empty cells (Excel writes ",,,,"): skipped, not a row."""
+    return not any(cells)
+
+
+def wrong_width(cells: list[str], width: int) -> str | None:
+    """Why a row cannot be read against its header: it has another number of cells."""
+    return None if len(cells) == width else f"has {len(cells)} fields but the header has {width}"
+
+
 def line_count(cells: list[str]) -> int:
     """Lines a record spans: one, plus the line breaks in its quoted cells (csv reads through
     universal newlines: \r\n, a lone \r and a lone \n each end a line)."""

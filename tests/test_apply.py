@@ -246,9 +246,9 @@ def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
     with pytest.raises(ProblemsError) as info:
         clerk.apply_file(ledger, str(path), now=NOW, staff="clerk1")
     assert [str(p) for p in info.value.problems] == [
-        "line 3: 2 fields, the header has 3",
+        "line 3: has 2 fields but the header has 3",
         "line 4: charge CH-404 is not in the ledger",  # a file's problems of an id name the line
-        "line 5: 4 fields, the header has 3",
+        "line 5: has 4 fields but the header has 3",
     ]
     assert dump() == before
 

@@ -215,6 +215,8 @@ def test_apply_file_and_stdin(seeded: Cli, conn: sqlite3.Connection, dump: Dump,
     err = refused(cli, dump, "apply", "--file", "-", input="payment_id,charge_id,amount\nY,X,200.00\nY,Z,20.00\n")
     assert "200.00 exceeds the 187.00 balance of charge X" in err
     assert "220.00 in total exceeds the 60.00 unapplied on payment Y" in err
+    assert refused(cli, dump, "apply", "--file", "-", input="payment_id,charge_id,amount\n") == \
+        "error: stdin has no allocation rows under its header\n"
     path = tmp_path / "a.csv"
     path.write_text("payment_id,charge_id,amount,who\nY,X,10,me\nY2,B,40,me\n", encoding="utf-8")
     result = ok(cli("apply", "--file", str(path)))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from payalloc import manual
 from payalloc.allocation import Conversion
-from payalloc.csv_text import CsvText, close_source, open_source
+from payalloc.csv_text import CsvText, blank, close_source, open_source, source_name, wrong_width
 from payalloc.errors import InputError, Problem, ProblemsError
 from payalloc.ids import parse_id, parse_reason, parsed
 from payalloc.ledger import audit
@@ -88,7 +88,7 @@ def apply_file(conn: sqlite3.Connection, path: str, *, now: str, staff: str) -> 
     """`payalloc apply --file F`: rows payment_id,charge_id,amount (header required; `-` = stdin)."""
     raw, ignored, problems = read_apply_file(path)
     if not raw and not problems:
-        raise InputError(f"{path} has no allocation rows under its header")
+        raise InputError(f"{source_name(path)} has no allocation rows under its header")
     lines, more = manual.parse_lines(raw)
     return ApplyResult(_apply(conn, lines, problems + more, now=now, staff=staff, locate=True), ignored)
 
@@ -104,10 +104,10 @@ def read_apply_file(path: str) -> tuple[list[manual.RawLine], list[str], list[Pr
         lines: list[manual.RawLine] = []
         problems: list[Problem] = []
         for line, row in text.numbered():
-            if not any(cell.strip() for cell in row):
-                continue  # blank line
-            if len(row) != header.width:
-                problems.append(Problem(f"line {line}", f"{len(row)} fields, the header has {header.width}", line))
+            if blank(row):
+                continue
+            if (width := wrong_width(row, header.width)) is not None:
+                problems.append(Problem(f"line {line}", width, line))
                 continue
             lines.append(manual.RawLine(f"line {line}", row[payment], row[charge], row[amount], line))
     finally:

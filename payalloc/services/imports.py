@@ -103,7 +103,7 @@ class _Importer:
         # The line on which this file named a row from before (0: not yet), and the line of
         # each row it inserted (their ids follow start_max in file order): a later batch naming
         # one again is a duplicate, and says where the first one is. Four bytes a row, no keys.
-        self.named = array("I", [0]) * (self.start_max + 1)
+        self.named_on = array("I", [0]) * (self.start_max + 1)
         self.inserted_lines = array("I")
         # References as the ledger has them: the clients named so far (there are few, and
         # consecutive rows name the same ones), and the events of this batch alone (a file names
@@ -114,7 +114,7 @@ class _Importer:
     def problem(self, line: int, column: str, reason: str) -> None:
         self.problems.add(Problem(f"{self.name}: line {line}, column {column}", reason, line, column))
 
-    def unknown(self, line: int, column: str, key: str) -> None:
+    def unknown_id(self, line: int, column: str, key: str) -> None:
         """An id the ledger does not have; not quoted when it reads as a name (ids.prose)."""
         self.problem(line, column, unknown(column, key))
 
@@ -139,7 +139,7 @@ class _Importer:
     def client_id(self, line: int, client_key: str) -> int | None:
         client = self.clients.get(client_key)
         if client is None:
-            self.unknown(line, "client_id", client_key)
+            self.unknown_id(line, "client_id", client_key)
         return client
 
     def event_of_client(self, line: int, event_key: str | None, client: int | None) -> tuple[int, str] | None:
@@ -148,7 +148,7 @@ class _Importer:
             return None
         event = self.events.get(event_key)
         if event is None:
-            self.unknown(line, "event_id", event_key)
+            self.unknown_id(line, "event_id", event_key)
             return None
         if client is not None and event[1] != client:
             self.problem(line, "event_id", f"event_id {event_key} belongs to another client")
@@ -157,22 +157,22 @@ class _Importer:
 
     # The same for a whole column: None when a row needs resolve() to say what is wrong.
     def client_ids(self, client_keys: Sequence[str]) -> list[int] | None:
-        named = set(client_keys)
-        self._load_clients(named)
-        if not self.clients.keys() >= named:
+        wanted = set(client_keys)
+        self._load_clients(wanted)
+        if not self.clients.keys() >= wanted:
             return None
         return list(map(self.clients.__getitem__, client_keys))
 
     def event_ids(self, event_keys: Sequence[str | None], clients: list[int]) -> list[int | None] | None:
         """Each row's event id (None where it names none); each event must be its row's client's."""
-        named = set(filter(None, event_keys))
-        self._load_events(named)
-        if not self.events.keys() >= named:
+        wanted = set(filter(None, event_keys))
+        self._load_events(wanted)
+        if not self.events.keys() >= wanted:
             return None
-        owners: dict[str | None, int] = {key: self.events[key][1] for key in named}
+        owners: dict[str | None, int] = {key: self.events[key][1] for key in wanted}
         if list(map(owners.get, event_keys, clients)) != clients:  # (a row without an event: its own client)
             return None
-        ids: dict[str | None, int] = {key: self.events[key][0] for key in named}
+        ids: dict[str | None, int] = {key: self.events[key][0] for key in wanted}
         return list(map(ids.get, event_keys))
 
     # -- per kind -------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class _Importer:
                 self.problem(line, self.key_column,
                              f"{named(self.key_column, row[0])} appears twice in this file (first on line {first})")
             else:
-                self.named[old[0]] = line
+                self.named_on[old[0]] = line
                 self.compare(line, row, values, old)
         return new, lines
 
@@ -268,7 +268,7 @@ class _Importer:
         """The line on which this file already named the ledger row `row_id` (0: it did not)."""
         if row_id > self.start_max:
             return self.inserted_lines[row_id - self.start_max - 1]
-        return self.named[row_id]
+        return self.named_on[row_id]
 
     def _insert(self, new: list[tuple[Any, ...]], lines: Iterable[int]) -> bool:
         """Insert new rows and mark their clients for the job. An empty table cannot hold rows
