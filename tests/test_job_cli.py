@@ -283,6 +283,26 @@ def test_ctrl_c_is_one_sentence_on_stderr_and_exit_130(
     assert result.stderr == (
         "error: interrupted: a change not yet saved was rolled back, one already saved stays (the ledger is as"
         " before or as after); run-job and import are safe to run again, check any other command's result first\n")
+    as_json = cli("run-job", "--json")  # a script piping into jq still gets one object
+    assert as_json.exit_code == 130
+    assert json.loads(as_json.stdout) == {"dry_run": False, "refused": True, "error": result.stderr[7:-1],
+                                          "problem_count": 0, "problems": []}
+
+
+def test_an_internal_error_with_json_is_one_object_too(
+    cli: Cli, conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from payalloc.services import job
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ZeroDivisionError("a bug's text, which may quote a name")
+
+    monkeypatch.setattr(job, "run_job", broken)
+    result = cli("run-job", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == (
+        "internal error (ZeroDivisionError); nothing was written; run with --debug for a traceback and report it")
+    assert "quote a name" not in result.stdout + result.stderr
 
 
 def test_missing_ledger_is_refused(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ class _ErrorBoundary(TyperGroup):
             from payalloc.cli import output
 
             what, code = _stop(err)
+            _refusal_json(err, _stopped(what))
             output.error(_stopped(what))
             raise typer.Exit(code) from None
         except Exception as err:
@@ -98,10 +99,10 @@ class _ErrorBoundary(TyperGroup):
             # Includes sqlite3.IntegrityError: the database's own guard refused a write the
             # Python checks let through. A bug, but the transaction rolled back: nothing written.
             # The kind of error only: its text may quote a value (a name, a note) from the ledger.
-            output.error(
-                f"internal error ({type(err).__name__}); nothing was written; "
-                "run with --debug for a traceback and report it"
-            )
+            sentence = (f"internal error ({type(err).__name__}); nothing was written; "
+                        "run with --debug for a traceback and report it")
+            _refusal_json(err, sentence)
+            output.error(sentence)
             raise typer.Exit(EXIT_BUG) from None
 
 
@@ -187,7 +188,7 @@ def _database_failure(err: sqlite3.OperationalError) -> tuple[str, int]:
     return f"the ledger could not be used ({err}); run with --debug for details", EXIT_BUG
 
 
-def _refusal_json(err: Exception, sentence: str) -> None:
+def _refusal_json(err: BaseException, sentence: str) -> None:
     """With --json, a command that stops on an error prints one object on stdout too: its fields
     (STATE.json_refusal), "refused", the sentence also written to stderr, and each problem of a
     batch with its line, column and reason (reasons never quote a name or a note)."""
