@@ -8,6 +8,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,12 @@ def test_the_job_waits_while_a_writer_holds_its_turn_and_goes_on_after(ledger_pa
 def test_a_job_out_of_patience_goes_on(ledger_path: Path) -> None:
     clerk, job = open_ledger(ledger_path), open_ledger(ledger_path)
     with writers.job_turns(job, patience_s=0.05) as turns, writers.waiting_turn(clerk, patience_s=1):
-        turns.let_writers_in()  # returns after its patience, the writer still holding its turn
+        started = time.monotonic()
+        worker = threading.Thread(target=turns.let_writers_in)
+        worker.start()
+        worker.join(5)  # returns after its patience, the writer still holding its turn
+        assert not worker.is_alive(), "the job waited for the writer beyond its patience"
+        assert time.monotonic() - started >= 0.05, "the job did not wait for the writer at all"
     clerk.close()
     job.close()
 

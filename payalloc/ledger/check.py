@@ -3,11 +3,13 @@
 Each query returns one row per violation, with columns from a small vocabulary so that
 the service can name the ids involved without knowing the SQL:
 
-- ids: ``remittance_id`` (internal: remittances have no external key), ``payment_id``,
-  ``charge_id``, ``client_id``, ``event_id`` (the external keys), ``batch_id``,
-  ``journal_line_id``, ``job_run_id``, ``table_name``, ``column_name``, ``row_id``;
-- values: ``expected_cents``, ``actual_cents`` (numbers, possibly not integers in a
-  corrupt ledger), ``detail`` (a short fixed text; never user text or a patient's name).
+- ids: ``remittance_id`` and ``replaced_id`` (internal: remittances have no external key),
+  ``payment_id``, ``charge_id``, ``client_id``, ``event_id`` (the external keys),
+  ``payment_client_id``, ``charge_client_id``, ``batch_id``, ``journal_line_id``,
+  ``job_run_id``, ``table_name``, ``column_name``, ``row_id`` (services/check.py ID_FIELDS);
+- values: ``expected_cents``, ``actual_cents``, ``debit_cents``, ``credit_cents`` (numbers,
+  possibly not integers in a corrupt ledger), ``detail`` (a short text: a fixed word, a
+  trigger's name or a GL account; never a patient's name or a note).
 
 Queries are set-based (GROUP BY and joins, no per-row Python) and run inside the caller's
 read transaction, so that they all see one snapshot. Sums use ``total()``: a corrupt
@@ -16,6 +18,7 @@ ledger can hold amounts that would overflow ``sum()``.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +32,7 @@ ACTIVE = "status <> 'reversed'"
 class Check:
     code: str
     sql: str
+    params: tuple[Any, ...] = ()
 
 
 class CheckQueryFailed(Exception):
@@ -100,12 +104,14 @@ CHECKS: tuple[Check, ...] = (
         "guard_trigger_missing",
         "SELECT g.value AS detail FROM json_each(?) g"
         " WHERE NOT EXISTS (SELECT 1 FROM sqlite_schema s WHERE s.type = 'trigger' AND s.name = g.value)",
+        (json.dumps(GUARD_TRIGGERS),),
     ),
     Check(
         "table_not_strict",
         "SELECT t.value AS table_name FROM json_each(?) t"
         " WHERE NOT EXISTS (SELECT 1 FROM pragma_table_list l"
         "                   WHERE l.schema = 'main' AND l.name = t.value AND l.strict = 1)",
+        (json.dumps(LEDGER_TABLES),),
     ),
     Check(
         "money_not_integer",
@@ -427,20 +433,10 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def _params(check: Check) -> tuple[Any, ...]:
-    import json
-
-    if check.code == "guard_trigger_missing":
-        return (json.dumps(GUARD_TRIGGERS),)
-    if check.code == "table_not_strict":
-        return (json.dumps(LEDGER_TABLES),)
-    return ()
-
-
 def run(conn: sqlite3.Connection, check: Check) -> list[dict[str, Any]]:
     """The violations of one check, as rows of named columns (NULL columns left out)."""
     try:
-        cursor = conn.execute(check.sql, _params(check))
+        cursor = conn.execute(check.sql, check.params)
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
     except sqlite3.DatabaseError as error:

@@ -14,7 +14,6 @@ import re
 import signal
 import sqlite3
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -299,15 +298,7 @@ JOB_LOCK_GRACE_S = 0.25  # `jobs` probes the lock by taking it for an instant (j
 def _flock_soon(fd: int) -> bool:
     """The run-job lock, if it is free or only probed: a listing holds it for microseconds, a
     real run-job for the whole run. Still "at once" for an overlapping run."""
-    deadline = time.monotonic() + JOB_LOCK_GRACE_S
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(writers.POLL_S)
+    return writers.flock_within(fd, fcntl.LOCK_EX, JOB_LOCK_GRACE_S)
 
 
 def job_running(path: Path) -> bool:

@@ -54,9 +54,9 @@ def remove(ledger: str) -> None:
         os.unlink(ledger + SUFFIX)
 
 
-def _wait(fd: int, operation: int, patience_s: float) -> bool:
-    """Take the lock, trying until patience_s has passed; False if it could not be had (also on
-    a file system without locks, e.g. ENOLCK on some network mounts)."""
+def flock_within(fd: int, operation: int, patience_s: float) -> bool:
+    """Take the flock, trying until patience_s has passed; False if another holds it still.
+    OSError (a file system without locks, e.g. ENOLCK on some network mounts) is the caller's."""
     deadline = time.monotonic() + patience_s
     while True:
         try:
@@ -66,8 +66,15 @@ def _wait(fd: int, operation: int, patience_s: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_S)
-        except OSError:
-            return False
+
+
+def _wait(fd: int, operation: int, patience_s: float) -> bool:
+    """flock_within, where a lock that cannot be had at all counts as not had: writers' turns
+    are a courtesy, never a reason to refuse a write."""
+    try:
+        return flock_within(fd, operation, patience_s)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
