@@ -13,8 +13,8 @@ import pytest
 from payalloc import vocabulary
 from payalloc.cli.common import ApplyTo
 from payalloc.cli.events import EventStatus
-from payalloc.cli.listings import PaymentStatus, RemittanceStatus
-from payalloc.cli.payments import Method, Mode
+from payalloc.cli.payments import Method, Mode, PaymentStatus
+from payalloc.cli.remittances import RemittanceStatus
 
 
 @pytest.mark.parametrize(("choices", "words"), [

@@ -1,4 +1,5 @@
-"""`payalloc client show`: the row detail of the unallocated bucket (the Apply Payments screen)."""
+"""`payalloc client list`, and `client show`: the row detail of the unallocated bucket (the Apply
+Payments screen)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import JsonOpt
+from payalloc.cli.common import CsvOpt, JsonOpt, LimitOpt, one_format
+from payalloc.cli.output import Column
 from payalloc.cli.state import STATE
 
 if TYPE_CHECKING:
@@ -106,5 +108,21 @@ def _charges(d: ClientDetail) -> None:
         )
 
 
+def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = None) -> None:
+    """List clients.
+
+    Example: payalloc client list --csv > clients.csv
+    """
+    one_format(json_out, csv_out)
+    from payalloc.services.listings import list_clients
+
+    columns = [Column("Client", "client_id"), Column("Name", "name", text=True),
+               Column("Responsible party", "responsible_party", text=True),
+               Column("Payments", "payments", numeric=True), Column("Charges", "charges", numeric=True)]
+    with STATE.ledger() as conn, list_clients(conn) as listing:
+        output.listing(listing, columns, json_out, csv_out, limit, noun="client", empty="no clients in the ledger")
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["client"].command("list")(client_list)
     groups["client"].command("show")(show)

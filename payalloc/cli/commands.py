@@ -17,7 +17,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "ledger_cmds": ("init",),
     "integrity": ("check", "backup"),
     "imports": ("import",),
-    "listings": ("client", "payment", "remittances"),
+    "remittances": ("remittances",),
     "job": ("run-job", "jobs"),
     "events": ("event",),
     "gl": ("gl",),

@@ -100,3 +100,6 @@ def confirm(question: str) -> bool:
         if answer in ("", "n", "no"):
             return False
         output.message("please answer y or n")
+
+
+ClientOpt = Annotated[str | None, typer.Option("--client", help="Only this client (client_id).")]

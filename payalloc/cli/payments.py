@@ -1,4 +1,4 @@
-"""`payalloc payment record|ready|void|mode|show`: the clerk's payments (rules 3, 5, 7)."""
+"""`payalloc payment record|ready|void|mode|show|list`: the clerk's payments (rules 3, 5, 7)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,27 @@ from typing import Annotated
 import typer
 
 from payalloc.cli import output
-from payalloc.cli.common import REVERSED_IN_GL, ApplyTo, JsonOpt, ReasonOpt
+from payalloc.cli.common import (
+    REVERSED_IN_GL,
+    ApplyTo,
+    ClientOpt,
+    CsvOpt,
+    JsonOpt,
+    LimitOpt,
+    ReasonOpt,
+    one_format,
+)
+from payalloc.cli.output import Column
 from payalloc.cli.state import STATE
 
 PaymentArg = Annotated[str, typer.Argument(help="The payment id.", show_default=False, metavar="PAYMENT_ID")]
 
+
+
+class PaymentStatus(StrEnum):
+    ready = "ready"
+    pending = "pending"
+    void = "void"
 
 
 class Mode(StrEnum):
@@ -165,6 +181,32 @@ def show(payment_id: PaymentArg, json_out: JsonOpt = False) -> None:
     )
 
 
+def payment_list(
+    client: ClientOpt = None,
+    status: Annotated[PaymentStatus | None, typer.Option("--status", help="Only payments with this status.")] = None,
+    apply_to: Annotated[ApplyTo | None, typer.Option("--apply-to", help="Only payments with this apply-to.")] = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """List payments, oldest received first, with what is still unapplied. A table shows the
+    most recent (--limit N: the last N in every format).
+
+    Example: payalloc payment list --client C-1003 --status ready --json
+    """
+    one_format(json_out, csv_out)
+    from payalloc.services.listings import list_payments
+
+    columns = [Column("Payment", "payment_id"), Column("Client", "client_id"), Column("Received", "received_date"),
+               Column("Amount", "amount", numeric=True), Column("Unapplied", "unapplied", numeric=True),
+               Column("Apply to", "apply_to"), Column("Event", "event_id"), Column("Status", "status"),
+               Column("Method", "method", optional=True), Column("Reference", "reference", text=True, optional=True)]
+    with STATE.ledger() as conn, list_payments(conn, client=client, status=status and status.value,
+                                               apply_to=apply_to and apply_to.value) as listing:
+        output.listing(listing, columns, json_out, csv_out, limit, noun="payment", empty="no payments match",
+                       end="last")
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group = groups["payment"]
     group.command("record")(record)
@@ -172,3 +214,4 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group.command("void")(void)
     group.command("mode")(mode)
     group.command("show")(show)
+    group.command("list")(payment_list)

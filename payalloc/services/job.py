@@ -50,7 +50,7 @@ from payalloc.ledger.connection import (
 from payalloc.ledger.payments import convert_to_specific
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
-from payalloc.services.gcpause import cyclic_gc_paused
+from payalloc.gcpause import cyclic_gc_paused
 
 CLIENTS_PER_CHUNK = 1000
 REMITTANCES_PER_CHUNK = 5000
@@ -75,17 +75,10 @@ class JobResult:
     planned_conversions: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
-        """The counts kept in job_runs.counts and printed by `run-job --json`."""
-        return {
-            "clients_checked": self.clients_checked,
-            "clients": self.clients,
-            "remittances_created": self.remittances_created,
-            "amount_applied": plain_cents(self.amount_applied_cents),
-            "event_payments_converted": self.event_payments_converted,
-            "remittances_posted": self.remittances_posted,
-            "amount_posted": plain_cents(self.amount_posted_cents),
-            "posting_batches": self.posting_batches,
-        }
+        """The counts kept in job_runs.counts and printed by `run-job --json`: money as "1234.50"
+        under its name without _cents."""
+        return {name.removesuffix("_cents"): plain_cents(value) if name.endswith("_cents") else value
+                for name, value in ((name, getattr(self, name)) for name in COUNTED)}
 
     @property
     def interrupted_runs(self) -> int:
@@ -93,10 +86,13 @@ class JobResult:
         return len(self.interrupted)
 
     def add(self, other: JobResult) -> None:
-        for name in ("clients_checked", "clients", "remittances_created", "amount_applied_cents",
-                     "event_payments_converted", "remittances_posted", "amount_posted_cents",
-                     "posting_batches"):
+        for name in COUNTED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+# The counters of a JobResult, in the order run-job --json and job_runs.counts list them.
+COUNTED = ("clients_checked", "clients", "remittances_created", "amount_applied_cents", "event_payments_converted",
+           "remittances_posted", "amount_posted_cents", "posting_batches")
 
 
 def missing_mapping_warning(missing: list[str], ready: int) -> str:
