@@ -26,13 +26,13 @@ from payalloc.csv_import import (
     PaymentRecord,
 )
 from payalloc.errors import Problem, ProblemsError
+from payalloc.gcpause import cyclic_gc_paused
 from payalloc.ids import named, some, unknown
 from payalloc.ledger import audit
 from payalloc.ledger import imports as sql
 from payalloc.ledger.clients import mark_for_job
 from payalloc.ledger.connection import write_txn
 from payalloc.money import format_cents
-from payalloc.gcpause import cyclic_gc_paused
 
 MAX_PROBLEMS_KEPT = 1000  # all are counted; these many are kept to show
 

@@ -33,6 +33,7 @@ from typing import Any
 from payalloc import allocation
 from payalloc.dates import utc_now
 from payalloc.errors import DISK_FULL_CAUSE, LedgerBusy, LedgerFull, PayallocError, Terminated
+from payalloc.gcpause import cyclic_gc_paused
 from payalloc.gl import missing_mappings, posting_lines
 from payalloc.ledger import gl as gl_sql
 from payalloc.ledger import job as sql
@@ -50,7 +51,6 @@ from payalloc.ledger.connection import (
 from payalloc.ledger.payments import convert_to_specific
 from payalloc.ledger.writers import JobTurns, job_turns
 from payalloc.money import plain_cents
-from payalloc.gcpause import cyclic_gc_paused
 
 CLIENTS_PER_CHUNK = 1000
 REMITTANCES_PER_CHUNK = 5000
