@@ -167,6 +167,30 @@ def test_remittances_from_the_job_and_by_hand(cli: Cli, ledger: sqlite3.Connecti
     assert payments["P-3004"]["unapplied"] == "0.00"
 
 
+def test_a_payment_and_a_remittance_read_the_same_in_every_command(cli: Cli, ledger: sqlite3.Connection) -> None:
+    """The listings build their JSON in SQL, client show and payment show from rows: a script that
+    reads a remittance from one must find it the same in the others (reversed and replaced too)."""
+    assert cli("run-job").exit_code == 0
+    assert cli("apply", "P-3004", "CH-2013=60.00").exit_code == 0
+    rid = js(cli, "remittances", "list", "--payment", "P-3004")[0]["id"]
+    assert cli("unapply", str(rid), "--reason", "wrong charge", "--amount", "20.00").exit_code == 0
+    listed = {r["id"]: r for r in js(cli, "remittances", "list")}
+    payments = {p["payment_id"]: p for p in js(cli, "payment", "list")}
+    assert {listed[rid]["status"], listed[rid + 1]["replaces_id"]} == {"reversed", rid}
+    for client in {p["client_id"] for p in payments.values()}:
+        shown = js(cli, "client", "show", client)
+        for r in shown["remittances"]:
+            assert r == listed[r["id"]]
+        for p in shown["payments"]:
+            assert p.items() >= payments[p["payment_id"]].items(), p["payment_id"]
+    for pid, p in payments.items():
+        detail = js(cli, "payment", "show", pid)
+        assert {k: v for k, v in detail.items() if k != "remittances"}.items() >= p.items()
+        assert [r["id"] for r in detail["remittances"]] == [i for i, r in listed.items() if r["payment_id"] == pid]
+        for r in detail["remittances"]:  # and where it came from, in words ("job run 1 (oldest)")
+            assert r.items() >= listed[r["id"]].items()
+
+
 def test_remittances_filters(cli: Cli, ledger: sqlite3.Connection) -> None:
     cli("run-job")
     cli("apply", "P-3005", "CH-2014=120.00", "CH-2015=100.00")
