@@ -34,6 +34,21 @@ def place_new(finished: Path, dest: Path) -> None:
     finished.unlink()
 
 
+def refuse_destination(dest: Path, *, replace: bool, named: str) -> None:
+    """Refuse a destination an export or a backup must not write: in a directory that does not
+    exist, a directory itself, an existing file unless `replace` (--force), and then never
+    anything but a regular file. `named` is how the sentence names it ("backup destination x")."""
+    if not dest.parent.is_dir():
+        raise InputError(f"{named}: directory {dest.parent} does not exist")
+    if dest.is_dir():
+        raise InputError(f"{named} is a directory; name a file in it")
+    if dest.exists() or dest.is_symlink():
+        if not replace:
+            raise InputError(f"{named} already exists; use --force to replace it")
+        if not dest.is_file():
+            raise InputError(f"{named} is not a regular file; refusing to replace it")
+
+
 def refused(error: OSError, doing: str) -> PayallocError:
     """Why `doing` ("create ledger x.db") failed, in one sentence: a full disk (exit 1), or a place
     that refuses the file (permissions, chattr +i, a read-only mount: exit 3)."""

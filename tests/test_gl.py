@@ -160,7 +160,7 @@ def test_export_output_needs_a_format_and_never_replaces_a_file_without_force(  
     assert cli("gl", "export", "--csv", "-o", str(target)).exit_code == 0
     first = target.read_text()
     again = cli("gl", "export", "--json", "-o", str(target))
-    assert (again.exit_code, again.stderr) == (3, f"error: {target} already exists; use --force to replace it\n")
+    assert (again.exit_code, again.stderr) == (3, f"error: export file {target} already exists; use --force to replace it\n")
     assert target.read_text() == first  # kept as it was
     replaced = cli("gl", "export", "--json", "-o", str(target), "--force")
     assert replaced.exit_code == 0, replaced.stderr

@@ -181,17 +181,9 @@ def to_file(path: Path | None, *, replace: bool = False) -> Iterator[None]:
         yield
         return
     from payalloc.errors import InputError, no_space
-    from payalloc.files import create_new, place_new, refused, remove_stale
+    from payalloc.files import create_new, place_new, refuse_destination, refused, remove_stale
 
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write {path}: directory {path.parent} does not exist")
-    if path.is_dir():
-        raise InputError(f"cannot write {path}: it is a directory")
-    if path.exists() or path.is_symlink():
-        if not replace:
-            raise InputError(f"{path} already exists; use --force to replace it")
-        if not path.is_file():
-            raise InputError(f"cannot write {path}: it is not a regular file; refusing to replace it")
+    refuse_destination(path, replace=replace, named=f"export file {path}")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     remove_stale(path.parent, (".tmp",))  # exports killed with kill -9 left them
     saved = sys.stdout

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from payalloc.errors import DiskFull, InputError, disk_full
-from payalloc.files import create_new, refused
+from payalloc.files import create_new, refuse_destination, refused
 from payalloc.ledger import backup as files
 from payalloc.ledger.connection import companion_files, open_ledger
 from payalloc.services.check import CheckReport, check_ledger
@@ -23,21 +23,15 @@ class BackupResult:
 def _refuse_bad_destination(ledger: Path, dest: Path, *, force: bool) -> None:
     if str(dest) in ("", "-"):
         raise InputError("backup needs a destination file path")
-    if dest.is_dir():
-        raise InputError(f"backup destination {dest} is a directory; name a file in it")
-    if not dest.parent.is_dir():
-        raise InputError(f"backup destination directory {dest.parent} does not exist")
+    if not dest.parent.is_dir() or dest.is_dir():  # before the ledger's own files are told apart
+        refuse_destination(dest, replace=force, named=f"backup destination {dest}")
     ledger_abs = ledger.resolve()
     dest_abs = dest.resolve()
     own_files = {ledger_abs, *companion_files(ledger_abs)}
     same = dest_abs in own_files or (dest.exists() and ledger.exists() and os.path.samefile(dest, ledger))
     if same:
         raise InputError(f"backup destination {dest} is the ledger itself (or one of its files); choose another path")
-    if dest.exists() or dest.is_symlink():
-        if not force:
-            raise InputError(f"backup destination {dest} already exists; use --force to replace it")
-        if not dest.is_file():
-            raise InputError(f"backup destination {dest} is not a regular file; refusing to replace it")
+    refuse_destination(dest, replace=force, named=f"backup destination {dest}")
 
 
 def backup(ledger: Path, dest: Path, *, force: bool = False) -> BackupResult:
