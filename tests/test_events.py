@@ -215,7 +215,7 @@ def test_service_refuses_unconfirmed_delete(conn: sqlite3.Connection) -> None:
     add_client(conn, "C1")
     add_event(conn, "E1", "C1")
     add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
-    assert [p["payment_id"] for p in event_service.attached_payments(conn, "E1")] == ["P1"]
+    assert [p.key for p in event_service.attached_payments(conn, "E1")] == ["P1"]
     with pytest.raises(event_service.InputError, match="confirm with --yes"):
         event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=False)
     change = event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=True)

@@ -432,12 +432,10 @@ def test_dry_run_writes_nothing_and_predicts_the_run(
     plan = job(conn, ledger_path, dry_run=True)
     assert dump() == before
     assert plan.run_id is None and plan.dry_run
-    assert {(r["payment_id"], r["charge_id"], r["amount"], r["rule"]) for r in plan.planned_remittances} == {
-        ("P1", "CH1", "80.00", "oldest"), ("P1", "CH2", "20.00", "oldest"), ("P2", "CH3", "25.50", "oldest"),
+    assert set(plan.planned_remittances) == {
+        ("P1", "CH1", "C1", 8000, "oldest"), ("P1", "CH2", "C1", 2000, "oldest"), ("P2", "CH3", "C2", 2550, "oldest"),
     }
-    assert plan.planned_conversions == [
-        {"payment_id": "P-EV", "client_id": "C2", "event_id": "E1", "event_status": "done", "unapplied": "7.00"}
-    ]
+    assert plan.planned_conversions == [("P-EV", "C2", "E1", "done", 700)]
     real = job(conn, ledger_path)
     assert real.counts() == plan.counts()
 

@@ -104,6 +104,7 @@ def delete(
     Example: payalloc event delete E-77 --yes
     """
     from payalloc.dates import utc_now
+    from payalloc.money import format_cents
     from payalloc.services import events
 
     with STATE.ledger() as conn:
@@ -111,12 +112,11 @@ def delete(
         shown: list[str] | None = None
         if not yes and _stdin_is_terminal():
             attached = events.attached_payments(conn, event_id)
-            shown = [p["payment_id"] for p in attached]
+            shown = [p.key for p in attached]
             if attached:
                 for p in attached:
-                    unapplied = output.table_money(p["unapplied"])
                     output.warn(
-                        f"payment {p['payment_id']} ({p['status']}, {unapplied} unapplied)"
+                        f"payment {p.key} ({p.status}, {format_cents(p.unapplied_cents)} unapplied)"
                         f" is attached to event {event_id.strip()}"
                     )
                 which = "this payment" if len(attached) == 1 else f"these {len(attached)} payments"

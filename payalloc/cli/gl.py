@@ -30,10 +30,10 @@ def map_account(
         status = gl.show(conn)
     was = "" if previous is None else f" (was {previous})"
     output.message(f"GL mapping {key} is account {account.strip()}{was}")
-    if status["posting_ready"]:
+    if status.posting_ready:
         output.message("posting is ready: run-job posts ready remittances")
     else:
-        output.message(f"posting still needs: {', '.join(status['missing_mappings'])}")
+        output.message(f"posting still needs: {', '.join(status.missing_mappings)}")
 
 
 def show(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
@@ -43,29 +43,36 @@ def show(json_out: JsonOpt = False, csv_out: CsvOpt = False) -> None:
     Example: payalloc gl show --json
     """
     one_format(json_out, csv_out)
+    from payalloc.money import format_cents, plain_cents
     from payalloc.services import gl
 
     with STATE.ledger() as conn:
         status = gl.show(conn)
     if json_out:
-        output.emit_json(status)
+        output.emit_json({
+            "mappings": status.mappings, "posting_ready": status.posting_ready,
+            "missing_mappings": status.missing_mappings, "ready_remittances": status.ready_remittances,
+            "ready_amount": plain_cents(status.ready_amount_cents), "journal_lines": status.journal_lines,
+            "journal_debit": plain_cents(status.journal_debit_cents),
+            "journal_credit": plain_cents(status.journal_credit_cents), "balanced": status.balanced,
+        })
         return
     if csv_out:
-        output.emit_csv(["key", "account", "updated_at", "updated_by"], status["mappings"])
+        output.emit_csv(["key", "account", "updated_at", "updated_by"], status.mappings)
         return
     output.table(
         [output.Column("Mapping", "key"), output.Column("Account", "account"),
          output.Column("Updated", "updated_at"), output.Column("By", "updated_by", text=True)],
-        [{**m, "account": m["account"] or "(not configured)"} for m in status["mappings"]],
+        [{**m, "account": m["account"] or "(not configured)"} for m in status.mappings],
         title="GL mappings",
     )
     output.fields([
-        ("Posting", "ready" if status["posting_ready"] else "not ready: missing " + ", ".join(status["missing_mappings"])),
-        ("Ready remittances", f"{status['ready_remittances']:,} ({output.table_money(status['ready_amount'])})"),
-        ("Journal lines", f"{status['journal_lines']:,}"),
-        ("Journal debit", output.table_money(status["journal_debit"])),
-        ("Journal credit", output.table_money(status["journal_credit"])),
-        ("Balanced", "yes" if status["balanced"] else "NO"),
+        ("Posting", "ready" if status.posting_ready else "not ready: missing " + ", ".join(status.missing_mappings)),
+        ("Ready remittances", f"{status.ready_remittances:,} ({format_cents(status.ready_amount_cents)})"),
+        ("Journal lines", f"{status.journal_lines:,}"),
+        ("Journal debit", format_cents(status.journal_debit_cents)),
+        ("Journal credit", format_cents(status.journal_credit_cents)),
+        ("Balanced", "yes" if status.balanced else "NO"),
     ])
 
 

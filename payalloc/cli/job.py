@@ -45,8 +45,11 @@ def run_job(dry_run: DryRunOpt = False, json_out: JsonOpt = False, quiet: QuietO
         "warnings": result.warnings,
     }
     if dry_run:
-        data["remittances"] = result.planned_remittances
-        data["conversions"] = result.planned_conversions
+        from payalloc.money import plain_cents
+        from payalloc.services.job import PlannedConversion, PlannedRemittance
+
+        data["remittances"] = list(output.records(PlannedRemittance._fields, result.planned_remittances, plain_cents))
+        data["conversions"] = list(output.records(PlannedConversion._fields, result.planned_conversions, plain_cents))
     if json_out:
         output.emit_json(data)
         return
@@ -94,12 +97,15 @@ PLAN_ROWS_SHOWN = 200
 
 
 def _show_plan(result: JobResult) -> None:
+    from payalloc.money import format_cents
+    from payalloc.services.job import PlannedConversion, PlannedRemittance
+
     planned = result.planned_remittances
     output.table(
         [output.Column("Payment", "payment_id"), output.Column("Charge", "charge_id"),
          output.Column("Client", "client_id"), output.Column("Amount", "amount", numeric=True),
          output.Column("Rule", "rule")],
-        [{**r, "amount": output.table_money(r["amount"])} for r in planned[:PLAN_ROWS_SHOWN]],
+        list(output.records(PlannedRemittance._fields, planned[:PLAN_ROWS_SHOWN], format_cents)),
         title="Remittances the run would create",
         empty="no remittances to create",
     )
@@ -110,7 +116,7 @@ def _show_plan(result: JobResult) -> None:
             [output.Column("Payment", "payment_id"), output.Column("Client", "client_id"),
              output.Column("Event", "event_id"), output.Column("Event status", "event_status"),
              output.Column("Unapplied", "unapplied", numeric=True)],
-            [{**r, "unapplied": output.table_money(r["unapplied"])} for r in result.planned_conversions[:PLAN_ROWS_SHOWN]],
+            list(output.records(PlannedConversion._fields, result.planned_conversions[:PLAN_ROWS_SHOWN], format_cents)),
             title="Event payments that would become specific",
         )
         hidden = len(result.planned_conversions) - PLAN_ROWS_SHOWN

@@ -124,8 +124,9 @@ def records(fields: Sequence[str], rows: Iterable[Sequence[Any]], fmt: Callable[
 
 
 def table_money(plain: object) -> str:
-    """"1234.50" (money as the services, JSON and job_runs.counts carry it) -> "1,234.50", as
-    tables show it; blank where there is none."""
+    """"1234.50" -> "1,234.50", as tables show it; blank where there is none. For job_runs.counts
+    alone: stored as run-job --json prints them (money as text), in every ledger since run 1.
+    Everything else reaches the CLI as integer cents."""
     from payalloc.money import format_cents
 
     if not isinstance(plain, str) or not plain:

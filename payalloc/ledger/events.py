@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 from payalloc.errors import NotFound
 from payalloc.ids import unknown
@@ -61,11 +61,18 @@ def set_status(conn: sqlite3.Connection, event_id: int, status: str) -> None:
     conn.execute("UPDATE events SET status = ? WHERE id = ?", (status, event_id))
 
 
-def attached_payments(conn: sqlite3.Connection, event_id: int) -> list[dict[str, Any]]:
+class AttachedPayment(NamedTuple):
+    id: int
+    key: str
+    status: str
+    amount_cents: int
+    unapplied_cents: int
+
+
+def attached_payments(conn: sqlite3.Connection, event_id: int) -> list[AttachedPayment]:
     """Payments still attached to the event: apply-to event, not void, money unapplied."""
     return [
-        {"id": pid, "payment_id": key, "status": status, "amount_cents": amount,
-         "unapplied_cents": amount - applied}
+        AttachedPayment(pid, key, status, amount, amount - applied)
         for pid, key, status, amount, applied in conn.execute(
             "SELECT id, payment_key, status, amount_cents, applied_cents FROM payments"
             " WHERE event_id = ? AND apply_to = 'event' AND status <> 'void' AND applied_cents < amount_cents"

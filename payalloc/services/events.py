@@ -12,7 +12,6 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from payalloc.allocation import Conversion
 from payalloc.dates import parse_date
@@ -24,7 +23,7 @@ from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import read_txn, write_txn
 from payalloc.ledger.listings import Listing
 from payalloc.ledger.payments import convert_to_specific
-from payalloc.money import format_cents, plain_cents
+from payalloc.money import format_cents
 from payalloc.vocabulary import EVENT_STATUSES
 
 
@@ -35,7 +34,7 @@ class EventChange:
     previous_status: str
     status: str
     changed: bool
-    attached: list[dict[str, Any]] = field(default_factory=list)  # payments attached at the time
+    attached: list[sql.AttachedPayment] = field(default_factory=list)  # payments attached at the time
     converted: list[str] = field(default_factory=list)  # payments made specific
 
 
@@ -85,24 +84,16 @@ def list_events(
         yield sql.listing(conn, cid, status)
 
 
-def _public(attached: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {"payment_id": p["payment_id"], "status": p["status"], "amount": plain_cents(p["amount_cents"]),
-         "unapplied": plain_cents(p["unapplied_cents"])}
-        for p in attached
-    ]
-
-
-def attached_payments(conn: sqlite3.Connection, event_key: str) -> list[dict[str, Any]]:
+def attached_payments(conn: sqlite3.Connection, event_key: str) -> list[sql.AttachedPayment]:
     """Payments still attached to the event (apply-to event, not void, money unapplied)."""
     with read_txn(conn):
-        return _public(sql.attached_payments(conn, _event(conn, event_key).id))
+        return sql.attached_payments(conn, _event(conn, event_key).id)
 
 
 def mark_done(conn: sqlite3.Connection, event_key: str, *, now: str, staff: str) -> EventChange:
     with write_txn(conn):
         event = _event(conn, event_key)
-        attached = _public(sql.attached_payments(conn, event.id))
+        attached = sql.attached_payments(conn, event.id)
         if event.status == "done":
             return EventChange(event.event_key, event.client_key, "done", "done", False, attached)
         if event.status == "deleted":
@@ -125,17 +116,17 @@ def delete_event(
         if event.status == "deleted":
             return EventChange(event.event_key, event.client_key, "deleted", "deleted", False)
         attached = sql.attached_payments(conn, event.id)
-        unseen = [p["payment_id"] for p in attached if shown is not None and p["payment_id"] not in shown]
+        unseen = [p.key for p in attached if shown is not None and p.key not in shown]
         if unseen:
             raise InputError(
                 f"event {event.event_key} was not deleted; nothing was changed: {_payments(len(unseen))}"
                 f" ({', '.join(unseen)}) became attached to it after the warning; run the command again"
             )
         if attached and not confirmed:
-            total = sum(p["unapplied_cents"] for p in attached)
+            total = sum(p.unapplied_cents for p in attached)
             raise InputError(
                 f"event {event.event_key} has {_payments(len(attached))} attached with {format_cents(total)}"
-                f" unapplied ({', '.join(p['payment_id'] for p in attached)}); nothing was changed:"
+                f" unapplied ({', '.join(p.key for p in attached)}); nothing was changed:"
                 f" confirm with --yes to delete it and make {'that payment' if len(attached) == 1 else 'them'}"
                 " apply to specific charges"
             )
@@ -143,10 +134,10 @@ def delete_event(
         audit.record(conn, at=now, staff=staff, action=audit.EVENT_DELETE, client_key=event.client_key,
                      event_key=event.event_key, reason="event deleted",
                      detail={"from": event.status, "attached_payments": len(attached)})
-        convert_to_specific(conn, [Conversion(p["id"], event.client_id, event.id, "deleted", p["unapplied_cents"])
+        convert_to_specific(conn, [Conversion(p.id, event.client_id, event.id, "deleted", p.unapplied_cents)
                                    for p in attached], staff=staff, job_run_id=None, now=now)
-    return EventChange(event.event_key, event.client_key, event.status, "deleted", True, _public(attached),
-                       [p["payment_id"] for p in attached])
+    return EventChange(event.event_key, event.client_key, event.status, "deleted", True, attached,
+                       [p.key for p in attached])
 
 
 def _payments(n: int) -> str:

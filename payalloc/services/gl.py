@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
 from payalloc.dates import parse_date
 from payalloc.errors import InputError
@@ -16,7 +16,6 @@ from payalloc.ledger import gl as sql
 from payalloc.ledger import remittances as remittance_sql
 from payalloc.ledger.connection import read_txn, write_txn
 from payalloc.ledger.listings import Listing
-from payalloc.money import plain_cents
 
 DESCRIPTIONS = {
     "unapplied_default": "liability for unapplied client payments (debited when a remittance posts)",
@@ -43,30 +42,40 @@ def map_account(conn: sqlite3.Connection, key: str, account: str, *, now: str, s
     return previous
 
 
-def show(conn: sqlite3.Connection) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GlStatus:
+    mappings: list[dict[str, str | None]]  # key, account, updated_at, updated_by, description
+    missing_mappings: list[str]
+    ready_remittances: int
+    ready_amount_cents: int
+    journal_lines: int
+    journal_debit_cents: int
+    journal_credit_cents: int
+
+    @property
+    def posting_ready(self) -> bool:
+        return not self.missing_mappings
+
+    @property
+    def balanced(self) -> bool:
+        return self.journal_debit_cents == self.journal_credit_cents
+
+
+def show(conn: sqlite3.Connection) -> GlStatus:
     """The mappings, whether posting is ready, what waits to be posted, and the journal's totals."""
     with read_txn(conn):
         rows = {row["key"]: row for row in sql.mapping_rows(conn)}
-        missing = missing_mappings({k: r["account"] for k, r in rows.items()})
         ready, ready_cents = remittance_sql.ready_totals(conn)
         lines, debit, credit = sql.journal_totals(conn)
-    return {
-        "mappings": [
-            {"key": key, "account": rows[key]["account"] if key in rows else None,
-             "updated_at": rows[key]["updated_at"] if key in rows else None,
-             "updated_by": rows[key]["updated_by"] if key in rows else None,
-             "description": DESCRIPTIONS[key]}
-            for key in REQUIRED_MAPPINGS
-        ],
-        "posting_ready": not missing,
-        "missing_mappings": missing,
-        "ready_remittances": ready,
-        "ready_amount": plain_cents(ready_cents),
-        "journal_lines": lines,
-        "journal_debit": plain_cents(debit),
-        "journal_credit": plain_cents(credit),
-        "balanced": debit == credit,
-    }
+    mappings = [
+        {"key": key, "account": rows[key]["account"] if key in rows else None,
+         "updated_at": rows[key]["updated_at"] if key in rows else None,
+         "updated_by": rows[key]["updated_by"] if key in rows else None,
+         "description": DESCRIPTIONS[key]}
+        for key in REQUIRED_MAPPINGS
+    ]
+    missing = missing_mappings({k: r["account"] for k, r in rows.items()})
+    return GlStatus(mappings, missing, ready, ready_cents, lines, debit, credit)
 
 
 @contextlib.contextmanager

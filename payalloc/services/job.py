@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from payalloc import allocation
 from payalloc.dates import utc_now
@@ -55,6 +55,26 @@ from payalloc.money import plain_cents
 CLIENTS_PER_CHUNK = 1000
 REMITTANCES_PER_CHUNK = 5000
 
+class PlannedRemittance(NamedTuple):
+    """A remittance a dry run would create, by external ids."""
+
+    payment_id: str
+    charge_id: str
+    client_id: str
+    amount_cents: int
+    rule: str
+
+
+class PlannedConversion(NamedTuple):
+    """An event payment a dry run would make specific, by external ids."""
+
+    payment_id: str
+    client_id: str
+    event_id: str
+    event_status: str
+    unapplied_cents: int
+
+
 @dataclass
 class JobResult:
     run_id: int | None = None
@@ -71,8 +91,8 @@ class JobResult:
     interrupted: list[tuple[int, str]] = field(default_factory=list)  # (run_id, started_at) of stale runs
     warnings: list[str] = field(default_factory=list)
     # dry run only: what would be created, by external ids
-    planned_remittances: list[dict[str, Any]] = field(default_factory=list)
-    planned_conversions: list[dict[str, Any]] = field(default_factory=list)
+    planned_remittances: list[PlannedRemittance] = field(default_factory=list)
+    planned_conversions: list[PlannedConversion] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         """The counts kept in job_runs.counts and printed by `run-job --json`: money as "1234.50"
@@ -326,14 +346,12 @@ def _describe(conn: sqlite3.Connection, plan: allocation.Plan, result: JobResult
     )
     events = sql.external_keys(conn, "event", [c.event_id for c in plan.conversions])
     result.planned_remittances.extend(
-        {"payment_id": payments[a.payment_id], "charge_id": charges[a.charge_id],
-         "client_id": clients[a.client_id], "amount": plain_cents(a.amount_cents), "rule": a.rule}
+        PlannedRemittance(payments[a.payment_id], charges[a.charge_id], clients[a.client_id], a.amount_cents, a.rule)
         for a in plan.allocations
     )
     result.planned_conversions.extend(
-        {"payment_id": payments[c.payment_id], "client_id": clients[c.client_id],
-         "event_id": events[c.event_id], "event_status": c.event_status,
-         "unapplied": plain_cents(c.unapplied_cents)}
+        PlannedConversion(payments[c.payment_id], clients[c.client_id], events[c.event_id], c.event_status,
+                          c.unapplied_cents)
         for c in plan.conversions
     )
 
