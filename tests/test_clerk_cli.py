@@ -582,3 +582,16 @@ def test_free_text_has_the_limits_of_the_csv_columns(seeded: Cli, conn: sqlite3.
     assert refused(seeded, dump, *args) == f"error: {message}\n"
     ok(seeded("payment", "record", "--client", "C-1", "--amount", "5", "--date", "2026-10-03", "--apply-to",
               "specific", "--note", "n" * 4000))
+
+
+def test_client_show_says_what_each_open_charge_was_for(cli: Cli) -> None:
+    """A payment's note names a service ("apply to the evaluation only"): the charges table
+    shows each charge's description beside its id, and its event when one has any."""
+    from tests.conftest import SAMPLE
+
+    for kind in ("clients", "events", "charges"):
+        ok(cli("import", kind, str(SAMPLE / f"{kind}.csv")))
+    shown = ok(cli("client", "show", "C-1003")).stdout
+    assert re.search(r"CH-2013 .* Psychiatric diagnostic", shown), shown
+    assert "Event" not in shown  # none of C-1003's charges has one
+    assert re.search(r"CH-2017 .* E-501", ok(cli("client", "show", "C-1004")).stdout)

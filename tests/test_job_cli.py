@@ -152,7 +152,8 @@ def test_json_prints_one_object_on_stdout_when_refused(cli: Cli, conn: sqlite3.C
         blocker.close()
     missing = tmp_path / "nope.db"
     refused(Cli(missing)("run-job", "--json", "--dry-run"), 3,
-            f"ledger {missing} does not exist (create it with: payalloc --db {missing} init)", dry_run=True)
+            f"ledger {missing} does not exist: give the practice's ledger with --db or PAYALLOC_DB"
+            f" (payalloc --db {missing} init creates a new, empty one)", dry_run=True)
     assert conn.execute("SELECT count(*) FROM remittances").fetchone()[0] == 0
     done = json.loads(cli("run-job", "--json").stdout)
     assert done["refused"] is False and done["remittances_created"] == 3

@@ -205,7 +205,8 @@ def test_debug_shows_a_traceback_and_only_debug(tmp_path: Path) -> None:
     plain = _payalloc("--db", str(path), "check")
     assert plain.returncode == 3
     assert "Traceback" not in plain.stderr
-    assert plain.stderr.strip() == f"error: ledger {path} does not exist (create it with: payalloc --db {path} init)"
+    assert plain.stderr.strip() == (f"error: ledger {path} does not exist: give the practice's ledger with --db or"
+                                    f" PAYALLOC_DB (payalloc --db {path} init creates a new, empty one)")
 
     debug = _payalloc("--debug", "--db", str(path), "check")
     assert debug.returncode == 3  # the same status: scripts may add --debug to see why

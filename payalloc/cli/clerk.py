@@ -86,11 +86,11 @@ def unallocated(
           "needs_clerk": "yes" if e.needs_clerk else "", "pending": format_cents(e.pending_cents),
           "days_waiting": "" if e.days_waiting is None else e.days_waiting} for e in shown],
         title=output.limited(len(shown), len(entries), noun="client"),  # the Total row counts them
-        footer={"client_id": "Total", "name": f"{len(entries)} client{'s' if len(entries) != 1 else ''}",
+        footer={"client_id": "Total", "name": output.counted(len(entries), "client"),
                 "total_payments": format_cents(sum(e.total_cents for e in entries)),
                 "unallocated": format_cents(sum(e.unallocated_cents for e in entries)),
                 "charges_balance": format_cents(sum(e.charges_balance_cents for e in entries)),
-                "needs_clerk": str(sum(e.needs_clerk for e in entries)),
+                "needs_clerk": f"{sum(e.needs_clerk for e in entries):,}",
                 "pending": format_cents(sum(e.pending_cents for e in entries))},
         empty="no client has unallocated money",
     )

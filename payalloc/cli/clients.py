@@ -13,6 +13,7 @@ from payalloc.cli.output import Column
 from payalloc.cli.state import STATE
 
 if TYPE_CHECKING:
+    from payalloc.ledger.charges import ChargeRow
     from payalloc.services.views import ClientDetail
 
 
@@ -86,24 +87,30 @@ def _charges(d: ClientDetail) -> None:
     """Open self-pay charges oldest first, and insurance charges apart (never allocated)."""
     from payalloc.money import format_cents
 
+    # What the service was (a payment's note often names it: "the evaluation only"), and its event.
     charge_columns = [
         output.Column("Date", "service_date"), output.Column("Charge", "charge_id"),
-        output.Column("Code", "service_code"), output.Column("Payer", "payer"),
-        output.Column("Amount", "amount", numeric=True), output.Column("Balance", "balance", numeric=True),
+        output.Column("Code", "service_code"), output.Column("Description", "description", text=True),
+        output.Column("Payer", "payer"), output.Column("Amount", "amount", numeric=True),
+        output.Column("Balance", "balance", numeric=True),
     ]
+    if any(c.event_key for c in d.open_charges):
+        charge_columns.append(output.Column("Event", "event_id", optional=True))
+
+    def row(c: ChargeRow) -> dict[str, str]:
+        return {"service_date": c.service_date, "charge_id": c.key, "service_code": c.service_code or "",
+                "description": c.description or "", "payer": c.payer, "amount": format_cents(c.amount_cents),
+                "balance": format_cents(c.balance_cents), "event_id": c.event_key or ""}
+
     output.table(
         charge_columns,
-        [{"service_date": c.service_date, "charge_id": c.key, "service_code": c.service_code or "",
-          "payer": c.payer, "amount": format_cents(c.amount_cents), "balance": format_cents(c.balance_cents)}
-         for c in d.open_charges],
+        [row(c) for c in d.open_charges],
         title="Open self-pay charges (oldest first)", empty="no open self-pay charges", section=True,
     )
     if d.insurance_charges:
         output.table(
-            [*charge_columns[:5], output.Column("Allocatable", "allocatable")],
-            [{"service_date": c.service_date, "charge_id": c.key, "service_code": c.service_code or "",
-              "payer": c.payer, "amount": format_cents(c.amount_cents), "allocatable": "no (insurance)"}
-             for c in d.insurance_charges],
+            [*charge_columns[:6], output.Column("Allocatable", "allocatable")],
+            [{**row(c), "allocatable": "no (insurance)"} for c in d.insurance_charges],
             title="Insurance charges (not allocatable)",
         )
 

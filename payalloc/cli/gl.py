@@ -28,7 +28,7 @@ def map_account(
     with STATE.ledger() as conn:
         previous = gl.map_account(conn, key, account, now=utc_now(), staff=STATE.staff)
         status = gl.show(conn)
-    was = "" if previous is None else f" (was {previous})"
+    was = "" if previous is None else " (unchanged)" if previous == account.strip() else f" (was {previous})"
     output.message(f"GL mapping {key} is account {account.strip()}{was}")
     if status.posting_ready:
         output.message("posting is ready: run-job posts ready remittances")

@@ -82,7 +82,9 @@ def _summary(result: JobResult) -> str:
     else:
         posted = f"{result.remittances_posted:,} posted"
     if result.dry_run:
-        posted = "nothing posted" if result.missing_mappings else f"would post {result.remittances_posted:,}"
+        posted = "nothing posted" if result.missing_mappings else (
+            f"would post {result.remittances_posted:,} remittance{'s' if result.remittances_posted != 1 else ''}"
+            f" ({_money(result.amount_posted_cents)}) to the GL")
         return f"dry run (nothing written): would create {applied}; {converted} to specific; {posted}"
     return f"run {result.run_id}: {applied}; {converted} to specific; {posted}"
 

@@ -107,7 +107,8 @@ def open_ledger(path: Path) -> sqlite3.Connection:
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        raise LedgerMissing(f"ledger {path} does not exist (create it with: payalloc --db {path} init)") from None
+        raise LedgerMissing(f"ledger {path} does not exist: give the practice's ledger with --db or PAYALLOC_DB"
+                             f" (payalloc --db {path} init creates a new, empty one)") from None
     except OSError as error:
         raise InputError(f"cannot open ledger {path}: {error.strerror}; nothing was done") from None
     _refuse_unless_regular(path, info.st_mode)
