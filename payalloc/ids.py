@@ -55,8 +55,11 @@ def some(noun: str, keys: Sequence[str], shown: int = 5) -> str:
 
 
 def unknown(what: str, key: str) -> str:
-    """"client C-9 is not in the ledger": the sentence of an id looked up in vain, named as named() does."""
-    return f"{named(what, key)} is not in the ledger"
+    """"client C-9 is not in the ledger": the sentence of an id looked up in vain. One that reads as
+    a name (prose()) is not repeated, but the sentence says why it names none."""
+    if prose(key):
+        return f"{what} given is not in the ledger (not repeated here: it reads like a name, not an id)"
+    return f"{what} {key} is not in the ledger"
 
 
 def unquoted(error: Exception, cell: str) -> str:

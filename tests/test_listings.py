@@ -74,6 +74,22 @@ def test_client_list(cli: Cli, ledger: sqlite3.Connection) -> None:
         {k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
 
 
+def test_client_list_finds_a_client_by_part_of_a_name(cli: Cli, ledger: sqlite3.Connection) -> None:
+    """A walk-in knows their name, not their id: --name matches the name or the responsible party,
+    in any case; an empty search is refused rather than read as every client."""
+    def found(text: str) -> list[str]:
+        return [r["client_id"] for r in js(cli, "client", "list", "--name", text)]
+
+    assert found("okaf") == ["C-1003"] and found("OKAFOR") == ["C-1003"]
+    assert found("maria diaz") == ["C-1002"]  # the responsible party
+    assert found("zzz") == []
+    assert "no client's name contains that text" in cli("client", "list", "--name", "zzz").stderr
+    ledger.execute("UPDATE clients SET name = 'Íñigo Ñúñez' WHERE client_key = 'C-1001'")
+    assert found("Ñúñez") == ["C-1001"] and found("íñigo ñ") == ["C-1001"]  # not only ASCII letters fold
+    blank = cli("client", "list", "--name", "  ")
+    assert (blank.exit_code, blank.stderr) == (3, "error: --name is empty: give part of a name to look for\n")
+
+
 def test_empty_listings(cli: Cli) -> None:
     for args in (("client", "list"), ("payment", "list"), ("remittances", "list")):
         result = cli(*args)

@@ -115,10 +115,16 @@ def _charges(d: ClientDetail) -> None:
         )
 
 
-def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: LimitOpt = None) -> None:
-    """List clients.
+def client_list(
+    name: Annotated[str | None, typer.Option("--name", help="Only clients whose name (or responsible party)"
+                                             " contains this text, in any case.")] = None,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """List clients (--name finds one by name).
 
-    Example: payalloc client list --csv > clients.csv
+    Example: payalloc client list --name okafor
     """
     one_format(json_out, csv_out)
     from payalloc.services.listings import list_clients
@@ -126,8 +132,9 @@ def client_list(json_out: JsonOpt = False, csv_out: CsvOpt = False, limit: Limit
     columns = [Column("Client", "client_id"), Column("Name", "name", text=True),
                Column("Responsible party", "responsible_party", text=True),
                Column("Payments", "payments", numeric=True), Column("Charges", "charges", numeric=True)]
-    with STATE.ledger() as conn, list_clients(conn) as listing:
-        output.listing(listing, columns, json_out, csv_out, limit, noun="client", empty="no clients in the ledger")
+    with STATE.ledger() as conn, list_clients(conn, name=name) as listing:
+        output.listing(listing, columns, json_out, csv_out, limit, noun="client",
+                       empty="no clients in the ledger" if name is None else "no client's name contains that text")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -39,12 +39,22 @@ def _filtered(
     return from_cursor(conn.execute(sql, params))
 
 
-def clients(conn: sqlite3.Connection) -> Listing:
+def _folded(text: str | None) -> str:
+    return "" if text is None else text.casefold()
+
+
+def clients(conn: sqlite3.Connection, name: str | None = None) -> Listing:
+    """Every client, or those whose name (or responsible party) holds `name`, in any case ("iñigo"
+    finds "Íñigo": Python's casefold, as SQLite's lower() folds ASCII letters alone)."""
+    conn.create_function("payalloc_folded", 1, _folded, deterministic=True)
     return from_cursor(conn.execute(
         "SELECT c.client_key AS client_id, c.name, c.responsible_party,"
         " (SELECT count(*) FROM payments p WHERE p.client_id = c.id AND p.status <> 'void') AS payments,"
         " (SELECT count(*) FROM charges ch WHERE ch.client_id = c.id) AS charges"
-        " FROM clients c ORDER BY c.client_key"
+        " FROM clients c"
+        " WHERE ?1 IS NULL OR instr(payalloc_folded(c.name), ?1) OR instr(payalloc_folded(c.responsible_party), ?1)"
+        " ORDER BY c.client_key",
+        (None if name is None else name.casefold(),),
     ))
 
 

@@ -9,7 +9,8 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 
-from payalloc.ids import parse_id
+from payalloc.errors import InputError
+from payalloc.ids import MAX_NAME_LENGTH, parse_id, parse_text
 from payalloc.ledger import listings as sql
 from payalloc.ledger.clients import known_client
 from payalloc.ledger.connection import read_txn
@@ -31,9 +32,14 @@ def _payment_id(conn: sqlite3.Connection, payment_key: str | None) -> int | None
 
 
 @contextlib.contextmanager
-def list_clients(conn: sqlite3.Connection) -> Iterator[sql.Listing]:
+def list_clients(conn: sqlite3.Connection, *, name: str | None = None) -> Iterator[sql.Listing]:
+    """The clients, or those whose name or responsible party holds `name` (a walk-in knows their
+    name, not their id). An empty search is refused, not read as "every client"."""
+    search = None if name is None else parse_text(name, "--name", MAX_NAME_LENGTH)
+    if search is not None and not search:
+        raise InputError("--name is empty: give part of a name to look for")
     with read_txn(conn):
-        yield sql.clients(conn)
+        yield sql.clients(conn, search)
 
 
 @contextlib.contextmanager
