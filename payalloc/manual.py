@@ -166,19 +166,18 @@ def check(
         balance = charges[key].balance_cents
         if total > balance:
             in_total = " in total" if charge_lines[key] > 1 else ""
-            problems.append(
-                Problem("", f"{format_cents(total)}{in_total} exceeds the {format_cents(balance)} balance of charge {key}")
-            )
+            problems.append(Problem("", f"charge {key} is paid in full: nothing of {format_cents(total)} can go to it"
+                                    if balance == 0 else
+                                    f"{format_cents(total)}{in_total} exceeds the {format_cents(balance)} balance of"
+                                    f" charge {key}"))
     for key, total in payment_total.items():
         unapplied = payments[key].unapplied_cents
         if total > unapplied:
             in_total = " in total" if payment_lines[key] > 1 else ""
-            problems.append(
-                Problem(
-                    "",
-                    f"{format_cents(total)}{in_total} exceeds the {format_cents(unapplied)} unapplied on payment {key}",
-                )
-            )
+            problems.append(Problem("", f"payment {key} is fully allocated: it has nothing left to apply"
+                                    if unapplied == 0 else
+                                    f"{format_cents(total)}{in_total} exceeds the {format_cents(unapplied)} unapplied"
+                                    f" on payment {key}"))
     return problems
 
 

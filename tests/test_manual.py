@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,6 +54,13 @@ def test_a_valid_set_has_no_problems_and_merges_pairs() -> None:
 def test_single_line_over_the_unapplied_has_no_in_total() -> None:
     problems = check([Line("a", "Y", "X", 7000)], {"Y": pay()}, {"X": charge("X", 9000)})
     assert reasons(problems) == ["70.00 exceeds the 60.00 unapplied on payment Y"]
+
+
+def test_nothing_left_is_said_in_words_not_as_arithmetic() -> None:
+    """A payment used up, a charge paid in full: not "1.00 exceeds the 0.00 unapplied"."""
+    problems = check([Line("a", "Y", "X", 100)], {"Y": pay("Y", 0)}, {"X": charge("X", 0)})
+    assert reasons(problems) == ["charge X is paid in full: nothing of 1.00 can go to it",
+                                 "payment Y is fully allocated: it has nothing left to apply"]
 
 
 def test_several_lines_to_one_charge_over_its_balance() -> None:
@@ -162,7 +171,7 @@ def test_check_accepts_exactly_what_keeps_every_figure_non_negative(
     assert (problems == []) == (over == [])
     # Each over-allocated payment or charge is named in exactly one problem.
     for key in over:
-        assert sum(str(p).endswith(f" {key}") for p in problems) == 1
+        assert sum(bool(re.search(rf"(?:payment|charge) {key}\b", str(p))) for p in problems) == 1
 
 
 @given(st.lists(st.tuples(st.sampled_from(KEYS_P), st.sampled_from(KEYS_C), st.integers(1, 10**9))))
