@@ -94,6 +94,7 @@ def test_event_done_then_run_job_makes_the_rest_specific(cli: Cli, conn: sqlite3
     add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
     done = cli("event", "done", "E1")
     assert done.exit_code == 0 and "1 attached payment will be applied" in done.stderr
+    assert "no open self-pay charge" not in done.stderr  # CH1 has 30.00 for it
     assert status(conn, "E1") == "done" and apply_to(conn, "P1") == "event"  # the job converts, not the command
     assert audit(conn, "event_done") == [("clerk1", "C1", None, "E1", None)]
     again = cli("event", "done", "E1")
@@ -103,6 +104,20 @@ def test_event_done_then_run_job_makes_the_rest_specific(cli: Cli, conn: sqlite3
     assert cli("run-job", "-q").exit_code == 0
     assert apply_to(conn, "P1") == "specific"
     assert conn.execute("SELECT applied_cents FROM payments").fetchone()[0] == 3000
+
+
+def test_event_done_without_its_charges_says_the_money_goes_to_the_clerk(cli: Cli, conn: sqlite3.Connection) -> None:
+    """An event done before the billing system's charges arrive: rule 4 makes the whole deposit
+    specific at the next run; the clerk hears it now, while importing the charges first can help."""
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_charge(conn, "INS", "C1", "2026-01-10", 3000, event="E1", payer="insurance")  # never allocated
+    add_payment(conn, "P1", "C1", "2026-01-01", 16000, apply_to="event", event="E1")
+    done = cli("event", "done", "E1")
+    assert done.exit_code == 0
+    assert ("warning: event E1 has no open self-pay charge in the ledger: at the next run-job its attached"
+            " payments (160.00) become apply-to specific") in done.stderr
+    assert cli("run-job", "-q").exit_code == 0 and apply_to(conn, "P1") == "specific"
 
 
 def test_delete_with_attached_payment_without_terminal_needs_yes(

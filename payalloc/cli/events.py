@@ -90,6 +90,13 @@ def done(event_id: EventArg) -> None:
         msg += (f"; {n} attached payment{'s' if n != 1 else ''} will be applied to its charges at the next"
                 " run-job, and what is left becomes apply-to specific")
     output.message(msg)
+    if change.attached and change.open_balance_cents == 0:  # rule 4 would send it all to the clerk
+        from payalloc.money import format_cents
+
+        waiting = format_cents(sum(p.unapplied_cents for p in change.attached))
+        output.warn(f"event {change.event_key} has no open self-pay charge in the ledger: at the next run-job"
+                    f" its attached payments ({waiting}) become apply-to specific, for the clerk; if its charges"
+                    " are still to come from the billing system, import them before the run")
 
 
 def delete(

@@ -82,6 +82,14 @@ def attached_payments(conn: sqlite3.Connection, event_id: int) -> list[AttachedP
     ]
 
 
+def open_balance_cents(conn: sqlite3.Connection, event_id: int) -> int:
+    """What the event's self-pay charges still owe: all its attached payments can go to."""
+    return int(conn.execute(
+        "SELECT coalesce(sum(amount_cents - applied_cents), 0) FROM charges"
+        " WHERE event_id = ? AND payer <> 'insurance'", (event_id,),
+    ).fetchone()[0])
+
+
 def listing(conn: sqlite3.Connection, client_id: int | None, status: str | None) -> Listing:
     """Events by scheduled date, with what is attached to them."""
     if status is not None:

@@ -36,6 +36,7 @@ class EventChange:
     changed: bool
     attached: list[sql.AttachedPayment] = field(default_factory=list)  # payments attached at the time
     converted: list[str] = field(default_factory=list)  # payments made specific
+    open_balance_cents: int = 0  # what the event's self-pay charges still owe (event done)
 
 
 def _event(conn: sqlite3.Connection, event_key: str) -> sql.EventRow:
@@ -95,13 +96,16 @@ def mark_done(conn: sqlite3.Connection, event_key: str, *, now: str, staff: str)
         event = _event(conn, event_key)
         attached = sql.attached_payments(conn, event.id)
         if event.status == "done":
-            return EventChange(event.event_key, event.client_key, "done", "done", False, attached)
+            return EventChange(event.event_key, event.client_key, "done", "done", False, attached,
+                               open_balance_cents=sql.open_balance_cents(conn, event.id))
         if event.status == "deleted":
             raise InputError(f"event {event.event_key} is deleted; a deleted event cannot be done")
         sql.set_status(conn, event.id, "done")
         audit.record(conn, at=now, staff=staff, action=audit.EVENT_DONE, client_key=event.client_key,
                      event_key=event.event_key, detail={"from": event.status, "to": "done"})
-    return EventChange(event.event_key, event.client_key, event.status, "done", True, attached)
+        balance = sql.open_balance_cents(conn, event.id)
+    return EventChange(event.event_key, event.client_key, event.status, "done", True, attached,
+                       open_balance_cents=balance)
 
 
 def delete_event(
