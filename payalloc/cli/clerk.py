@@ -302,8 +302,8 @@ def audit(
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("unallocated")(unallocated)
-    app.command("apply")(apply)
-    app.command("unapply")(unapply)
-    app.command("reallocate")(reallocate)
-    app.command("audit")(audit)
+    app.command("unallocated", short_help="Clients with money waiting, most urgent first.")(unallocated)
+    app.command("apply", short_help="Allocate a specific payment to charges, by hand.")(apply)
+    app.command("unapply", short_help="Reverse a remittance, or part of it.")(unapply)
+    app.command("reallocate", short_help="Move a remittance's money to other charges.")(reallocate)
+    app.command("audit", short_help="The audit trail: who did what, when, and why.")(audit)

@@ -138,5 +138,5 @@ def client_list(
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    groups["client"].command("list")(client_list)
-    groups["client"].command("show")(show)
+    groups["client"].command("list", short_help="List clients; --name finds one by name.")(client_list)
+    groups["client"].command("show", short_help="One client: figures, payments, open charges.")(show)

@@ -146,7 +146,7 @@ def delete(
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group = groups["event"]
-    group.command("add")(add)
-    group.command("list")(list_events)
-    group.command("done")(done)
-    group.command("delete")(delete)
+    group.command("add", short_help="Schedule an event (appointment) for a client.")(add)
+    group.command("list", short_help="List events and the payments attached to them.")(list_events)
+    group.command("done", short_help="Mark an event done: run-job applies its payments.")(done)
+    group.command("delete", short_help="Delete an event: its payments go to the clerk.")(delete)

@@ -117,6 +117,6 @@ def export(
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group = groups["gl"]
-    group.command("map")(map_account)
-    group.command("show")(show)
-    group.command("export")(export)
+    group.command("map", short_help="Set the GL account of a mapping.")(map_account)
+    group.command("show", short_help="The GL mappings, and the journal's totals.")(show)
+    group.command("export", short_help="Export the posted journal lines.")(export)

@@ -72,4 +72,4 @@ def _import(kind: str, file: str, dry_run: bool) -> ImportSummary:
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("import")(import_file)
+    app.command("import", short_help="Import a CSV file: all of it, or nothing.")(import_file)

@@ -80,5 +80,5 @@ def backup(
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("check")(check)
-    app.command("backup")(backup)
+    app.command("check", short_help="Verify every invariant of the ledger.")(check)
+    app.command("backup", short_help="Copy the ledger safely, even while others write.")(backup)

@@ -179,5 +179,5 @@ def _count(value: object) -> str:
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("run-job")(run_job)
-    app.command("jobs")(jobs)
+    app.command("run-job", short_help="The nightly job: apply payments, post to the GL.")(run_job)
+    app.command("jobs", short_help="List the recorded runs of run-job, newest first.")(jobs)

@@ -26,4 +26,4 @@ def init() -> None:
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    app.command("init")(init)
+    app.command("init", short_help="Create the ledger file, or upgrade its schema.")(init)

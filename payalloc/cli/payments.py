@@ -209,9 +209,9 @@ def payment_list(
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group = groups["payment"]
-    group.command("record")(record)
-    group.command("ready")(ready)
-    group.command("void")(void)
-    group.command("mode")(mode)
-    group.command("show")(show)
-    group.command("list")(payment_list)
+    group.command("record", short_help="Record a payment received; prints its id.")(record)
+    group.command("ready", short_help="Mark a pending payment reconciled.")(ready)
+    group.command("void", short_help="Void a payment (a bounced check).")(void)
+    group.command("mode", short_help="Change how a payment is applied.")(mode)
+    group.command("show", short_help="One payment, its note and its remittances.")(show)
+    group.command("list", short_help="List payments, with what is still unapplied.")(payment_list)

@@ -46,4 +46,4 @@ def remittances_list(
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    groups["remittances"].command("list")(remittances_list)
+    groups["remittances"].command("list", short_help="List remittances (payments allocated to charges).")(remittances_list)
