@@ -198,7 +198,8 @@ def _line_refusals(line: Line, payment: PaymentState | None, charge: ChargeState
         if reason:
             refusals.append((f"p:{payment.key}", reason))
     if charge is None:
-        refusals.append((f"c:{line.charge_key}", unknown("charge", line.charge_key)))
+        where = f" (payalloc client show {payment.client_key} lists the open charges)" if payment else ""
+        refusals.append((f"c:{line.charge_key}", unknown("charge", line.charge_key) + where))
     elif charge.payer not in SELF_PAY_PAYERS:
         refusals.append(
             (f"c:{charge.key}", f"charge {charge.key} is billed to insurance and is never allocated client payments")

@@ -137,7 +137,7 @@ def test_apply_exactly_the_whole_payment_and_balance(ledger: sqlite3.Connection)
         ("Y", ["INS=1"], ["charge INS is billed to insurance and is never allocated client payments"]),
         ("Y", ["B=1"], ["charge B belongs to client C-2, not to client C-1 of payment Y"]),
         ("P-404", ["X=1"], ["payment P-404 is not in the ledger"]),
-        ("Y", ["CH-404=1"], ["charge CH-404 is not in the ledger"]),
+        ("Y", ["CH-404=1"], ["charge CH-404 is not in the ledger (payalloc client show C-1 lists the open charges)"]),
         ("Y", ["X=1.005", "X"], ["argument 1 (X=1.005): '1.005' has more than 2 decimals: an amount is in whole cents, like 1,234.50",
                                  "argument 2: 'X' is not CHARGE_ID=AMOUNT (for example CH-2013=60.00)"]),
         ("Y", ["X=0"], ["argument 1 (X=0): amount must be greater than 0.00"]),
@@ -247,7 +247,7 @@ def test_apply_file_reports_a_row_of_the_wrong_width_with_every_other_problem(
         clerk.apply_file(ledger, str(path), now=NOW, staff="clerk1")
     assert [str(p) for p in info.value.problems] == [
         "line 3: has 2 fields but the header has 3",
-        "line 4: charge CH-404 is not in the ledger",  # a file's problems of an id name the line
+        "line 4: charge CH-404 is not in the ledger (payalloc client show C-1 lists the open charges)",  # a file's problems of an id name the line
         "line 5: has 4 fields but the header has 3",
     ]
     assert dump() == before
@@ -260,8 +260,8 @@ def test_apply_file_names_the_line_a_multi_line_row_starts_on(
     path = write(tmp_path, 'payment_id,charge_id,amount,note\nY,CH-404,1.00,"two\nlines"\nY,CH-405,1.00,\n')
     with pytest.raises(ProblemsError) as info:
         clerk.apply_file(ledger, path, now=NOW, staff="clerk1")
-    assert [str(p) for p in info.value.problems] == ["line 2: charge CH-404 is not in the ledger",
-                                                     "line 4: charge CH-405 is not in the ledger"]
+    assert [str(p) for p in info.value.problems] == ["line 2: charge CH-404 is not in the ledger (payalloc client show C-1 lists the open charges)",
+                                                     "line 4: charge CH-405 is not in the ledger (payalloc client show C-1 lists the open charges)"]
 
 
 def test_apply_file_missing(ledger: sqlite3.Connection, tmp_path: Path) -> None:

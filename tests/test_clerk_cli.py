@@ -197,7 +197,7 @@ def test_apply_refusals_through_the_cli(seeded: Cli, conn: sqlite3.Connection, d
         " after a point",
         "  charge INS is billed to insurance and is never allocated client payments",
         "  charge B belongs to client C-2, not to client C-1 of payment Y",
-        "  charge Q is not in the ledger",
+        "  charge Q is not in the ledger (payalloc client show C-1 lists the open charges)",
     ]
     assert "is not CHARGE_ID=AMOUNT" in refused(cli, dump, "apply", "Y", "X:10")
     # A bad payment id is one problem, of the payment id: not one per pair, blamed on the pair.

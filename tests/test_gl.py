@@ -213,3 +213,19 @@ def test_the_two_mappings_cannot_name_one_account(cli: Cli, dump: Callable[[], l
                            " different account (posting debits one and credits the other)\n")
     assert dump() == before
     assert cli("gl", "map", "self_pay_ar", "1210").exit_code == 0  # mapping a key again to its own account
+
+
+def test_remapping_after_postings_says_what_keeps_the_old_account(cli: Cli) -> None:
+    from tests.conftest import SAMPLE
+
+    for kind in ("clients", "events", "charges", "payments"):
+        assert cli("import", kind, str(SAMPLE / f"{kind}.csv")).exit_code == 0
+    assert cli("gl", "map", "self_pay_ar", "1210").exit_code == 0
+    assert cli("gl", "map", "unapplied_default", "2150").exit_code == 0
+    assert cli("run-job", "-q").exit_code == 0  # posts what it applied
+    same = cli("gl", "map", "self_pay_ar", "1210")
+    assert "(unchanged)" in same.stderr and "warning" not in same.stderr
+    moved = cli("gl", "map", "self_pay_ar", "1215")
+    assert "(was 1210)" in moved.stderr
+    assert "journal lines already posted keep account 1210 (and so do their reversals); later postings use 1215" \
+        in moved.stderr

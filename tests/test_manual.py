@@ -99,7 +99,7 @@ def test_every_kind_of_refusal_is_reported_once_each() -> None:
         "payment P-EV is applied to its event by run-job, not by hand; to allocate it yourself,"
         " change its mode first: payalloc payment mode P-EV specific",
         "payment P-NONE is not in the ledger",
-        "charge CH-NONE is not in the ledger",
+        "charge CH-NONE is not in the ledger (payalloc client show C-1 lists the open charges)",
         "charge INS is billed to insurance and is never allocated client payments",
         "charge OTHER belongs to client C-2, not to client C-1 of payment Y",
     ]

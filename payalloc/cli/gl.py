@@ -30,6 +30,9 @@ def map_account(
         status = gl.show(conn)
     was = "" if previous is None else " (unchanged)" if previous == account.strip() else f" (was {previous})"
     output.message(f"GL mapping {key} is account {account.strip()}{was}")
+    if previous not in (None, account.strip()) and status.journal_lines:
+        output.warn(f"the {status.journal_lines:,} journal lines already posted keep account {previous} (and so"
+                    f" do their reversals); later postings use {account.strip()}")
     if status.posting_ready:
         output.message("posting is ready: run-job posts ready remittances")
     else:
