@@ -552,3 +552,28 @@ def test_a_clerk_goes_in_between_two_chunks_of_a_run(generated: dict[str, Path],
     assert later > 0, f"the clerk waited for the whole run: all {total} job remittances came before the apply"
     print(f"{later} of {total} job remittances came after the clerk's apply")
     assert_check_passes(db)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_command_waiting_for_a_locked_ledger_stops_at_once_on_a_signal(
+    ledger_path: Path, sig: signal.Signals, code: int
+) -> None:
+    """SQLite waits for a lock in C, where Python handles no signal: the wait is taken in short
+    steps, so kill, timeout or Ctrl-C stop a command at once, not after the 30 s busy timeout."""
+    blocker = sqlite3.connect(ledger_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "payalloc", "--db", str(ledger_path), "--staff", "x", "gl", "map", "self_pay_ar",
+             "1210"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={k: v for k, v in os.environ.items() if k != "PAYALLOC_BUSY_TIMEOUT_MS"},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+        )
+        time.sleep(2)  # started, and waiting for the ledger
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=10)  # well under the 30 s it would otherwise wait
+    finally:
+        blocker.close()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and err.startswith("error: ")
+    assert open_ledger(ledger_path).execute("SELECT count(*) FROM gl_mappings").fetchone() == (0,)

@@ -415,7 +415,7 @@ def test_stale_running_run_is_marked_interrupted(conn: sqlite3.Connection, ledge
     runs = {r["run_id"]: r for r in list_runs(conn, 10)}
     # when it died is not known: no finish time, and the error says when it was found
     assert (runs[1]["status"], runs[1]["finished_at"], runs[1]["error"]) == (
-        "interrupted", None, f"the process ended before the run finished (found so at {NOW})")
+        "interrupted", None, f"the run ended without recording how: killed, or it could not write its end (the ledger stayed locked or the disk was full) (found so at {NOW})")
     assert_check_passes(ledger_path)
     assert runs[result.run_id]["status"] == "done"
     assert runs[result.run_id]["started_at"] == NOW and runs[result.run_id]["finished_at"] == "2026-11-23T02:00:05Z"

@@ -261,7 +261,7 @@ def test_jobs_shows_a_run_whose_process_died_as_interrupted_not_running(
     conn.execute("INSERT INTO job_runs (started_at, status, pid) VALUES ('2026-11-23T02:00:00Z', 'running', 999999)")
     runs = json.loads(cli("jobs", "--json").stdout)
     assert [(r["status"], r["error"]) for r in runs] == [
-        ("interrupted", "the process ended before the run finished")]
+        ("interrupted", "the run ended without recording how: killed, or it could not write its end (the ledger stayed locked or the disk was full)")]
     assert "interrupted" in cli("jobs").stdout and "running" not in cli("jobs").stdout
     assert "interrupted" in cli("jobs", "--csv").stdout
     with job_lock(ledger_path):  # a run that is really running is shown as running

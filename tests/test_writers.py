@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from payalloc.ledger import writers
-from payalloc.ledger.connection import open_ledger, write_txn
+from payalloc.ledger.connection import JOB_LOCK_SUFFIX, open_ledger, write_txn
 from tests.builders import add_client
+from tests.conftest import Cli
 
 
 def test_the_job_waits_while_a_writer_holds_its_turn_and_goes_on_after(ledger_path: Path) -> None:
@@ -56,6 +57,35 @@ def test_writes_go_on_when_the_lock_file_cannot_be_opened(ledger_path: Path, con
         with write_txn(conn, turn=False):
             conn.execute("UPDATE clients SET name = 'x' WHERE client_key = 'C1'")
     assert conn.execute("SELECT name FROM clients").fetchone() == ("x",)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+@pytest.mark.parametrize("suffix", [writers.SUFFIX, JOB_LOCK_SUFFIX])
+def test_a_lock_file_planted_as_a_link_is_never_followed(
+    ledger_path: Path, conn: sqlite3.Connection, tmp_path: Path, link: str, suffix: str
+) -> None:
+    """Whoever may write the ledger's directory could plant `<ledger>.lock` or `.writers` as a link
+    to another file: a root cron job opening it would create or chown that file. Refused instead
+    (the writers' turns are then skipped; run-job stops, naming the lock), the target untouched."""
+    target = tmp_path / "secret"
+    target.write_text("root-only\n")
+    target.chmod(0o600)
+    lock = Path(str(ledger_path) + suffix)
+    lock.unlink(missing_ok=True)
+    if link == "symlink":
+        lock.symlink_to(target)
+    else:
+        os.link(target, lock)
+    before = (target.read_text(), os.stat(target).st_mode, os.stat(target).st_uid, os.stat(target).st_nlink)
+    with pytest.raises(OSError, match=r"symbolic link|not a regular file of its own"):
+        writers.open_beside(str(ledger_path), suffix)
+    if suffix == writers.SUFFIX:
+        add_client(conn, "C1")  # a write goes on, without the turns
+    else:
+        result = Cli(ledger_path)("run-job")
+        assert result.exit_code == 3 and "cannot open the run-job lock" in result.stderr, result.stderr
+    after = (target.read_text(), os.stat(target).st_mode, os.stat(target).st_uid, os.stat(target).st_nlink)
+    assert after == before
 
 
 def test_writes_go_on_where_the_file_system_has_no_locks(

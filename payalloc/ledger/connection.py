@@ -14,6 +14,7 @@ import re
 import signal
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,7 +235,7 @@ def write_txn(
     it in between two chunks; only run-job's own transactions say turn=False."""
     with writers.waiting_turn(conn, busy_timeout_ms() / 1000) if turn else contextlib.nullcontext():
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin_immediate(conn)
         except sqlite3.OperationalError as error:
             if is_busy(error):
                 raise busy_error() from None
@@ -251,6 +252,29 @@ def write_txn(
             conn.execute("COMMIT")
             global commits
             commits += 1
+
+
+BEGIN_STEP_MS = 100  # how long one BEGIN IMMEDIATE may wait in SQLite before Python looks at signals
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting for the ledger up to the busy timeout, in steps of BEGIN_STEP_MS.
+    SQLite's own wait sleeps in C, where a signal is not handled: a Ctrl-C or a SIGTERM (kill,
+    timeout, systemd) to a command waiting 30 s for a locked ledger would wait those 30 s too."""
+    total_ms = busy_timeout_ms()
+    deadline = time.monotonic() + total_ms / 1000
+    try:
+        while True:
+            step_ms = max(0, min(BEGIN_STEP_MS, int((deadline - time.monotonic()) * 1000)))
+            conn.execute(f"PRAGMA busy_timeout = {step_ms:d}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if not is_busy(error) or time.monotonic() >= deadline:
+                    raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {total_ms:d}")
 
 
 # Write transactions this process committed: whether a command that fails after its work (its output
@@ -306,7 +330,7 @@ def job_running(path: Path) -> bool:
     """Whether a run-job holds the lock of `path` now. True when that cannot be told (a lock file
     that cannot be opened or locked): a run recorded 'running' is then shown as the ledger has it."""
     try:
-        fd = os.open(str(path.resolve()) + JOB_LOCK_SUFFIX, os.O_RDONLY)
+        fd = os.open(str(path.resolve()) + JOB_LOCK_SUFFIX, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return False  # every run-job creates the lock file before it records a run
     except OSError:

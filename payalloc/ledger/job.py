@@ -16,7 +16,10 @@ from payalloc.allocation import Allocation, OpenCharge, OpenPayment
 from payalloc.gl import JournalLine
 from payalloc.ledger.bulk import insert_rows
 
-STALE_RUN_ERROR = "the process ended before the run finished"
+# What a run found 'running' with no process left is marked with: it was killed, or its end could
+# not be written (its own stderr, in that night's cron mail, said why).
+STALE_RUN_ERROR = ("the run ended without recording how: killed, or it could not write its end"
+                   " (the ledger stayed locked or the disk was full)")
 
 
 # --- job runs -----------------------------------------------------------------------------

@@ -16,9 +16,11 @@ opened (symbolic links resolved), so that they always meet on the same file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 
@@ -32,8 +34,19 @@ def ledger_file(conn: sqlite3.Connection) -> str:
 
 
 def open_beside(ledger: str, suffix: str) -> int:
-    """A lock file beside the ledger (`<ledger><suffix>`), owner-only; OSError if it cannot be had."""
-    fd = os.open(ledger + suffix, os.O_CREAT | os.O_RDWR, 0o600)
+    """A lock file beside the ledger (`<ledger><suffix>`), owner-only; OSError if it cannot be had.
+    Never through a link: whoever may write the ledger's directory could plant one there, and a
+    root cron job would then create, or give the ledger's owner, a file anywhere (/etc/shadow)."""
+    try:
+        fd = os.open(ledger + suffix, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "it is a symbolic link; payalloc does not follow one for a lock file") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise OSError(errno.EPERM, "it is not a regular file of its own (a hard link, a device or a FIFO)")
     if os.geteuid() == 0:  # root (a cron job) must not leave a file the ledger's owner cannot open
         with contextlib.suppress(OSError):
             owner = os.stat(ledger)
