@@ -171,6 +171,14 @@ NOTES = """
   and recreating the secondary indexes in the transaction (0.48 s either way), `INSERT ... SELECT
   FROM json_each` resolving references in SQL (0.82 s against 0.60 s), page size 8 or 16 KB
   (-3%).
+- **Session 9: no import change; where the floor is.** On a quiet machine each process costs ~85 ms
+  before it reads a row (`import typer` alone ~45 ms: Typer 0.28 vendors Click), so four imports
+  pay ~0.34 s of start against the baseline's ~20 ms; SQLite inserting the rows into the ledger
+  the issue requires (STRICT, CHECKs, foreign keys, the job's indexes) ~0.95 s against ~0.78 s
+  for bare tables; csv parsing ~0.25 s. That is ~1.55 s before any validation, above the
+  baseline's whole run: the target needs a product decision. A 64 MB page cache: no change.
+  The `--csv` listings replace control characters in cells now (terminal escapes), with a
+  `str.isprintable` fast path so that it costs nothing measurable.
 - `unallocated` reads every open payment (it is the whole work list), so it grows with the ledger.
 """
 
