@@ -349,16 +349,20 @@ class Batch:
 
 @dataclass
 class CleanBatch:
-    """A batch whose rows all passed the fast path, column by column (Columns). Their lines are
-    counted only if an importer asks for the rows one by one, to name a problem it finds."""
+    """A batch whose rows all passed the fast path, column by column (Columns), read from lines
+    first_line to last_line."""
 
     row_type: Callable[..., Any]
     columns: Columns
     first_line: int
+    last_line: int
     records: list[list[str]]
 
     def lines(self) -> Iterable[int]:
-        """The line each record starts on."""
+        """The line each record starts on: counted only when some record spans several lines
+        (quoted line breaks), as the reader's own count of lines shows."""
+        if self.last_line - self.first_line + 1 == len(self.records):
+            return range(self.first_line, self.last_line + 1)
         return start_lines(self.first_line, self.records)
 
     def as_rows(self) -> Batch:
@@ -425,7 +429,7 @@ class CsvFile:
             columns = self.parse_columns(_Columns(records, self.index, self.width))
         except _Slow:
             return None
-        return CleanBatch(ROW_TYPES[self.kind], columns, start, records)
+        return CleanBatch(ROW_TYPES[self.kind], columns, start, self.text.next_line - 1, records)
 
     def _check(self, line: int, cells: list[str], batch: Batch) -> bool:
         """The slow path: one record's row, or its problems, into the batch. True if refused."""
