@@ -250,6 +250,8 @@ def test_a_table_that_fits_stays_a_table_and_a_narrow_terminal_gets_one_block_pe
     narrow = rendered_at(50, monkeypatch, NARROW_COLUMNS, NARROW_ROWS)
     assert "-[ 1 ]" in narrow and "-[ 2 ]" in narrow
     assert re.search(r"^Amount +1,234,567\.89 *$", narrow, re.MULTILINE)
+    second = narrow[narrow.index("-[ 2 ]"):]
+    assert "Name" in second and "Note" not in second  # P-3005 has no note: no line saying nothing
 
 
 

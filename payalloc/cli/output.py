@@ -484,7 +484,7 @@ def _records(console: Console, columns: Sequence[Column], cells: Sequence[Sequen
     for label, row_cells in blocks:
         grid.add_row(Text(label, style="dim"), *([""] if beside else []))
         for c, cell in zip(columns, row_cells, strict=True):
-            if cell or row_cells is not footer:
+            if cell:  # an empty field would be a line saying nothing (an audit row has many)
                 if beside:
                     grid.add_row(Text(c.header), Text(cell))
                 else:
