@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from payalloc.errors import InputError
+from payalloc.errors import InputError, NotFound
 
 T = TypeVar("T")
 
@@ -60,6 +60,13 @@ def unknown(what: str, key: str) -> str:
     if prose(key):
         return f"{what} given is not in the ledger (not repeated here: it reads like a name, not an id)"
     return f"{what} {key} is not in the ledger"
+
+
+def known(found: T | None, what: str, key: str) -> T:
+    """What a look-up by id found, or NotFound saying the id is not in the ledger (unknown())."""
+    if found is None:
+        raise NotFound(unknown(what, key))
+    return found
 
 
 def unquoted(error: Exception, cell: str) -> str:

@@ -7,8 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from payalloc.errors import NotFound
-from payalloc.ids import unknown
+from payalloc.ids import known
 
 
 @dataclass(frozen=True)
@@ -29,10 +28,7 @@ def find_client(conn: sqlite3.Connection, client_key: str) -> Client | None:
 
 def known_client(conn: sqlite3.Connection, client_key: str) -> Client:
     """The client of this id, or NotFound naming the id: "client C-9 is not in the ledger"."""
-    client = find_client(conn, client_key)
-    if client is None:
-        raise NotFound(unknown("client", client_key))
-    return client
+    return known(find_client(conn, client_key), "client", client_key)
 
 
 def mark_for_job(conn: sqlite3.Connection, client_ids: Iterable[int]) -> None:

@@ -6,8 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from payalloc.errors import NotFound
-from payalloc.ids import unknown
+from payalloc.ids import known
 from payalloc.ledger.listings import Listing, from_cursor
 from payalloc.vocabulary import EVENT_STATUSES
 
@@ -33,10 +32,7 @@ def find_event(conn: sqlite3.Connection, event_key: str) -> EventRow | None:
 
 def known_event(conn: sqlite3.Connection, event_key: str) -> EventRow:
     """The event of this id, or NotFound naming the id."""
-    event = find_event(conn, event_key)
-    if event is None:
-        raise NotFound(unknown("event", event_key))
-    return event
+    return known(find_event(conn, event_key), "event", event_key)
 
 
 def key_exists(conn: sqlite3.Connection, event_key: str) -> bool:

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from payalloc.allocation import Conversion
-from payalloc.errors import NotFound
-from payalloc.ids import unknown
+from payalloc.ids import known
 from payalloc.ledger import audit
 from payalloc.ledger.clients import mark_for_job
 
@@ -59,10 +58,7 @@ def find_payment(conn: sqlite3.Connection, payment_key: str) -> PaymentRow | Non
 
 def known_payment(conn: sqlite3.Connection, payment_key: str) -> PaymentRow:
     """The payment of this id, or NotFound naming the id."""
-    payment = find_payment(conn, payment_key)
-    if payment is None:
-        raise NotFound(unknown("payment", payment_key))
-    return payment
+    return known(find_payment(conn, payment_key), "payment", payment_key)
 
 
 def payment_by_id(conn: sqlite3.Connection, payment_id: int) -> PaymentRow:
