@@ -33,6 +33,13 @@ def audit(conn: sqlite3.Connection, action: str) -> list[tuple[Any, ...]]:
     ).fetchall()
 
 
+def event_with_payment(conn: sqlite3.Connection, status: str = "ready") -> None:
+    """Client C1, event E1, and payment P1 (50.00) attached to it."""
+    add_client(conn, "C1")
+    add_event(conn, "E1", "C1")
+    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1", status=status)
+
+
 def test_event_add_prints_the_id_and_is_audited(cli: Cli, conn: sqlite3.Connection) -> None:
     add_client(conn, "C1")
     given = cli("event", "add", "--client", "C1", "--date", "2026-12-01", "--id", " E-77 ")
@@ -123,9 +130,7 @@ def test_event_done_without_its_charges_says_the_money_goes_to_the_clerk(cli: Cl
 def test_delete_with_attached_payment_without_terminal_needs_yes(
     cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]]
 ) -> None:
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    event_with_payment(conn)
     before = dump()
     refused = cli("event", "delete", "E1")
     assert refused.exit_code == 3
@@ -155,9 +160,7 @@ def test_delete_on_a_terminal_asks_for_confirmation(
     cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1", status="pending")
+    event_with_payment(conn, status="pending")
     before = dump()
     declined = cli("event", "delete", "E1", input="n\n")
     assert declined.exit_code == 3 and "payment P1 (pending, 50.00 unapplied) is attached" in declined.stderr
@@ -176,9 +179,7 @@ def test_delete_declined_by_end_of_input_or_after_an_unknown_answer(
     """End of input (Ctrl-D, a closed pipe) is a no, as n is; an unknown answer is asked again. Never
     Click's "Aborted!" and exit 1, which the spec keeps for bugs."""
     monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    event_with_payment(conn)
     before = dump()
     result = cli("event", "delete", "E1", input=answers)
     assert result.exit_code == 3, result.output
@@ -191,9 +192,7 @@ def test_delete_interrupted_at_the_question_is_exit_130(
     cli: Cli, conn: sqlite3.Connection, dump: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    event_with_payment(conn)
     before = dump()
 
     def ctrl_c() -> str:
@@ -227,9 +226,7 @@ def test_unknown_event_is_refused(cli: Cli) -> None:
 
 
 def test_service_refuses_unconfirmed_delete(conn: sqlite3.Connection) -> None:
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    event_with_payment(conn)
     assert [p.key for p in event_service.attached_payments(conn, "E1")] == ["P1"]
     with pytest.raises(event_service.InputError, match="confirm with --yes"):
         event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=False)
@@ -240,9 +237,7 @@ def test_service_refuses_unconfirmed_delete(conn: sqlite3.Connection) -> None:
 def test_taking_over_an_event_payment_says_it_leaves_its_event(cli: Cli, conn: sqlite3.Connection) -> None:
     """Rule 4 would keep the deposit on its event until the event is done or deleted; the clerk may
     take it over by hand, and is told which event it no longer waits for."""
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    event_with_payment(conn)
     taken = cli("payment", "mode", "P1", "oldest")
     assert taken.exit_code == 0
     assert taken.stderr.strip() == "payment P1 now applies to oldest; it no longer waits for event E1"
@@ -257,9 +252,7 @@ def test_delete_refuses_a_payment_attached_after_the_clerk_confirmed(
     """Rule 4: the clerk is warned of each attached payment and confirms; one attached while the
     prompt waited (an import, another clerk) was never shown, so it must not become specific."""
     monkeypatch.setattr(events_cli, "_stdin_is_terminal", lambda: True)
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    event_with_payment(conn)
 
     def confirm_while_another_arrives(_question: str) -> bool:
         add_payment(conn, "P2", "C1", "2026-01-02", 7000, apply_to="event", event="E1")
@@ -275,9 +268,7 @@ def test_delete_refuses_a_payment_attached_after_the_clerk_confirmed(
 
 
 def test_service_delete_with_the_payments_shown(conn: sqlite3.Connection) -> None:
-    add_client(conn, "C1")
-    add_event(conn, "E1", "C1")
-    add_payment(conn, "P1", "C1", "2026-01-01", 5000, apply_to="event", event="E1")
+    event_with_payment(conn)
     add_payment(conn, "P2", "C1", "2026-01-02", 7000, apply_to="event", event="E1")
     with pytest.raises(event_service.InputError, match="P2"):
         event_service.delete_event(conn, "E1", now=NOW, staff="clerk1", confirmed=True, shown=["P1"])
