@@ -9,7 +9,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,15 +42,16 @@ def open_source(file: str) -> tuple[IO[bytes], str, int | None]:
     if file == "-":
         return sys.stdin.buffer, source_name(file), None
     path = Path(file)
-    if not path.exists():
-        raise InputError(f"file {file} does not exist")
-    if path.is_dir():
-        raise InputError(f"{file} is a directory, not a CSV file")
-    try:
+    try:  # exists() too: under a directory this user may not search, it raises PermissionError
+        if not path.exists():
+            raise InputError(f"file {file} does not exist")
+        if path.is_dir():
+            raise InputError(f"{file} is a directory, not a CSV file")
         raw = path.open("rb")
     except OSError as error:
         raise InputError(f"cannot read {file}: {error.strerror}") from None
-    return raw, file, path.stat().st_size if path.is_file() else None
+    info = os.fstat(raw.fileno())
+    return raw, file, info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def close_source(raw: IO[bytes]) -> None:

@@ -7,6 +7,7 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from payalloc.errors import InputError, PayallocError, disk_full, no_space
@@ -38,6 +39,11 @@ def refuse_destination(dest: Path, *, replace: bool, named: str) -> None:
     """Refuse a destination an export or a backup must not write: in a directory that does not
     exist, a directory itself, an existing file unless `replace` (--force), and then never
     anything but a regular file. `named` is how the sentence names it ("backup destination x")."""
+    with looking(f"write {named}"):
+        _refuse_destination(dest, replace=replace, named=named)
+
+
+def _refuse_destination(dest: Path, *, replace: bool, named: str) -> None:
     if not dest.parent.is_dir():
         raise InputError(f"{named}: directory {dest.parent} does not exist")
     if dest.is_dir():
@@ -55,6 +61,16 @@ def refused(error: OSError, doing: str) -> PayallocError:
     if no_space(error):
         return disk_full(f"cannot {doing}")
     return InputError(f"cannot {doing}: {error.strerror or error}; nothing was written")
+
+
+@contextlib.contextmanager
+def looking(doing: str) -> Iterator[None]:
+    """Checks of a path the user gave (exists, is_dir, stat): under a directory this user may not
+    search they raise PermissionError, which is refused input like the failure to `doing` itself."""
+    try:
+        yield
+    except OSError as error:
+        raise refused(error, doing) from None
 
 
 def create_new(path: Path, doing: str) -> int:

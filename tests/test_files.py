@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from payalloc.files import place_new
-from tests.conftest import ROOT, Cli
+from tests.conftest import ROOT, SAMPLE, Cli
 from tests.test_check import build_clean_ledger
 
 
@@ -94,6 +95,88 @@ def test_a_directory_that_refuses_new_files_is_one_sentence_and_exit_3(
         assert result.exit_code == 3, (args, result.stderr)  # was 1, "internal error (PermissionError)"
         assert result.stderr == f"error: {says}: {reason}; nothing was written\n", args
         assert list(place.iterdir()) == []
+
+
+@pytest.fixture
+def unsearchable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory this user may not enter (mode 0000): looking at a path under it (exists,
+    is_dir) raises PermissionError. Root enters anything, so as root stat() is made to refuse."""
+    place = tmp_path / "private"
+    place.mkdir()
+    if os.geteuid() == 0:
+        real_stat = os.stat
+
+        def refuse(path: object, *args: object, **kwargs: object) -> os.stat_result:
+            if str(path).startswith(f"{place}{os.sep}"):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(os, "stat", refuse)
+        yield place
+        return
+    place.chmod(0)
+    try:
+        yield place
+    finally:
+        place.chmod(0o700)
+
+
+def test_a_path_under_a_directory_the_user_may_not_enter_is_one_sentence_and_exit_3(
+    ledger_path: Path, unsearchable: Path
+) -> None:
+    inside = unsearchable / "sub"
+    cases = [
+        (["init"], inside / "new.db", f"cannot create ledger {inside / 'new.db'}: Permission denied;"
+                                      " nothing was written"),
+        (["backup", str(inside / "b.db")], ledger_path,
+         f"cannot write backup destination {inside / 'b.db'}: Permission denied; nothing was written"),
+        (["gl", "export", "--csv", "-o", str(inside / "j.csv")], ledger_path,
+         f"cannot write export file {inside / 'j.csv'}: Permission denied; nothing was written"),
+        (["import", "clients", str(inside / "c.csv")], ledger_path, f"cannot read {inside / 'c.csv'}: Permission denied"),
+        (["apply", "--file", str(inside / "a.csv")], ledger_path, f"cannot read {inside / 'a.csv'}: Permission denied"),
+    ]
+    before = ledger_path.read_bytes()
+    for args, db, says in cases:
+        result = Cli(db)(*args)
+        assert (result.exit_code, result.stderr) == (3, f"error: {says}\n"), args  # was 1, internal error
+    assert ledger_path.read_bytes() == before
+
+
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """`path` (a file or a directory) made unwritable for this user: chattr +i as root (root
+    ignores file modes), mode 0500 otherwise."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        undo = ["chattr", "-i", str(path)]
+    else:
+        path.chmod(0o500)
+        undo = ["chmod", "700", str(path)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_a_ledger_the_user_may_only_read_is_read_and_refuses_a_write_in_one_sentence(ledger_path: Path) -> None:
+    cli = Cli(ledger_path)
+    before = ledger_path.read_bytes()
+    with _read_only(ledger_path):
+        assert cli("client", "list").exit_code == 0  # an auditor's copy: reading works
+        result = cli("import", "clients", str(SAMPLE / "clients.csv"))
+        assert (result.exit_code, result.stderr) == (  # was 1, "the ledger could not be used"
+            3, f"error: ledger {ledger_path} is read-only for this user (its file mode, or a read-only file"
+               " system): nothing was written\n")
+    assert ledger_path.read_bytes() == before
+
+
+def test_a_ledger_in_a_directory_the_user_may_not_write_says_why_it_cannot_be_opened(ledger_path: Path) -> None:
+    assert not Path(f"{ledger_path}-shm").exists()  # closed: SQLite must make it again
+    with _read_only(ledger_path.parent):
+        result = Cli(ledger_path)("client", "list")
+    assert (result.exit_code, result.stderr) == (  # was "(attempt to write a readonly database)"
+        3, f"error: cannot open ledger {ledger_path}: SQLite makes its -wal and -shm files beside it, and this user"
+           f" may not create files in {ledger_path.parent}; nothing was done\n")
 
 
 def test_a_read_only_file_system_is_one_sentence_and_exit_3(

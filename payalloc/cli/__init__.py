@@ -19,6 +19,7 @@ from payalloc.errors import (
     DISK_FULL_CAUSE,
     EXIT_BUG,
     EXIT_BUSY,
+    EXIT_INPUT,
     PayallocError,
     ProblemsError,
     Terminated,
@@ -66,7 +67,7 @@ class _ErrorBoundary(TyperGroup):
             _traceback_if_debug()
             from payalloc.cli import output
 
-            sentence, code = _database_failure(err)
+            sentence, code = _database_failure(err, saved=connection.commits > commits)
             _refusal_json(err, sentence)
             output.error(sentence)
             raise typer.Exit(code) from None
@@ -175,7 +176,7 @@ def _traceback_if_debug() -> None:
         traceback.print_exc(file=sys.stderr)
 
 
-def _database_failure(err: sqlite3.OperationalError) -> tuple[str, int]:
+def _database_failure(err: sqlite3.OperationalError, *, saved: bool) -> tuple[str, int]:
     from payalloc.ledger.connection import busy_error, is_busy, is_full
 
     if is_busy(err):
@@ -185,6 +186,11 @@ def _database_failure(err: sqlite3.OperationalError) -> tuple[str, int]:
         # SQLite rolled back the write transaction in progress (run-job, once it has committed
         # a chunk, says so itself: errors.LedgerFull).
         return DISK_FULL, EXIT_BUG
+    if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
+        # A ledger this user may only read opens (reading commands work) and refuses the first write.
+        done = "the change in progress was not written (those before it were)" if saved else "nothing was written"
+        return (f"ledger {STATE.db} is read-only for this user (its file mode, or a read-only file system):"
+                f" {done}"), EXIT_INPUT
     return f"the ledger could not be used ({err}); run with --debug for details", EXIT_BUG
 
 

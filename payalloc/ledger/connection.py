@@ -87,6 +87,14 @@ def _unusable(path: Path, error: sqlite3.DatabaseError) -> PayallocError:
         return InputError(f"{path} is not a payalloc ledger ({error})")
     if is_full(error) or _no_room_beside(path):
         return disk_full(f"cannot open ledger {path}, SQLite needs room beside it for its -wal and -shm files")
+    if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        # SQLite says "unable to open database file" or "attempt to write a readonly database": say which.
+        if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+            return InputError(f"cannot open ledger {path}: this user may not read and write it; nothing was done")
+        directory = path.absolute().parent
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return InputError(f"cannot open ledger {path}: SQLite makes its -wal and -shm files beside it,"
+                              f" and this user may not create files in {directory}; nothing was done")
     return InputError(f"cannot open ledger {path} ({error}); nothing was done")
 
 
@@ -173,10 +181,11 @@ def busy_error() -> LedgerBusy:
 
 def init_ledger(path: Path) -> tuple[bool, list[str]]:
     """Create the ledger (mode 0600) or upgrade its schema. Returns (created, migrations applied)."""
-    if path.is_dir():
-        raise InputError(f"ledger {path} is a directory, not a ledger file")
-    if not path.parent.exists():
-        raise InputError(f"cannot create ledger {path}: directory {path.parent} does not exist")
+    with files.looking(f"create ledger {path}"):
+        if path.is_dir():
+            raise InputError(f"ledger {path} is a directory, not a ledger file")
+        if not path.parent.exists():
+            raise InputError(f"cannot create ledger {path}: directory {path.parent} does not exist")
     busy_timeout_ms()  # a usage error refuses before the file is created
     created = False
     try:

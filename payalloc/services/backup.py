@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from payalloc.errors import DiskFull, InputError, disk_full
-from payalloc.files import create_new, refuse_destination, refused
+from payalloc.files import create_new, looking, refuse_destination, refused
 from payalloc.ledger import backup as files
 from payalloc.ledger.connection import companion_files, open_ledger
 from payalloc.services.check import CheckReport, check_ledger
@@ -23,6 +23,11 @@ class BackupResult:
 def _refuse_bad_destination(ledger: Path, dest: Path, *, force: bool) -> None:
     if str(dest) in ("", "-"):
         raise InputError("backup needs a destination file path")
+    with looking(f"write backup destination {dest}"):
+        _refuse_ledger_or_bad_place(ledger, dest, force=force)
+
+
+def _refuse_ledger_or_bad_place(ledger: Path, dest: Path, *, force: bool) -> None:
     if not dest.parent.is_dir() or dest.is_dir():  # before the ledger's own files are told apart
         refuse_destination(dest, replace=force, named=f"backup destination {dest}")
     ledger_abs = ledger.resolve()
