@@ -115,10 +115,10 @@ class _Row:
             self.problems.append((column, f"is longer than {limit} characters"))
         return value
 
-    def key(self, column: str, *, required: bool = True) -> str:
+    def key(self, column: str, *, required: bool = True) -> str | None:
         value = self.text(column, required=required, limit=MAX_ID_LENGTH)
         if value is None:
-            return ""
+            return "" if required else None
         if not value.isprintable():
             self.problems.append((column, "contains control or invisible characters"))
         return value
@@ -130,6 +130,16 @@ class _Row:
         if value not in allowed:
             self.problems.append((column, f"{quoted(value)} is not one of {', '.join(sorted(allowed))}"))
         return value
+
+    def optional_choice(self, column: str, allowed: frozenset[str]) -> str | None:
+        return self.text(column) and self.choice(column, allowed)
+
+    def event_rule(self, apply_to: str, event_key: str | None) -> None:
+        """An event payment names its event; another names none."""
+        if apply_to == "event" and event_key is None:
+            self.problems.append(("event_id", "is required when apply_to is event"))
+        elif apply_to in ("oldest", "specific") and event_key is not None:
+            self.problems.append(("event_id", f"must be empty when apply_to is {apply_to}"))
 
     def money(self, column: str) -> int:
         value = self.text(column, required=True, limit=40)
@@ -151,42 +161,6 @@ class _Row:
             self.problems.append((column, unquoted(error, self.cells[self.index[column]])))
             return ""
 
-
-def _client(r: _Row) -> ClientRecord:
-    return ClientRecord(r.key("client_id"), r.text("name", required=True, limit=MAX_NAME_LENGTH) or "",
-                     r.text("responsible_party", limit=MAX_NAME_LENGTH))
-
-
-def _event(r: _Row) -> EventRecord:
-    return EventRecord(r.key("event_id"), r.key("client_id"), r.date("scheduled_date"),
-                    r.choice("status", FILE_EVENT_STATUSES, "scheduled"))
-
-
-def _charge(r: _Row) -> ChargeRecord:
-    return ChargeRecord(
-        r.key("charge_id"), r.key("client_id"), r.date("service_date"), r.money("amount"),
-        r.choice("payer", FILE_PAYERS), r.text("service_code", limit=64), r.text("description"),
-        r.key("event_id", required=False) or None,
-    )
-
-
-def _payment(r: _Row) -> PaymentRecord:
-    row = PaymentRecord(
-        r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"),
-        r.choice("apply_to", FILE_APPLY_TO), r.key("event_id", required=False) or None,
-        r.text("method") and r.choice("method", FILE_METHODS), r.text("reference", limit=MAX_NAME_LENGTH),
-        r.choice("status", FILE_PAYMENT_STATUSES, "ready"), r.text("note"), r.text("payer_name", limit=MAX_NAME_LENGTH),
-    )
-    if row.apply_to == "event" and row.event_key is None:
-        r.problems.append(("event_id", "is required when apply_to is event"))
-    elif row.apply_to in ("oldest", "specific") and row.event_key is not None:
-        r.problems.append(("event_id", f"must be empty when apply_to is {row.apply_to}"))
-    return row
-
-
-PARSERS: dict[str, Callable[[_Row], Any]] = {
-    "clients": _client, "events": _event, "charges": _charge, "payments": _payment,
-}
 
 # --- Fast path --------------------------------------------------------------------------
 # Most batches are all valid: check them column by column with C-level builtins (map, set,
@@ -288,6 +262,10 @@ class _Columns:
     def optional_choice(self, column: str, allowed: frozenset[str]) -> Sequence[str | None]:
         return self._nulls(self.choice(column, allowed | {""}), required=False)
 
+    def event_rule(self, apply_to: Sequence[str], event_key: Sequence[str | None]) -> None:
+        if list(map("event".__eq__, apply_to)) != list(map(is_not, event_key, repeat(None))):
+            raise _Slow  # an event payment without its event_id, or another with one
+
     def money(self, column: str) -> list[int]:
         cells = self._cells(column)
         text = "\n".join(cells)
@@ -303,38 +281,39 @@ class _Columns:
         return _cached(_dates, parse_date, self._cells(column))
 
 
-def _client_columns(c: _Columns) -> Columns:
-    return (c.key("client_id"), c.text("name", required=True, limit=MAX_NAME_LENGTH),
-            c.text("responsible_party", limit=MAX_NAME_LENGTH))
+# --- The fields of each kind: checked a row at a time (_Row) or a column at a time (_Columns) ---
+
+def _client_fields(r: Any) -> tuple[Any, ...]:
+    return (r.key("client_id"), r.text("name", required=True, limit=MAX_NAME_LENGTH),
+            r.text("responsible_party", limit=MAX_NAME_LENGTH))
 
 
-def _event_columns(c: _Columns) -> Columns:
-    return (c.key("event_id"), c.key("client_id"), c.date("scheduled_date"),
-            c.choice("status", FILE_EVENT_STATUSES, "scheduled"))
+def _event_fields(r: Any) -> tuple[Any, ...]:
+    return (r.key("event_id"), r.key("client_id"), r.date("scheduled_date"),
+            r.choice("status", FILE_EVENT_STATUSES, "scheduled"))
 
 
-def _charge_columns(c: _Columns) -> Columns:
+def _charge_fields(r: Any) -> tuple[Any, ...]:
     return (
-        c.key("charge_id"), c.key("client_id"), c.date("service_date"), c.money("amount"),
-        c.choice("payer", FILE_PAYERS), c.text("service_code", limit=64), c.text("description"),
-        c.key("event_id", required=False),
+        r.key("charge_id"), r.key("client_id"), r.date("service_date"), r.money("amount"),
+        r.choice("payer", FILE_PAYERS), r.text("service_code", limit=64), r.text("description"),
+        r.key("event_id", required=False),
     )
 
 
-def _payment_columns(c: _Columns) -> Columns:
-    apply_to, event_key = c.choice("apply_to", FILE_APPLY_TO), c.key("event_id", required=False)
-    if list(map("event".__eq__, apply_to)) != list(map(is_not, event_key, repeat(None))):
-        raise _Slow  # an event payment without its event_id, or another with one
-    return (
-        c.key("payment_id"), c.key("client_id"), c.date("received_date"), c.money("amount"), apply_to,
-        event_key, c.optional_choice("method", FILE_METHODS), c.text("reference", limit=MAX_NAME_LENGTH),
-        c.choice("status", FILE_PAYMENT_STATUSES, "ready"), c.text("note"), c.text("payer_name", limit=MAX_NAME_LENGTH),
+def _payment_fields(r: Any) -> tuple[Any, ...]:
+    fields = (
+        r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"),
+        r.choice("apply_to", FILE_APPLY_TO), r.key("event_id", required=False),
+        r.optional_choice("method", FILE_METHODS), r.text("reference", limit=MAX_NAME_LENGTH),
+        r.choice("status", FILE_PAYMENT_STATUSES, "ready"), r.text("note"), r.text("payer_name", limit=MAX_NAME_LENGTH),
     )
+    r.event_rule(fields[4], fields[5])  # after the cells: a row's problems are listed in column order
+    return fields
 
 
-COLUMN_PARSERS: dict[str, Callable[[_Columns], Columns]] = {
-    "clients": _client_columns, "events": _event_columns, "charges": _charge_columns,
-    "payments": _payment_columns,
+FIELDS: dict[str, Callable[[Any], tuple[Any, ...]]] = {
+    "clients": _client_fields, "events": _event_fields, "charges": _charge_fields, "payments": _payment_fields,
 }
 
 
@@ -390,8 +369,8 @@ class CsvFile:
             self.warnings.append(f"{name}: ignoring unknown column{'s' if len(header.unknown) > 1 else ''} "
                                  f"{', '.join(header.unknown)}")
         self.index, self.width = header.index, header.width
-        self.parse = PARSERS[kind]
-        self.parse_columns = COLUMN_PARSERS[kind]
+        self.fields = FIELDS[kind]
+        self.row_type = ROW_TYPES[kind]
 
     @property
     def bytes_read(self) -> int:
@@ -426,10 +405,10 @@ class CsvFile:
         if set(map(len, records)) != {self.width}:
             return None
         try:
-            columns = self.parse_columns(_Columns(records, self.index, self.width))
+            columns = self.fields(_Columns(records, self.index, self.width))
         except _Slow:
             return None
-        return CleanBatch(ROW_TYPES[self.kind], columns, start, self.text.next_line - 1, records)
+        return CleanBatch(self.row_type, columns, start, self.text.next_line - 1, records)
 
     def _check(self, line: int, cells: list[str], batch: Batch) -> bool:
         """The slow path: one record's row, or its problems, into the batch. True if refused."""
@@ -437,7 +416,7 @@ class CsvFile:
             batch.problems.append(Problem(f"{self.name}: line {line}", width, line))
             return True
         row = _Row(cells, self.index)
-        record = self.parse(row)
+        record = self.row_type(*self.fields(row))
         if row.problems:
             batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason, line, column)
                                   for column, reason in row.problems)

@@ -26,9 +26,8 @@ from hypothesis import strategies as st
 
 from payalloc.csv_import import (
     BATCH_ROWS,
-    COLUMN_PARSERS,
+    FIELDS,
     LAYOUTS,
-    PARSERS,
     Batch,
     CleanBatch,
     CsvFile,
@@ -888,9 +887,9 @@ def test_fast_path_takes_a_batch_only_if_every_row_is_valid(case: tuple[str, dic
     slow = []
     for cells in records:
         row = _Row(cells, index)
-        slow.append((PARSERS[kind](row), row.problems))
+        slow.append((FIELDS[kind](row), row.problems))
     try:
-        columns = COLUMN_PARSERS[kind](_Columns(records, index, len(index)))
+        columns = FIELDS[kind](_Columns(records, index, len(index)))
     except _Slow:
         event("refused")
         return
