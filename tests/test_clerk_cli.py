@@ -335,6 +335,19 @@ def test_audit_since_and_csv(seeded: Cli, conn: sqlite3.Connection) -> None:
     assert cli("audit", "--since", "yesterday").exit_code == 3
 
 
+def test_audit_table_shows_the_detail_as_words_and_csv_keeps_the_json(seeded: Cli, conn: sqlite3.Connection) -> None:
+    cli = seeded
+    add_payment(conn, "Y", "C-1", "2026-11-01", 6000, apply_to="specific")
+    ok(cli("apply", "Y", "X=1"))
+    ok(cli("unapply", "1", "--amount", "0.40", "--reason", "keyed wrong"))
+    table = ok(cli("audit", "--limit", "1")).stdout
+    cells = [line.split("│")[-2].strip() for line in table.splitlines() if line.startswith("│")]
+    assert cells == ["amount: 0.40", "kept: 0.60", "kept remittance id: 2", "was status: ready"], table
+    rows = list(csv.DictReader(io.StringIO(ok(cli("audit", "--csv")).stdout)))
+    assert json.loads(rows[-1]["detail"]) == {"amount": "0.40", "kept": "0.60", "kept_remittance_id": 2,
+                                              "was_status": "ready"}
+
+
 def test_audit_table_and_csv_name_the_event(seeded: Cli) -> None:
     """An event_delete row must say which event: the table had no Event column, only --json did."""
     cli = seeded

@@ -285,20 +285,31 @@ def audit(
         return
     fields = ["id", "at", "staff", "action", "client_id", "payment_id", "charge_id", "event_id", "remittance_id",
               "job_run_id", "reason", "detail"]
-    for row in rows:
-        row["detail"] = "" if row["detail"] is None else json.dumps(row["detail"], sort_keys=True)
     if csv_out:
-        output.emit_csv(fields, rows)
+        output.emit_csv(fields, [{**r, "detail": "" if r["detail"] is None else json.dumps(r["detail"], sort_keys=True)}
+                                 for r in rows])
         return
     output.table(
         [output.Column("At", "at"), output.Column("Staff", "staff", text=True), output.Column("Action", "action"),
          output.Column("Client", "client_id"), output.Column("Payment", "payment_id"),
          output.Column("Charge", "charge_id"), output.Column("Event", "event_id"),
          output.Column("Remittance", "remittance_id"), output.Column("Reason", "reason", text=True), output.Column("Detail", "detail", text=True)],
-        [{**r, "staff": r["staff"] or "run-job"} for r in rows],
+        [{**r, "staff": r["staff"] or "run-job", "detail": _readable(r["detail"] or {})} for r in rows],
         title=output.titled(None, len(rows), total, noun="action", end="last"),
         empty="no audit entries",
     )
+
+
+def _readable(detail: dict[str, Any]) -> str:
+    """An audit detail for a person: one `key: value` per line (--json and --csv keep the object)."""
+    def shown(value: Any) -> str:
+        if isinstance(value, dict):
+            return " ".join(f"{k.replace('_', ' ')} {shown(v)}" for k, v in value.items())
+        if isinstance(value, list):
+            return ", ".join(map(shown, value)) or "none"
+        return "none" if value is None else str(value)
+
+    return "\n".join(f"{key.replace('_', ' ')}: {shown(value)}" for key, value in detail.items())
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
