@@ -270,6 +270,65 @@ def test_output_to_a_full_disk_after_a_change_says_the_change_was_saved(ledger_p
     assert shown.exit_code == 0, shown.stderr
 
 
+def _payalloc_without(closed: int, ledger: Path, *args: str, stderr: object = subprocess.PIPE,
+                      stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    """payalloc started with standard stream `closed` (0, 1 or 2) closed, as `<&-`, `>&-` or `2>&-` do."""
+    return subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger), *args],
+                          stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, text=True, timeout=60, check=False,
+                          preexec_fn=lambda: os.close(closed),
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "PAYALLOC_STAFF": "clerk1"})
+
+
+LOST = "error: stdout is closed: the output could not be written"
+
+
+@pytest.mark.parametrize(("closed", "args", "code", "says"), [
+    (1, ["client", "list"], 1, f"{LOST}; nothing was changed, open it (>/dev/null discards the output) and run"
+                               " the command again\n"),
+    (1, ["payment", "record", "--client", "C1", "--amount", "1.00", "--date", "2026-11-20", "--apply-to", "oldest",
+         "--id", "P9"], 1,  # was "internal error (AttributeError); nothing was written": the payment was saved
+     f"{LOST}, but the change was saved in the ledger; open it (>/dev/null discards the output), and check the"
+     " result before running the command again (run-job and import are safe to run again)\n"),
+    (1, ["run-job", "-q"], 0, ""),  # prints nothing: a closed stdout is no matter
+    (1, ["--version"], 1, f"{LOST}; nothing was changed, open it (>/dev/null discards the output) and run"
+                          " the command again\n"),  # was a traceback
+    (0, ["import", "clients", "-"], 3, "error: stdin is empty: expected a header row (client_id, name,"
+                                       " responsible_party)\n"),
+], ids=["stdout list", "stdout record", "stdout run-job -q", "stdout --version", "stdin import -"])
+def test_a_closed_standard_stream_is_one_sentence_and_the_right_status(
+    tmp_path: Path, closed: int, args: list[str], code: int, says: str
+) -> None:
+    """Python has None for a stream closed at start: every print or read was an internal error."""
+    ledger_path = tmp_path / "ledger.db"
+    build_clean_ledger(ledger_path)
+    done = _payalloc_without(closed, ledger_path, *args, **({"stdout": subprocess.DEVNULL} if closed == 0 else {}))
+    assert (done.returncode, done.stderr) == (code, says)
+    if "P9" in args:
+        assert Cli(ledger_path)("payment", "show", "P9").exit_code == 0
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
+def test_a_closed_or_full_stderr_keeps_the_exit_status_of_the_refusal(ledger_path: Path) -> None:
+    """Nowhere to say it (2>&-, 2>/dev/full): the refusal must still exit 3, not 1."""
+    assert _payalloc_without(2, ledger_path, "client", "show", "C-NONE").returncode == 3  # was 1 (AttributeError)
+    with open(FULL, "w") as full:
+        done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), "client", "show", "C-NONE"],
+                              stdout=subprocess.PIPE, stderr=full, text=True, timeout=60, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (done.returncode, done.stdout) == (3, "")  # was 1
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [["--version"], ["--help"]], ids=" ".join)
+def test_help_and_version_to_a_full_disk_say_so(ledger_path: Path, args: list[str]) -> None:
+    with open(FULL, "w") as full:
+        done = subprocess.run([sys.executable, "-m", "payalloc", *args], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (done.returncode, done.stderr) == (  # was a traceback
+        1, "error: the disk is full: the output could not be written; nothing was changed, free some space and"
+           " run the command again\n")
+
+
 def test_an_export_removes_the_temporary_files_of_killed_exports_never_a_live_ones(
     tmp_path: Path, ledger_path: Path
 ) -> None:
