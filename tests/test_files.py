@@ -343,3 +343,15 @@ def test_an_export_removes_the_temporary_files_of_killed_exports_never_a_live_on
     result = Cli(ledger_path)("gl", "export", "--csv", "-o", str(place / "wednesday.csv"))
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in place.iterdir()) == sorted([kept, "wednesday.csv"])
+
+
+def test_a_ledger_whose_file_name_is_not_utf8_is_written_to(tmp_path: Path) -> None:
+    """A name made on a Latin-1 system (b"caf\xe9.db"): each write read the name back from SQLite as
+    text, and was "the ledger could not be used (Could not decode to UTF-8 ...)", exit 1."""
+    ledger = tmp_path / os.fsdecode(b"caf\xe9.db")
+    cli = Cli(ledger)
+    result = cli("init")
+    assert result.exit_code == 0, result.stderr
+    result = cli("import", "clients", str(SAMPLE / "clients.csv"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / os.fsdecode(b"caf\xe9.db.writers")).exists()  # the writers' turns found the file
