@@ -355,3 +355,34 @@ def test_a_ledger_whose_file_name_is_not_utf8_is_written_to(tmp_path: Path) -> N
     result = cli("import", "clients", str(SAMPLE / "clients.csv"))
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / os.fsdecode(b"caf\xe9.db.writers")).exists()  # the writers' turns found the file
+
+
+@pytest.fixture
+def foreign_shm(ledger_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The ledger's -shm as this user cannot open it (mode 000: another user's file, as 0600, looks
+    so too). Root opens any file: there SQLite's failure and the refusal to open the -shm are simulated."""
+    side = ledger_path.with_name(ledger_path.name + "-shm")
+    side.touch(mode=0)
+    if os.geteuid() == 0:
+        import sqlite3
+
+        def cannot_open(*args: object, **kwargs: object) -> None:
+            error = sqlite3.OperationalError("unable to open database file")
+            error.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN  # type: ignore[attr-defined]
+            raise error
+        real_open = os.open
+
+        def refuse(path: object, *args: object, **kwargs: object) -> int:
+            if str(path) == str(side):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(sqlite3, "connect", cannot_open)
+        monkeypatch.setattr(os, "open", refuse)
+    return side
+
+
+def test_a_wal_or_shm_file_the_user_cannot_open_is_named(ledger_path: Path, foreign_shm: Path) -> None:
+    result = Cli(ledger_path)("client", "list")
+    assert (result.exit_code, result.stderr) == (  # was "(unable to open database file)"
+        3, f"error: cannot open ledger {ledger_path}: this user cannot open its SQLite file ledger.db-shm"
+           " (Permission denied); nothing was done\n")

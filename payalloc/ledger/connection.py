@@ -91,11 +91,29 @@ def _unusable(path: Path, error: sqlite3.DatabaseError) -> PayallocError:
         # SQLite says "unable to open database file" or "attempt to write a readonly database": say which.
         if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
             return InputError(f"cannot open ledger {path}: this user may not read and write it; nothing was done")
+        refused_side = _side_file_refused(path)
+        if refused_side is not None:
+            return InputError(f"cannot open ledger {path}: this user cannot open its SQLite file {refused_side};"
+                              " nothing was done")
         directory = path.absolute().parent
         if not os.access(directory, os.W_OK | os.X_OK):
             return InputError(f"cannot open ledger {path}: SQLite makes its -wal and -shm files beside it,"
                               f" and this user may not create files in {directory}; nothing was done")
     return InputError(f"cannot open ledger {path} ({error}); nothing was done")
+
+
+def _side_file_refused(path: Path) -> str | None:
+    """The -wal or -shm beside the ledger that this user cannot open (another user's, mode 000, a
+    directory), with why: SQLite itself only says "unable to open database file"."""
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        try:
+            os.close(os.open(side, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            return f"{side.name} ({error.strerror})"
+    return None
 
 
 NO_ROOM_BYTES = 1 << 20  # less free than this beside the ledger: a failure to open it is the full disk
