@@ -386,3 +386,21 @@ def test_a_wal_or_shm_file_the_user_cannot_open_is_named(ledger_path: Path, fore
     assert (result.exit_code, result.stderr) == (  # was "(unable to open database file)"
         3, f"error: cannot open ledger {ledger_path}: this user cannot open its SQLite file ledger.db-shm"
            " (Permission denied); nothing was done\n")
+
+
+def test_a_relative_ledger_path_in_a_deleted_current_directory_is_one_sentence(
+    ledger_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shell or a cron job whose directory was removed: `../ledger.db` still resolves, but
+    os.getcwd() fails, and opening the ledger was "internal error (FileNotFoundError)"."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    for args, doing in ((["client", "list"], "open"), (["init"], "create")):
+        result = Cli(Path("../ledger.db"))(*args)
+        assert (result.exit_code, result.stderr) == (3, (
+            f"error: cannot {doing} ledger ../ledger.db: it is relative to the current directory, which cannot"
+            " be found (No such file or directory: deleted?); cd to a directory, or give an absolute path;"
+            " nothing was done\n")), args
+    assert Cli(ledger_path)("client", "list").exit_code == 0  # an absolute path works there

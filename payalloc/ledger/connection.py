@@ -131,6 +131,7 @@ def _no_room_beside(path: Path) -> bool:
 
 def open_ledger(path: Path) -> sqlite3.Connection:
     """Open an existing ledger. A missing file is refused: a cron typo must not create one."""
+    _refuse_without_cwd(path, "open")
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -158,6 +159,20 @@ def open_ledger(path: Path) -> sqlite3.Connection:
         conn.close()
         raise InputError(f"ledger {path} has an older schema; upgrade it with: payalloc --db {path} init")
     return conn
+
+
+def _refuse_without_cwd(path: Path, doing: str) -> None:
+    """A relative path needs the current directory, which may have been deleted under a shell or a
+    cron job still in it: os.getcwd() then fails, and SQLite's URI (path.absolute()) and the lock
+    files (path.resolve()) with it, as an internal error (FileNotFoundError)."""
+    if path.is_absolute():
+        return
+    try:
+        os.getcwd()
+    except OSError as error:
+        raise InputError(f"cannot {doing} ledger {path}: it is relative to the current directory, which cannot"
+                         f" be found ({error.strerror}: deleted?); cd to a directory, or give an absolute path;"
+                         " nothing was done") from None
 
 
 def _refuse_unless_regular(path: Path, mode: int) -> None:
@@ -199,6 +214,7 @@ def busy_error() -> LedgerBusy:
 
 def init_ledger(path: Path) -> tuple[bool, list[str]]:
     """Create the ledger (mode 0600) or upgrade its schema. Returns (created, migrations applied)."""
+    _refuse_without_cwd(path, "create")
     with files.looking(f"create ledger {path}"):
         if path.is_dir():
             raise InputError(f"ledger {path} is a directory, not a ledger file")
