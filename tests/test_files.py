@@ -404,3 +404,22 @@ def test_a_relative_ledger_path_in_a_deleted_current_directory_is_one_sentence(
             " be found (No such file or directory: deleted?); cd to a directory, or give an absolute path;"
             " nothing was done\n")), args
     assert Cli(ledger_path)("client", "list").exit_code == 0  # an absolute path works there
+
+
+def test_a_locale_that_is_not_utf8_prints_names_it_cannot_encode(ledger_path: Path, tmp_path: Path) -> None:
+    """LANG=C with Python's UTF-8 mode and locale coercion off: stdout is ASCII. A name such as
+    "Zoë 李" was "internal error (UnicodeEncodeError)"; JSON now carries it as escapes, the same text."""
+    clients = tmp_path / "clients.csv"
+    clients.write_text("client_id,name\nC1,Zoë 李\n", encoding="utf-8")
+    assert Cli(ledger_path)("import", "clients", str(clients)).exit_code == 0
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "LANG": "C", "LC_ALL": "C", "PYTHONUTF8": "0",
+               "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": ""}
+    for args in (["client", "list", "--json"], ["client", "list"], ["client", "show", "C1"]):
+        done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), *args], env=environ,
+                              capture_output=True, timeout=60, check=False)
+        assert (done.returncode, done.stderr) == (0, b""), args
+    done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), "client", "list", "--json"],
+                          env=environ, capture_output=True, timeout=60, check=False)
+    import json
+
+    assert [row["name"] for row in json.loads(done.stdout)] == ["Zoë 李"]

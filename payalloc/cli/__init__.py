@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
+import io
 import os
 import signal
 import sqlite3
@@ -318,10 +320,29 @@ def _open_closed_streams() -> None:
         _closed_at_start.add(fd)
 
 
+def _json_escapes(error: UnicodeError) -> tuple[str, int]:
+    """An encoding error handler: each character as \\uXXXX (UTF-16, as JSON escapes it)."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    units = error.object[error.start:error.end].encode("utf-16-be", "surrogatepass")
+    return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)), error.end
+
+
+def _encodable_output() -> None:
+    """Under a locale that is not UTF-8 (LANG=C with PYTHONUTF8=0, a Latin-1 one), a name it cannot
+    encode ("李") was an internal error (UnicodeEncodeError). Such characters are written as \\uXXXX
+    escapes instead, which JSON reads back as the same text; what the locale can encode is unchanged."""
+    codecs.register_error("payalloc-json-escapes", _json_escapes)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and codecs.lookup(stream.encoding).name != "utf-8":
+            stream.reconfigure(errors="payalloc-json-escapes")
+
+
 def main() -> None:
     """Console-script entry point."""
     os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
     _open_closed_streams()
+    _encodable_output()
     signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
