@@ -42,12 +42,13 @@ def open_source(file: str) -> tuple[IO[bytes], str, int | None]:
     if file == "-":
         return sys.stdin.buffer, source_name(file), None
     path = Path(file)
-    try:  # exists() too: under a directory this user may not search, it raises PermissionError
-        if not path.exists():
-            raise InputError(f"file {file} does not exist")
+    try:  # is_dir() too: under a directory this user may not search, it raises PermissionError
         if path.is_dir():
             raise InputError(f"{file} is a directory, not a CSV file")
         raw = path.open("rb")
+    except (FileNotFoundError, NotADirectoryError):
+        # Not exists() first: it is False for a symbolic link loop too, which "does not exist" misnames.
+        raise InputError(f"file {file} does not exist") from None
     except OSError as error:
         raise InputError(f"cannot read {file}: {error.strerror}") from None
     info = os.fstat(raw.fileno())

@@ -113,6 +113,18 @@ def test_bad_destinations_and_missing_ledger(ledger: Path, tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
+def test_a_destination_that_is_a_symbolic_link_loop_is_refused_as_a_gl_export_is(ledger: Path, tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "back")
+    (tmp_path / "back").symlink_to(loop)
+    for force, says in (([], "already exists; use --force to replace it"),
+                        (["--force"], "is not a regular file; refusing to replace it")):
+        result = Cli(ledger)("backup", str(loop), *force)
+        assert (result.exit_code, result.stderr) == (  # was internal error (RuntimeError), exit 1
+            3, f"error: backup destination {loop} {says}\n")
+    assert loop.is_symlink() and not list(tmp_path.glob(".loop.*"))
+
+
 def test_backup_of_a_ledger_with_violations_is_written_and_exits_5(ledger: Path, tmp_path: Path) -> None:
     payment_cache(ledger)
     dest = tmp_path / "copy.db"

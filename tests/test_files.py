@@ -270,6 +270,65 @@ def test_output_to_a_full_disk_after_a_change_says_the_change_was_saved(ledger_p
     assert shown.exit_code == 0, shown.stderr
 
 
+def _payalloc_without(closed: int, ledger: Path, *args: str, stderr: object = subprocess.PIPE,
+                      stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    """payalloc started with standard stream `closed` (0, 1 or 2) closed, as `<&-`, `>&-` or `2>&-` do."""
+    return subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger), *args],
+                          stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, text=True, timeout=60, check=False,
+                          preexec_fn=lambda: os.close(closed),
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "PAYALLOC_STAFF": "clerk1"})
+
+
+LOST = "error: stdout is closed: the output could not be written"
+
+
+@pytest.mark.parametrize(("closed", "args", "code", "says"), [
+    (1, ["client", "list"], 1, f"{LOST}; nothing was changed, open it (>/dev/null discards the output) and run"
+                               " the command again\n"),
+    (1, ["payment", "record", "--client", "C1", "--amount", "1.00", "--date", "2026-11-20", "--apply-to", "oldest",
+         "--id", "P9"], 1,  # was "internal error (AttributeError); nothing was written": the payment was saved
+     f"{LOST}, but the change was saved in the ledger; open it (>/dev/null discards the output), and check the"
+     " result before running the command again (run-job and import are safe to run again)\n"),
+    (1, ["run-job", "-q"], 0, ""),  # prints nothing: a closed stdout is no matter
+    (1, ["--version"], 1, f"{LOST}; nothing was changed, open it (>/dev/null discards the output) and run"
+                          " the command again\n"),  # was a traceback
+    (0, ["import", "clients", "-"], 3, "error: stdin is empty: expected a header row (client_id, name,"
+                                       " responsible_party)\n"),
+], ids=["stdout list", "stdout record", "stdout run-job -q", "stdout --version", "stdin import -"])
+def test_a_closed_standard_stream_is_one_sentence_and_the_right_status(
+    tmp_path: Path, closed: int, args: list[str], code: int, says: str
+) -> None:
+    """Python has None for a stream closed at start: every print or read was an internal error."""
+    ledger_path = tmp_path / "ledger.db"
+    build_clean_ledger(ledger_path)
+    done = _payalloc_without(closed, ledger_path, *args, **({"stdout": subprocess.DEVNULL} if closed == 0 else {}))
+    assert (done.returncode, done.stderr) == (code, says)
+    if "P9" in args:
+        assert Cli(ledger_path)("payment", "show", "P9").exit_code == 0
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
+def test_a_closed_or_full_stderr_keeps_the_exit_status_of_the_refusal(ledger_path: Path) -> None:
+    """Nowhere to say it (2>&-, 2>/dev/full): the refusal must still exit 3, not 1."""
+    assert _payalloc_without(2, ledger_path, "client", "show", "C-NONE").returncode == 3  # was 1 (AttributeError)
+    with open(FULL, "w") as full:
+        done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), "client", "show", "C-NONE"],
+                              stdout=subprocess.PIPE, stderr=full, text=True, timeout=60, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (done.returncode, done.stdout) == (3, "")  # was 1
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [["--version"], ["--help"]], ids=" ".join)
+def test_help_and_version_to_a_full_disk_say_so(ledger_path: Path, args: list[str]) -> None:
+    with open(FULL, "w") as full:
+        done = subprocess.run([sys.executable, "-m", "payalloc", *args], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (done.returncode, done.stderr) == (  # was a traceback
+        1, "error: the disk is full: the output could not be written; nothing was changed, free some space and"
+           " run the command again\n")
+
+
 def test_an_export_removes_the_temporary_files_of_killed_exports_never_a_live_ones(
     tmp_path: Path, ledger_path: Path
 ) -> None:
@@ -284,3 +343,83 @@ def test_an_export_removes_the_temporary_files_of_killed_exports_never_a_live_on
     result = Cli(ledger_path)("gl", "export", "--csv", "-o", str(place / "wednesday.csv"))
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in place.iterdir()) == sorted([kept, "wednesday.csv"])
+
+
+def test_a_ledger_whose_file_name_is_not_utf8_is_written_to(tmp_path: Path) -> None:
+    """A name made on a Latin-1 system (b"caf\xe9.db"): each write read the name back from SQLite as
+    text, and was "the ledger could not be used (Could not decode to UTF-8 ...)", exit 1."""
+    ledger = tmp_path / os.fsdecode(b"caf\xe9.db")
+    cli = Cli(ledger)
+    result = cli("init")
+    assert result.exit_code == 0, result.stderr
+    result = cli("import", "clients", str(SAMPLE / "clients.csv"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / os.fsdecode(b"caf\xe9.db.writers")).exists()  # the writers' turns found the file
+
+
+@pytest.fixture
+def foreign_shm(ledger_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The ledger's -shm as this user cannot open it (mode 000: another user's file, as 0600, looks
+    so too). Root opens any file: there SQLite's failure and the refusal to open the -shm are simulated."""
+    side = ledger_path.with_name(ledger_path.name + "-shm")
+    side.touch(mode=0)
+    if os.geteuid() == 0:
+        import sqlite3
+
+        def cannot_open(*args: object, **kwargs: object) -> None:
+            error = sqlite3.OperationalError("unable to open database file")
+            error.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN  # type: ignore[attr-defined]
+            raise error
+        real_open = os.open
+
+        def refuse(path: object, *args: object, **kwargs: object) -> int:
+            if str(path) == str(side):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(sqlite3, "connect", cannot_open)
+        monkeypatch.setattr(os, "open", refuse)
+    return side
+
+
+def test_a_wal_or_shm_file_the_user_cannot_open_is_named(ledger_path: Path, foreign_shm: Path) -> None:
+    result = Cli(ledger_path)("client", "list")
+    assert (result.exit_code, result.stderr) == (  # was "(unable to open database file)"
+        3, f"error: cannot open ledger {ledger_path}: this user cannot open its SQLite file ledger.db-shm"
+           " (Permission denied); nothing was done\n")
+
+
+def test_a_relative_ledger_path_in_a_deleted_current_directory_is_one_sentence(
+    ledger_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shell or a cron job whose directory was removed: `../ledger.db` still resolves, but
+    os.getcwd() fails, and opening the ledger was "internal error (FileNotFoundError)"."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    for args, doing in ((["client", "list"], "open"), (["init"], "create")):
+        result = Cli(Path("../ledger.db"))(*args)
+        assert (result.exit_code, result.stderr) == (3, (
+            f"error: cannot {doing} ledger ../ledger.db: it is relative to the current directory, which cannot"
+            " be found (No such file or directory: deleted?); cd to a directory, or give an absolute path;"
+            " nothing was done\n")), args
+    assert Cli(ledger_path)("client", "list").exit_code == 0  # an absolute path works there
+
+
+def test_a_locale_that_is_not_utf8_prints_names_it_cannot_encode(ledger_path: Path, tmp_path: Path) -> None:
+    """LANG=C with Python's UTF-8 mode and locale coercion off: stdout is ASCII. A name such as
+    "Zoë 李" was "internal error (UnicodeEncodeError)"; JSON now carries it as escapes, the same text."""
+    clients = tmp_path / "clients.csv"
+    clients.write_text("client_id,name\nC1,Zoë 李\n", encoding="utf-8")
+    assert Cli(ledger_path)("import", "clients", str(clients)).exit_code == 0
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "LANG": "C", "LC_ALL": "C", "PYTHONUTF8": "0",
+               "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": ""}
+    for args in (["client", "list", "--json"], ["client", "list"], ["client", "show", "C1"]):
+        done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), *args], env=environ,
+                              capture_output=True, timeout=60, check=False)
+        assert (done.returncode, done.stderr) == (0, b""), args
+    done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), "client", "list", "--json"],
+                          env=environ, capture_output=True, timeout=60, check=False)
+    import json
+
+    assert [row["name"] for row in json.loads(done.stdout)] == ["Zoë 李"]

@@ -720,6 +720,16 @@ def test_missing_file(cli: Cli, tmp_path: Path, dump: Callable[[], list[str]]) -
     assert dump() == before
 
 
+def test_a_file_that_is_a_symbolic_link_loop_is_not_said_to_be_missing(cli: Cli, tmp_path: Path) -> None:
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(tmp_path / "back.csv")
+    (tmp_path / "back.csv").symlink_to(loop)
+    for args in (["import", "clients", str(loop)], ["apply", "--file", str(loop)]):
+        result = cli(*args)
+        assert (result.exit_code, result.stderr) == (  # was "file ... does not exist"
+            3, f"error: cannot read {loop}: Too many levels of symbolic links\n"), args
+
+
 def test_missing_ledger_is_refused_and_not_created(tmp_path: Path) -> None:
     ledger = tmp_path / "typo.db"
     result = Cli(ledger)("import", "clients", str(SAMPLE / "clients.csv"))

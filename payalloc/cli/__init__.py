@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import errno
+import io
 import os
 import signal
 import sqlite3
@@ -46,6 +49,12 @@ class _ErrorBoundary(TyperGroup):
         try:  # an unknown global option is refused here, before invoke
             return super().make_context(info_name, args, parent, **extra)
         except Exception as err:
+            if _output_failed(err):  # --help or --version to a full disk or a closed stdout
+                from payalloc.cli import output
+
+                _drop_stdout()
+                output.error(_output_lost(err, saved=False))
+                raise typer.Exit(EXIT_BUG) from None
             _echo_safely(err)
             raise
 
@@ -93,9 +102,9 @@ class _ErrorBoundary(TyperGroup):
             _traceback_if_debug()
             from payalloc.cli import output
 
-            if no_space(err):  # stdout goes to a full disk (exports and backups say so themselves)
+            if _output_failed(err):  # stdout goes to a full disk, or is closed (exports and backups say so themselves)
                 _drop_stdout()
-                output.error(_no_room_for_output(saved=connection.commits > commits))
+                output.error(_output_lost(err, saved=connection.commits > commits))
                 raise typer.Exit(EXIT_BUG) from None
             # Includes sqlite3.IntegrityError: the database's own guard refused a write the
             # Python checks let through. A bug, but the transaction rolled back: nothing written.
@@ -113,13 +122,20 @@ def _drop_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _no_room_for_output(*, saved: bool) -> str:
+def _output_failed(err: BaseException) -> bool:
+    """A write to stdout failed: a full disk, or a stdout closed at start (see _open_closed_streams)."""
+    return no_space(err) or (isinstance(err, OSError) and err.errno == errno.EBADF and 1 in _closed_at_start)
+
+
+def _output_lost(err: BaseException, *, saved: bool) -> str:
+    full = no_space(err)
+    cause, remedy = ("the disk is full", "free some space") if full else (
+        "stdout is closed", "open it (>/dev/null discards the output)")
     if saved:  # a clerk must not apply twice; run-job and import pick up where they are
-        return ("the disk is full: the output could not be written, but the change was saved in the ledger;"
-                " free some space, and check the result before running the command again"
+        return (f"{cause}: the output could not be written, but the change was saved in the ledger;"
+                f" {remedy}, and check the result before running the command again"
                 " (run-job and import are safe to run again)")
-    return ("the disk is full: the output could not be written; nothing was changed, free some space and"
-            " run the command again")
+    return f"{cause}: the output could not be written; nothing was changed, {remedy} and run the command again"
 
 
 def _echo_safely(err: Exception) -> None:
@@ -173,7 +189,8 @@ def _traceback_if_debug() -> None:
     if STATE.debug:
         import traceback
 
-        traceback.print_exc(file=sys.stderr)
+        with contextlib.suppress(OSError):  # stderr to a full disk: the sentence and status still follow
+            traceback.print_exc(file=sys.stderr)
 
 
 def _database_failure(err: sqlite3.OperationalError, *, saved: bool) -> tuple[str, int]:
@@ -237,6 +254,7 @@ app = typer.Typer(
 def _version(value: bool) -> None:
     if value:
         sys.stdout.write(f"payalloc {__version__}\n")
+        sys.stdout.flush()  # here, where a full disk or a closed stdout meets make_context's handler
         raise typer.Exit()
 
 
@@ -278,9 +296,53 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated("stopped by SIGTERM")
 
 
+# The standard streams (0, 1, 2) that were closed when payalloc started: see _open_closed_streams.
+_closed_at_start: set[int] = set()
+
+
+def _open_closed_streams() -> None:
+    """A script or a cron line may start payalloc with stdin, stdout or stderr closed (`<&-`, `>&-`,
+    `2>&-`): Python then has None for it, and the first read or print was an internal error
+    (AttributeError), after the change was saved. Each gets /dev/null, which also keeps the ledger
+    or an export from being opened as descriptor 1 or 2 and written by a print: stdin reads as
+    empty, stderr discards, and stdout is opened read-only, so that output fails (EBADF) and is
+    said to be lost as on a full disk; a command that prints nothing (run-job -q) runs as ever."""
+    for fd, name, flags in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_RDONLY), (2, "stderr", os.O_WRONLY)):
+        if getattr(sys, name) is not None:
+            continue
+        opened = os.open(os.devnull, flags)  # the lowest free descriptor: fd itself
+        if opened != fd:
+            os.dup2(opened, fd)
+            os.close(opened)
+        stream = open(fd, "r" if fd == 0 else "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      closefd=False)  # it lives as long as the process, as sys.stdout does
+        setattr(sys, name, stream)
+        _closed_at_start.add(fd)
+
+
+def _json_escapes(error: UnicodeError) -> tuple[str, int]:
+    """An encoding error handler: each character as \\uXXXX (UTF-16, as JSON escapes it)."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    units = error.object[error.start:error.end].encode("utf-16-be", "surrogatepass")
+    return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)), error.end
+
+
+def _encodable_output() -> None:
+    """Under a locale that is not UTF-8 (LANG=C with PYTHONUTF8=0, a Latin-1 one), a name it cannot
+    encode ("李") was an internal error (UnicodeEncodeError). Such characters are written as \\uXXXX
+    escapes instead, which JSON reads back as the same text; what the locale can encode is unchanged."""
+    codecs.register_error("payalloc-json-escapes", _json_escapes)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and codecs.lookup(stream.encoding).name != "utf-8":
+            stream.reconfigure(errors="payalloc-json-escapes")
+
+
 def main() -> None:
     """Console-script entry point."""
     os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
+    _open_closed_streams()
+    _encodable_output()
     signal.signal(signal.SIGTERM, _terminated)
     try:
         app()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
@@ -85,15 +84,14 @@ def confirm(question: str) -> bool:
     from payalloc.cli import output
 
     while True:
-        sys.stderr.write(f"{question} [y/N]: ")  # stderr, as every message: stdout may be a file
-        sys.stderr.flush()
+        output.to_stderr(f"{question} [y/N]: ")  # stderr, as every message: stdout may be a file
         try:
             answer = input().strip().lower()
         except EOFError:
-            sys.stderr.write("\n")  # the refusal goes on a line of its own
+            output.to_stderr("\n")  # the refusal goes on a line of its own
             return False
         except KeyboardInterrupt:
-            sys.stderr.write("\n")
+            output.to_stderr("\n")
             raise
         if answer in ("y", "yes"):
             return True

@@ -75,8 +75,18 @@ def _one_line(text: str) -> str:
 
 def message(text: str) -> None:
     """A plain line on stderr (progress notes, warnings); never markup-interpreted."""
-    sys.stderr.write(_one_line(text) + "\n")
-    sys.stderr.flush()
+    to_stderr(_one_line(text) + "\n")
+
+
+def to_stderr(text: str) -> None:
+    """Write to stderr, where a failure (2>/dev/full) has no one left to tell: it must not turn the
+    command's own answer into an internal error (exit 1); its exit status still says it."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):  # what stays buffered must not fail at exit too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def warn(text: str) -> None:

@@ -91,11 +91,29 @@ def _unusable(path: Path, error: sqlite3.DatabaseError) -> PayallocError:
         # SQLite says "unable to open database file" or "attempt to write a readonly database": say which.
         if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
             return InputError(f"cannot open ledger {path}: this user may not read and write it; nothing was done")
+        refused_side = _side_file_refused(path)
+        if refused_side is not None:
+            return InputError(f"cannot open ledger {path}: this user cannot open its SQLite file {refused_side};"
+                              " nothing was done")
         directory = path.absolute().parent
         if not os.access(directory, os.W_OK | os.X_OK):
             return InputError(f"cannot open ledger {path}: SQLite makes its -wal and -shm files beside it,"
                               f" and this user may not create files in {directory}; nothing was done")
     return InputError(f"cannot open ledger {path} ({error}); nothing was done")
+
+
+def _side_file_refused(path: Path) -> str | None:
+    """The -wal or -shm beside the ledger that this user cannot open (another user's, mode 000, a
+    directory), with why: SQLite itself only says "unable to open database file"."""
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        try:
+            os.close(os.open(side, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            return f"{side.name} ({error.strerror})"
+    return None
 
 
 NO_ROOM_BYTES = 1 << 20  # less free than this beside the ledger: a failure to open it is the full disk
@@ -113,6 +131,7 @@ def _no_room_beside(path: Path) -> bool:
 
 def open_ledger(path: Path) -> sqlite3.Connection:
     """Open an existing ledger. A missing file is refused: a cron typo must not create one."""
+    _refuse_without_cwd(path, "open")
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -140,6 +159,20 @@ def open_ledger(path: Path) -> sqlite3.Connection:
         conn.close()
         raise InputError(f"ledger {path} has an older schema; upgrade it with: payalloc --db {path} init")
     return conn
+
+
+def _refuse_without_cwd(path: Path, doing: str) -> None:
+    """A relative path needs the current directory, which may have been deleted under a shell or a
+    cron job still in it: os.getcwd() then fails, and SQLite's URI (path.absolute()) and the lock
+    files (path.resolve()) with it, as an internal error (FileNotFoundError)."""
+    if path.is_absolute():
+        return
+    try:
+        os.getcwd()
+    except OSError as error:
+        raise InputError(f"cannot {doing} ledger {path}: it is relative to the current directory, which cannot"
+                         f" be found ({error.strerror}: deleted?); cd to a directory, or give an absolute path;"
+                         " nothing was done") from None
 
 
 def _refuse_unless_regular(path: Path, mode: int) -> None:
@@ -181,6 +214,7 @@ def busy_error() -> LedgerBusy:
 
 def init_ledger(path: Path) -> tuple[bool, list[str]]:
     """Create the ledger (mode 0600) or upgrade its schema. Returns (created, migrations applied)."""
+    _refuse_without_cwd(path, "create")
     with files.looking(f"create ledger {path}"):
         if path.is_dir():
             raise InputError(f"ledger {path} is a directory, not a ledger file")

@@ -29,8 +29,11 @@ POLL_S = 0.002
 
 
 def ledger_file(conn: sqlite3.Connection) -> str:
-    """The file SQLite opened for `conn` ("" for an in-memory or temporary database)."""
-    return str(conn.execute("PRAGMA database_list").fetchone()[2] or "")
+    """The file SQLite opened for `conn` ("" for an in-memory or temporary database). Read as bytes
+    and decoded as Python decodes file names: a name that is not UTF-8 (b"caf\\xe9.db", from a Latin-1
+    system) failed to decode as text, and every write to that ledger was an internal error."""
+    raw = conn.execute("SELECT CAST(file AS BLOB) FROM pragma_database_list WHERE name = 'main'").fetchone()[0]
+    return os.fsdecode(raw or b"")
 
 
 def open_beside(ledger: str, suffix: str) -> int:

@@ -30,8 +30,9 @@ def _refuse_bad_destination(ledger: Path, dest: Path, *, force: bool) -> None:
 def _refuse_ledger_or_bad_place(ledger: Path, dest: Path, *, force: bool) -> None:
     if not dest.parent.is_dir() or dest.is_dir():  # before the ledger's own files are told apart
         refuse_destination(dest, replace=force, named=f"backup destination {dest}")
-    ledger_abs = ledger.resolve()
-    dest_abs = dest.resolve()
+    # realpath, not Path.resolve(): Python 3.11's raises RuntimeError at a symbolic link loop (a -> b -> a).
+    ledger_abs = Path(os.path.realpath(ledger))
+    dest_abs = Path(os.path.realpath(dest))
     own_files = {ledger_abs, *companion_files(ledger_abs)}
     same = dest_abs in own_files or (dest.exists() and ledger.exists() and os.path.samefile(dest, ledger))
     if same:
