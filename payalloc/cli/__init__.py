@@ -278,9 +278,39 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated("stopped by SIGTERM")
 
 
+REDELIVER_S = 0.001  # how soon a stop that Python swallowed is raised again (_stop_swallowed)
+
+
+def _stop_swallowed(unraisable: sys.UnraisableHookArgs) -> None:
+    """sys.unraisablehook. Python cannot let an exception out of a weakref callback or a __del__:
+    it prints it with a traceback ("Exception ignored in ...") and carries on. importlib runs such a
+    callback at the end of every import, and commands import as they go, so the KeyboardInterrupt
+    of a Ctrl-C or the Terminated of a SIGTERM (_terminated) could land there and be lost: the
+    command went on to the end and exited 0, a traceback on stderr. Raise it again a moment later
+    (SIGALRM), from wherever the program is by then; any other exception is printed as Python does."""
+    error = unraisable.exc_value
+    if not isinstance(error, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+        return
+    stop = type(error)(*error.args)
+
+    def again(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        raise stop
+
+    signal.signal(signal.SIGALRM, again)
+    while True:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, REDELIVER_S)
+            return
+        except KeyboardInterrupt:  # it fired before this hook returned: still where it would be lost
+            signal.signal(signal.SIGALRM, again)
+
+
 def main() -> None:
     """Console-script entry point."""
     os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
+    sys.unraisablehook = _stop_swallowed
     signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
