@@ -318,6 +318,24 @@ def main() -> None:
         what, code = _stop(err)
         sys.stderr.write(f"error: {what} while payalloc was starting or ending; no change was in progress\n")
         sys.exit(code)
+    except SystemExit as done:
+        stop = _stop_typer_silenced(done)
+        if stop is None:
+            raise
+        from payalloc.cli import output
+
+        what, code = _stop(stop)
+        output.error(_stopped(what))
+        sys.exit(code)
+
+
+def _stop_typer_silenced(done: SystemExit) -> KeyboardInterrupt | None:
+    """Typer turns a KeyboardInterrupt that reaches it into a silent exit 130 (`raise Exit(130) from
+    it`, then sys.exit): one raised outside _ErrorBoundary.invoke, while the command line is parsed
+    or as the command's context closes, and a SIGTERM's Terminated as well. That stop, if so."""
+    typer_exit = done.__context__
+    cause = None if typer_exit is None else typer_exit.__cause__
+    return cause if isinstance(cause, KeyboardInterrupt) else None
 
 
 
