@@ -7,7 +7,7 @@ DEMO   := build/demo
 PA     := $(BIN)/payalloc --db $(DEMO)/demo.db
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint fmt bench clean
+.PHONY: help setup run test lint fmt bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ bench: $(STAMP) ## time import and run-job against plain stdlib baselines (write
 	@# payalloc again (~25 ms) wherever PYTHONDONTWRITEBYTECODE is set.
 	$(BIN)/python -m compileall -q payalloc
 	$(BIN)/python benchmarks/run.py
+
+SOAK ?= --seconds 120
+soak: $(STAMP) ## randomized soak, ~2 min: processes at once, killed at random, ledger audited (SOAK="--seconds N --seed S")
+	$(BIN)/python benchmarks/soak.py $(SOAK)
 
 clean: ## remove the virtualenv, the demo ledger and caches
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -577,3 +577,79 @@ def test_a_command_waiting_for_a_locked_ledger_stops_at_once_on_a_signal(
     assert proc.returncode == code, err
     assert "Traceback" not in err and err.startswith("error: ")
     assert open_ledger(ledger_path).execute("SELECT count(*) FROM gl_mappings").fetchone() == (0,)
+
+
+# The signal arrives while a weakref callback runs, as importlib's module-lock callback does at the
+# end of every import (payalloc imports lazily, so imports run inside commands): Python cannot let an
+# exception out of such a callback, prints it with a traceback ("Exception ignored in ...") and
+# carries on. Then the command slept a second and wrote.
+SIGNAL_IN_WEAKREF_CALLBACK = r"""
+import os, signal, sys, time, weakref
+sys.argv = ["payalloc", "--db", sys.argv[1], "--staff", "x", "gl", "map", "self_pay_ar", "1210"]
+from payalloc.ledger import connection
+
+real_open, sig = connection.open_ledger, int(os.environ["TEST_SIGNAL"])
+
+def open_ledger(path):
+    class Trap: pass
+    trap = Trap()
+    ref = weakref.ref(trap, lambda _: os.kill(os.getpid(), sig))
+    del trap  # the callback runs here, and so does the signal's handler
+    time.sleep(1)  # a moment the command would carry on in
+    return real_open(path)
+
+connection.open_ledger = open_ledger
+from payalloc.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_landing_in_a_weakref_callback_still_stops_the_command(
+    ledger_path: Path, sig: signal.Signals, code: int
+) -> None:
+    """Found by benchmarks/soak.py: a SIGTERM that landed at the end of an import was lost (exit 0,
+    the command went on to the end) and a traceback went to stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNAL_IN_WEAKREF_CALLBACK, str(ledger_path)], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "TEST_SIGNAL": str(int(sig))},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+    )
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: "), proc.stderr
+    assert open_ledger(ledger_path).execute("SELECT count(*) FROM gl_mappings").fetchone() == (0,)
+
+
+# The signal arrives while the command line is parsed, before the command runs (_ErrorBoundary.invoke).
+SIGNAL_WHILE_PARSING = r"""
+import os, signal, sys
+sys.argv = ["payalloc", "--db", sys.argv[1], "--staff", "x", "gl", "map", "self_pay_ar", "1210"]
+from payalloc import cli
+
+real, sig = cli._ErrorBoundary.make_context, int(os.environ["TEST_SIGNAL"])
+
+def make_context(self, *args, **kwargs):
+    os.kill(os.getpid(), sig)
+    return real(self, *args, **kwargs)
+
+cli._ErrorBoundary.make_context = make_context
+cli.main()
+"""
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_command_line_is_parsed_exits_with_its_own_status(
+    ledger_path: Path, sig: signal.Signals, code: int
+) -> None:
+    """Found by benchmarks/soak.py: Typer turns any KeyboardInterrupt it meets into a silent exit 130,
+    so a SIGTERM landing outside the command itself (parsing, or the context closing) exited 130 as
+    a Ctrl-C does, with nothing on stderr; systemd and cron wrappers expect 143 for a SIGTERM."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_PARSING, str(ledger_path)], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "TEST_SIGNAL": str(int(sig))},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+    )
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert open_ledger(ledger_path).execute("SELECT count(*) FROM gl_mappings").fetchone() == (0,)

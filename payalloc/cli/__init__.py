@@ -338,11 +338,41 @@ def _encodable_output() -> None:
             stream.reconfigure(errors="payalloc-json-escapes")
 
 
+REDELIVER_S = 0.001  # how soon a stop that Python swallowed is raised again (_stop_swallowed)
+
+
+def _stop_swallowed(unraisable: sys.UnraisableHookArgs) -> None:
+    """sys.unraisablehook. Python cannot let an exception out of a weakref callback or a __del__:
+    it prints it with a traceback ("Exception ignored in ...") and carries on. importlib runs such a
+    callback at the end of every import, and commands import as they go, so the KeyboardInterrupt
+    of a Ctrl-C or the Terminated of a SIGTERM (_terminated) could land there and be lost: the
+    command went on to the end and exited 0, a traceback on stderr. Raise it again a moment later
+    (SIGALRM), from wherever the program is by then; any other exception is printed as Python does."""
+    error = unraisable.exc_value
+    if not isinstance(error, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+        return
+    stop = type(error)(*error.args)
+
+    def again(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        raise stop
+
+    signal.signal(signal.SIGALRM, again)
+    while True:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, REDELIVER_S)
+            return
+        except KeyboardInterrupt:  # it fired before this hook returned: still where it would be lost
+            signal.signal(signal.SIGALRM, again)
+
+
 def main() -> None:
     """Console-script entry point."""
     os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
     _open_closed_streams()
     _encodable_output()
+    sys.unraisablehook = _stop_swallowed
     signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
@@ -350,6 +380,24 @@ def main() -> None:
         what, code = _stop(err)
         sys.stderr.write(f"error: {what} while payalloc was starting or ending; no change was in progress\n")
         sys.exit(code)
+    except SystemExit as done:
+        stop = _stop_typer_silenced(done)
+        if stop is None:
+            raise
+        from payalloc.cli import output
+
+        what, code = _stop(stop)
+        output.error(_stopped(what))
+        sys.exit(code)
+
+
+def _stop_typer_silenced(done: SystemExit) -> KeyboardInterrupt | None:
+    """Typer turns a KeyboardInterrupt that reaches it into a silent exit 130 (`raise Exit(130) from
+    it`, then sys.exit): one raised outside _ErrorBoundary.invoke, while the command line is parsed
+    or as the command's context closes, and a SIGTERM's Terminated as well. That stop, if so."""
+    typer_exit = done.__context__
+    cause = None if typer_exit is None else typer_exit.__cause__
+    return cause if isinstance(cause, KeyboardInterrupt) else None
 
 
 
