@@ -501,7 +501,7 @@ def test_a_lock_held_at_the_start_of_a_later_chunk_says_what_was_committed(
             blocker.execute("BEGIN IMMEDIATE")
 
     monkeypatch.setattr(writers.JobTurns, "let_writers_in", writer_takes_the_ledger)
-    conn.execute("PRAGMA busy_timeout = 50")
+    monkeypatch.setenv("PAYALLOC_BUSY_TIMEOUT_MS", "50")  # each BEGIN IMMEDIATE waits this long in all
     try:
         with pytest.raises(LedgerBusy, match=r"run-job stopped after committing 4 clients \(4 remittances created,"):
             job(conn, ledger_path, clients_per_chunk=2)
