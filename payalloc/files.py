@@ -43,8 +43,19 @@ def refuse_destination(dest: Path, *, replace: bool, named: str) -> None:
         _refuse_destination(dest, replace=replace, named=named)
 
 
+def parent_missing(path: Path) -> bool:
+    """Whether the directory `path` would go in does not exist. A symbolic link loop or a directory
+    this user may not search raises OSError instead (looking() says which): exists() and is_dir()
+    answer False for those too, and "does not exist" would misname them."""
+    try:
+        os.stat(path.parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    return False
+
+
 def _refuse_destination(dest: Path, *, replace: bool, named: str) -> None:
-    if not dest.parent.is_dir():
+    if parent_missing(dest):
         raise InputError(f"{named}: directory {dest.parent} does not exist")
     if dest.is_dir():
         raise InputError(f"{named} is a directory; name a file in it")

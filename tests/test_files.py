@@ -179,6 +179,21 @@ def test_a_ledger_in_a_directory_the_user_may_not_write_says_why_it_cannot_be_op
            f" may not create files in {ledger_path.parent}; nothing was done\n")
 
 
+def test_a_symbolic_link_loop_on_the_way_is_named_not_called_missing(tmp_path: Path, ledger_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    reason = "Too many levels of symbolic links; nothing was written"
+    for args, db, says in [
+        (["init"], loop / "x.db", f"cannot create ledger {loop / 'x.db'}: {reason}"),  # was "directory loop does not exist"
+        (["gl", "export", "--csv", "-o", str(loop / "j.csv")], ledger_path, f"cannot write export file {loop / 'j.csv'}: {reason}"),
+        (["backup", str(loop / "b.db")], ledger_path, f"cannot write backup destination {loop / 'b.db'}: {reason}"),
+        (["init"], tmp_path / "nowhere" / "x.db",
+         f"cannot create ledger {tmp_path / 'nowhere' / 'x.db'}: directory {tmp_path / 'nowhere'} does not exist"),
+    ]:
+        result = Cli(db)(*args)
+        assert (result.exit_code, result.stderr) == (3, f"error: {says}\n"), args
+
+
 def test_a_read_only_file_system_is_one_sentence_and_exit_3(
     tmp_path: Path, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

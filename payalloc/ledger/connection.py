@@ -218,7 +218,7 @@ def init_ledger(path: Path) -> tuple[bool, list[str]]:
     with files.looking(f"create ledger {path}"):
         if path.is_dir():
             raise InputError(f"ledger {path} is a directory, not a ledger file")
-        if not path.parent.exists():
+        if files.parent_missing(path):
             raise InputError(f"cannot create ledger {path}: directory {path.parent} does not exist")
     busy_timeout_ms()  # a usage error refuses before the file is created
     created = False
