@@ -179,6 +179,14 @@ NOTES = """
   baseline's whole run: the target needs a product decision. A 64 MB page cache: no change.
   The `--csv` listings replace control characters in cells now (terminal escapes), with a
   `str.isprintable` fast path so that it costs nothing measurable.
+- **Session 10: a machine ~2x slower than session 9's** (`--version` 0.19 s, a 10M-step Python
+  loop 1.65 s); the ratios hold: import 1.50x / 1.62x, run-job 0.90x / 0.97x, idle re-run 0.48x.
+  The writer thread was tried a third time, the other way round (SQLite's inserts on a second
+  thread, this one reading the next batch): charges 3.0-3.5 s against 3.2 s. An insert thread
+  next to a busy Python thread took 2.0-2.5 s for what it does alone in 1.0 s: it needs the GIL
+  back after every statement step and reset. `INSERT ... SELECT FROM json_each` as one statement
+  per batch, so that it needs the GIL once: 1.8 s against 1.0 s single-threaded, and no better
+  in the thread. Do not try threads for import again on CPython 3.11.
 - `unallocated` reads every open payment (it is the whole work list), so it grows with the ledger.
 """
 
