@@ -653,3 +653,68 @@ def test_a_signal_while_the_command_line_is_parsed_exits_with_its_own_status(
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
     assert open_ledger(ledger_path).execute("SELECT count(*) FROM gl_mappings").fetchone() == (0,)
+
+
+# A stop swallowed in the command's last moments, after its work: the re-raise must not go off
+# during the interpreter's shutdown (SIGALRM's default action: "Alarm clock", exit 142).
+STOP_SWALLOWED_AT_THE_END = r"""
+import os, signal, sys
+sys.argv = ["payalloc", "--db", sys.argv[1], "--staff", "x", "gl", "map", "self_pay_ar", "1210"]
+from payalloc import cli
+from payalloc.cli import process
+from payalloc.services import gl
+
+real, sig = gl.map_account, int(os.environ["TEST_SIGNAL"])
+
+def map_account(*args, **kwargs):
+    result = real(*args, **kwargs)
+    stop = cli.Terminated("stopped by SIGTERM") if sig == signal.SIGTERM else KeyboardInterrupt()
+    sys.unraisablehook(type("Unraisable", (), {"exc_value": stop})())  # as Python does in a weakref callback
+    process.REDELIVER_S = 60  # it does not go off before payalloc ends
+    return result
+
+gl.map_account = map_account
+cli.main()
+"""
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_swallowed_at_the_end_of_a_command_is_reported_as_it_ends(
+    ledger_path: Path, sig: signal.Signals, code: int
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", STOP_SWALLOWED_AT_THE_END, str(ledger_path)], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "TEST_SIGNAL": str(int(sig))},
+    )
+    assert proc.returncode == code, proc.stderr  # was 142 when the redelivery went off at shutdown
+    assert "one already saved stays" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    # the work was done before the stop: it stays, and the sentence does not deny it
+    assert open_ledger(ledger_path).execute("SELECT count(*) FROM gl_mappings").fetchone() == (1,)
+
+
+STOP_IN_AN_SQL_FUNCTION = r"""
+import sys
+sys.argv = ["payalloc", "--db", sys.argv[1], "client", "list", "--name", "ann"]
+from payalloc import cli
+from payalloc.cli import process
+from payalloc.ledger import listings
+
+def interrupted(text):
+    raise KeyboardInterrupt  # a Ctrl-C landing while SQLite calls the function
+
+listings._folded = interrupted
+process.REDELIVER_S = 60  # the command's own handling must see it first
+cli.main()
+"""
+
+
+def test_a_stop_landing_in_an_sql_function_is_a_stop_not_a_ledger_failure(ledger_path: Path) -> None:
+    """`client list --name` folds names in a Python function SQLite calls; a Ctrl-C landing there
+    was "the ledger could not be used (user-defined function raised exception)", exit 1."""
+    conn = open_ledger(ledger_path)
+    conn.execute("INSERT INTO clients (client_key, name) VALUES ('C-1', 'Ann')")
+    conn.close()
+    proc = subprocess.run([sys.executable, "-c", STOP_IN_AN_SQL_FUNCTION, str(ledger_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.startswith("error: interrupted: ") and "Traceback" not in proc.stderr, proc.stderr

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -71,6 +71,9 @@ class _ErrorBoundary(TyperGroup):
             _report(err)
             raise typer.Exit(err.exit_code) from None
         except sqlite3.OperationalError as err:
+            stop = process.take()
+            if stop is not None:  # it landed in an SQL function payalloc gave SQLite, which said only that
+                _report_stop(stop)
             _traceback_if_debug()
             from payalloc.cli import output
 
@@ -84,13 +87,7 @@ class _ErrorBoundary(TyperGroup):
             _drop_stdout()
             raise typer.Exit(0) from None
         except KeyboardInterrupt as err:
-            # Typer would turn it into a silent exit 130: say what happened, on stderr.
-            from payalloc.cli import output
-
-            what, code = _stop(err)
-            _refusal_json(err, _stopped(what))
-            output.error(_stopped(what))
-            raise typer.Exit(code) from None
+            _report_stop(err)
         except Exception as err:
             # Typer's own control flow (help, usage errors, Exit) passes through; it lives in
             # typer._click, a vendored Click, so match on the module rather than on classes.
@@ -171,6 +168,16 @@ def _echo_safely(err: Exception) -> None:
 _GLOBAL_OPTIONS = {"--db": "--db FILE ", "--staff": "--staff NAME ", "--debug": "--debug "}
 
 
+def _report_stop(err: KeyboardInterrupt) -> NoReturn:
+    """Typer would turn a stop into a silent exit 130: say what happened, on stderr."""
+    from payalloc.cli import output
+
+    what, code = _stop(err)
+    _refusal_json(err, _stopped(what))
+    output.error(_stopped(what))
+    raise typer.Exit(code) from None
+
+
 def _stop(err: KeyboardInterrupt) -> tuple[str, int]:
     """What stopped the command, and its exit status (128 + the signal's number)."""
     return ("terminated (SIGTERM)", Terminated.exit_code) if isinstance(err, Terminated) else ("interrupted", 130)
@@ -201,7 +208,8 @@ def _database_failure(err: sqlite3.OperationalError, *, saved: bool) -> tuple[st
         # SQLite rolled back the write transaction in progress (run-job, once it has committed
         # a chunk, says so itself: errors.LedgerFull).
         return DISK_FULL, EXIT_BUG
-    if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
+    # SQLITE_READONLY itself, not its extended codes (a ledger moved or replaced meanwhile is DBMOVED).
+    if getattr(err, "sqlite_errorcode", 0) == sqlite3.SQLITE_READONLY:
         # A ledger this user may only read opens (reading commands work) and refuses the first write.
         done = "the change in progress was not written (those before it were)" if saved else "nothing was written"
         return (f"ledger {STATE.db} is read-only for this user (its file mode, or a read-only file system):"
@@ -218,11 +226,17 @@ def _refusal_json(err: BaseException, sentence: str) -> None:
     from payalloc.cli import output
 
     problems = err.problems if isinstance(err, ProblemsError) else []
-    output.emit_json({
-        **STATE.json_refusal, "refused": True, "error": sentence,
-        "problem_count": err.total if isinstance(err, ProblemsError) else 0,
-        "problems": [{"line": p.line or None, "column": p.column or None, "reason": p.reason} for p in problems],
-    })
+    try:
+        output.emit_json({
+            **STATE.json_refusal, "refused": True, "error": sentence,
+            "problem_count": err.total if isinstance(err, ProblemsError) else 0,
+            "problems": [{"line": p.line or None, "column": p.column or None, "reason": p.reason} for p in problems],
+        })
+        sys.stdout.flush()
+    except OSError as error:  # stdout closed or on a full disk: the sentence on stderr and the status remain
+        if not _output_failed(error):
+            raise
+        _drop_stdout()
 
 
 def _report(err: PayallocError) -> None:
@@ -291,20 +305,35 @@ def main() -> None:
     """Console-script entry point."""
     process.prepare()
     try:
+        code = _run()
+    finally:
+        late = process.disarm()
+    if late is not None:  # swallowed where it could not be raised, after the command's last step
+        from payalloc.cli import output
+
+        what, code = _stop(late)
+        output.error(_stopped(what))
+    sys.exit(code)
+
+
+def _run() -> int | str | None:
+    """Run the command line: the exit status (Typer ends with SystemExit)."""
+    from payalloc.cli import output
+
+    try:
         app()
     except KeyboardInterrupt as err:  # outside a command (while it loads)
         what, code = _stop(err)
-        sys.stderr.write(f"error: {what} while payalloc was starting or ending; no change was in progress\n")
-        sys.exit(code)
+        output.to_stderr(f"error: {what} while payalloc was starting or ending; no change was in progress\n")
+        return code
     except SystemExit as done:
         stop = _stop_typer_silenced(done)
         if stop is None:
-            raise
-        from payalloc.cli import output
-
+            return done.code
         what, code = _stop(stop)
         output.error(_stopped(what))
-        sys.exit(code)
+        return code
+    return 0
 
 
 def _stop_typer_silenced(done: SystemExit) -> KeyboardInterrupt | None:

@@ -7,6 +7,7 @@ import codecs
 import io
 import os
 import signal
+import sqlite3
 import sys
 
 from payalloc.errors import Terminated
@@ -17,6 +18,9 @@ def prepare() -> None:
     open_closed_streams()
     encodable_output()
     sys.unraisablehook = _stop_swallowed
+    # An exception in an SQL function payalloc gives SQLite (client list --name) reaches the hook
+    # too, instead of being dropped: SQLite only says "user-defined function raised exception".
+    sqlite3.enable_callback_tracebacks(True)
     signal.signal(signal.SIGTERM, terminated)
 
 
@@ -51,10 +55,12 @@ def open_closed_streams() -> None:
         closed_at_start.add(fd)
 
 
-def _json_escapes(error: UnicodeError) -> tuple[str, int]:
+def _json_escapes(error: UnicodeError) -> tuple[str | bytes, int]:
     """An encoding error handler: each character as \\uXXXX (UTF-16, as JSON escapes it)."""
     if not isinstance(error, UnicodeEncodeError):
         raise error
+    if all(0xDC80 <= ord(c) <= 0xDCFF for c in error.object[error.start:error.end]):
+        return codecs.lookup_error("surrogateescape")(error)  # bytes of a name that is not UTF-8: as they were
     units = error.object[error.start:error.end].encode("utf-16-be", "surrogatepass")
     return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)), error.end
 
@@ -71,6 +77,11 @@ def encodable_output() -> None:
 
 REDELIVER_S = 0.001  # how soon a stop that Python swallowed is raised again (_stop_swallowed)
 
+# A stop (Ctrl-C, SIGTERM) that Python swallowed and that has not been raised again yet; and
+# whether payalloc is ending (then none is raised again: disarm()).
+_pending: list[KeyboardInterrupt] = []
+_ending = False
+
 
 def _stop_swallowed(unraisable: sys.UnraisableHookArgs) -> None:
     """sys.unraisablehook. Python cannot let an exception out of a weakref callback or a __del__:
@@ -83,16 +94,43 @@ def _stop_swallowed(unraisable: sys.UnraisableHookArgs) -> None:
     if not isinstance(error, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
         return
-    stop = type(error)(*error.args)
+    record(type(error)(*error.args))
 
-    def again(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        raise stop
 
-    signal.signal(signal.SIGALRM, again)
+def record(stop: KeyboardInterrupt) -> None:
+    """Raise `stop` again soon, from wherever the program is by then: it was caught where it
+    cannot be raised (a weakref callback, an SQL function SQLite calls)."""
+    if _pending:
+        return  # one stop at a time: a second is the same request
+    _pending.append(stop)
+    if _ending:
+        return  # main() reports it as it ends
+    signal.signal(signal.SIGALRM, _again)
     while True:
         try:
             signal.setitimer(signal.ITIMER_REAL, REDELIVER_S)
             return
-        except KeyboardInterrupt:  # it fired before this hook returned: still where it would be lost
-            signal.signal(signal.SIGALRM, again)
+        except KeyboardInterrupt:  # it fired before this returned: still where it would be lost
+            signal.signal(signal.SIGALRM, _again)
+
+
+def _again(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    if _pending:
+        raise _pending.pop()
+
+
+def take() -> KeyboardInterrupt | None:
+    """The stop recorded and not raised yet, if any, for the caller to raise or report now."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    return _pending.pop() if _pending else None
+
+
+def disarm() -> KeyboardInterrupt | None:
+    """payalloc is ending: no stop goes off any more (SIGALRM's default action would kill the
+    process, exit 142, if one went off during the interpreter's shutdown). The stop recorded and
+    not raised yet, if any, for main() to report."""
+    global _ending
+    _ending = True
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)  # left as it is by the interpreter's shutdown
+    return take()
