@@ -127,12 +127,16 @@ class _Row:
         value = self.text(column, required=default is None)
         if value is None:
             return default or ""
-        if value not in allowed:
-            self.problems.append((column, f"{quoted(value)} is not one of {', '.join(sorted(allowed))}"))
-        return value
+        return self._one_of(column, value, allowed)
 
     def optional_choice(self, column: str, allowed: frozenset[str]) -> str | None:
-        return self.text(column) and self.choice(column, allowed)
+        value = self.text(column)  # once: a cell too long is one problem, not two
+        return None if value is None else self._one_of(column, value, allowed)
+
+    def _one_of(self, column: str, value: str, allowed: frozenset[str]) -> str:
+        if value not in allowed and len(value) <= MAX_TEXT_LENGTH:  # one too long is said so already
+            self.problems.append((column, f"{quoted(value)} is not one of {', '.join(sorted(allowed))}"))
+        return value
 
     def event_rule(self, apply_to: str, event_key: str | None) -> None:
         """An event payment names its event; another names none."""
@@ -302,13 +306,15 @@ def _charge_fields(r: Any) -> tuple[Any, ...]:
 
 
 def _payment_fields(r: Any) -> tuple[Any, ...]:
+    payment_key, client_key, received_date, amount = (
+        r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"))
+    apply_to, event_key = r.choice("apply_to", FILE_APPLY_TO), r.key("event_id", required=False)
     fields = (
-        r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"),
-        r.choice("apply_to", FILE_APPLY_TO), r.key("event_id", required=False),
+        payment_key, client_key, received_date, amount, apply_to, event_key,
         r.optional_choice("method", FILE_METHODS), r.text("reference", limit=MAX_NAME_LENGTH),
         r.choice("status", FILE_PAYMENT_STATUSES, "ready"), r.text("note"), r.text("payer_name", limit=MAX_NAME_LENGTH),
     )
-    r.event_rule(fields[4], fields[5])  # after the cells: a row's problems are listed in column order
+    r.event_rule(apply_to, event_key)  # after the cells: a row's problems are listed in column order
     return fields
 
 
@@ -416,10 +422,10 @@ class CsvFile:
             batch.problems.append(Problem(f"{self.name}: line {line}", width, line))
             return True
         row = _Row(cells, self.index)
-        record = self.row_type(*self.fields(row))
+        fields = self.fields(row)
         if row.problems:
             batch.problems.extend(Problem(f"{self.name}: line {line}, column {column}", reason, line, column)
                                   for column, reason in row.problems)
             return True
-        batch.rows.append((line, record))
+        batch.rows.append((line, self.row_type(*fields)))
         return False

@@ -343,6 +343,8 @@ def test_audit_table_shows_the_detail_as_words_and_csv_keeps_the_json(seeded: Cl
     table = ok(cli("audit", "--limit", "1")).stdout
     cells = [line.split("│")[-2].strip() for line in table.splitlines() if line.startswith("│")]
     assert cells == ["amount: 0.40", "kept: 0.60", "kept remittance id: 2", "was status: ready"], table
+    from payalloc.cli.clerk import _readable  # a line break in a value (a file name) forges no line
+    assert _readable({"file": "x\nkept: 99.00.csv", "inserted": 1}) == "file: x\ufffdkept: 99.00.csv\ninserted: 1"
     rows = list(csv.DictReader(io.StringIO(ok(cli("audit", "--csv")).stdout)))
     assert json.loads(rows[-1]["detail"]) == {"amount": "0.40", "kept": "0.60", "kept_remittance_id": 2,
                                               "was_status": "ready"}

@@ -334,6 +334,22 @@ def test_a_closed_or_full_stderr_keeps_the_exit_status_of_the_refusal(ledger_pat
 
 
 @pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
+def test_a_json_refusal_with_nowhere_to_print_keeps_its_sentence_and_status(ledger_path: Path, tmp_path: Path) -> None:
+    """--json prints the refusal's object on stdout too: to a closed stdout it exited 120 ("Exception
+    ignored ... Bad file descriptor"), to a full disk with a traceback and exit 1."""
+    bad = tmp_path / "clients.csv"
+    bad.write_text("client_id,name\nC-9,\n")
+    says = f"error: {bad}: 1 problem; nothing was imported\n  {bad}: line 2, column name: is required\n"
+    closed = _payalloc_without(1, ledger_path, "import", "clients", str(bad), "--json")
+    assert (closed.returncode, closed.stderr) == (3, says)
+    with open(FULL, "w") as full:
+        done = subprocess.run([sys.executable, "-m", "payalloc", "--db", str(ledger_path), "import", "clients", str(bad),
+                               "--json"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (done.returncode, done.stderr) == (3, says)
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full (Linux)")
 @pytest.mark.parametrize("args", [["--version"], ["--help"]], ids=" ".join)
 def test_help_and_version_to_a_full_disk_say_so(ledger_path: Path, args: list[str]) -> None:
     with open(FULL, "w") as full:

@@ -1281,3 +1281,14 @@ def test_an_id_cell_holding_a_line_break_is_refused(
         imp(conn, "charges", text)
     assert [p.where for p in refused.value.problems] == [f"in.csv: line 3, column {column}"]
     assert dump() == before
+
+
+def test_a_method_cell_too_long_is_one_problem_not_two() -> None:
+    index = {c: i for i, c in enumerate(LAYOUTS["payments"].columns)}
+    cells = [""] * len(index)
+    cells[index["payment_id"]], cells[index["client_id"]], cells[index["received_date"]] = "P1", "C1", "2026-01-02"
+    cells[index["amount"]], cells[index["apply_to"]], cells[index["method"]] = "1.00", "oldest", "x" * 5000
+    row = _Row(cells, index)
+    FIELDS["payments"](row)
+    assert [column for column, _ in row.problems] == ["method"]  # was "is longer than" twice
+    assert "longer than" in row.problems[0][1]

@@ -307,7 +307,8 @@ def _readable(detail: dict[str, Any]) -> str:
             return " ".join(f"{k.replace('_', ' ')} {shown(v)}" for k, v in value.items())
         if isinstance(value, list):
             return ", ".join(map(shown, value)) or "none"
-        return "none" if value is None else str(value)
+        # a line break in a value (a file name) must not read as a line of its own
+        return "none" if value is None else str(value).replace("\n", "\ufffd")
 
     return "\n".join(f"{key.replace('_', ' ')}: {shown(value)}" for key, value in detail.items())
 
