@@ -118,7 +118,7 @@ def _drop_stdout() -> None:
 
 
 def _output_failed(err: BaseException) -> bool:
-    """A write to stdout failed: a full disk, or a stdout closed at start (process.open_closed_streams)."""
+    """A write to stdout failed: a full disk, or a stdout closed at start (process.closed_at_start)."""
     return no_space(err) or (isinstance(err, OSError) and err.errno == errno.EBADF and 1 in process.closed_at_start)
 
 

@@ -14,28 +14,29 @@ from payalloc.errors import Terminated
 
 
 def prepare() -> None:
+    """Before the command line is read."""
     os.umask(0o077)  # everything payalloc creates (ledger, lock, exports, backups) is owner-only
-    open_closed_streams()
-    encodable_output()
+    _open_closed_streams()
+    _encodable_output()
     sys.unraisablehook = _stop_swallowed
     # An exception in an SQL function payalloc gives SQLite (client list --name) reaches the hook
     # too, instead of being dropped: SQLite only says "user-defined function raised exception".
     sqlite3.enable_callback_tracebacks(True)
-    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGTERM, _terminated)
 
 
-def terminated(signum: int, frame: object) -> None:
+def _terminated(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C (transactions roll back, run-job records its run interrupted)
     instead of ending the process on the spot; a second SIGTERM ends it at once."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise Terminated("stopped by SIGTERM")
 
 
-# The standard streams (0, 1, 2) that were closed when payalloc started: see open_closed_streams.
+# The standard streams (0, 1, 2) that were closed when payalloc started: see _open_closed_streams.
 closed_at_start: set[int] = set()
 
 
-def open_closed_streams() -> None:
+def _open_closed_streams() -> None:
     """A script or a cron line may start payalloc with stdin, stdout or stderr closed (`<&-`, `>&-`,
     `2>&-`): Python then has None for it, and the first read or print was an internal error
     (AttributeError), after the change was saved. Each gets /dev/null, which also keeps the ledger
@@ -65,7 +66,7 @@ def _json_escapes(error: UnicodeError) -> tuple[str | bytes, int]:
     return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)), error.end
 
 
-def encodable_output() -> None:
+def _encodable_output() -> None:
     """Under a locale that is not UTF-8 (LANG=C with PYTHONUTF8=0, a Latin-1 one), a name it cannot
     encode ("李") was an internal error (UnicodeEncodeError). Such characters are written as \\uXXXX
     escapes instead, which JSON reads back as the same text; what the locale can encode is unchanged."""
@@ -87,17 +88,17 @@ def _stop_swallowed(unraisable: sys.UnraisableHookArgs) -> None:
     """sys.unraisablehook. Python cannot let an exception out of a weakref callback or a __del__:
     it prints it with a traceback ("Exception ignored in ...") and carries on. importlib runs such a
     callback at the end of every import, and commands import as they go, so the KeyboardInterrupt
-    of a Ctrl-C or the Terminated of a SIGTERM (terminated) could land there and be lost: the
+    of a Ctrl-C or the Terminated of a SIGTERM (_terminated) could land there and be lost: the
     command went on to the end and exited 0, a traceback on stderr. Raise it again a moment later
     (SIGALRM), from wherever the program is by then; any other exception is printed as Python does."""
     error = unraisable.exc_value
     if not isinstance(error, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
         return
-    record(type(error)(*error.args))
+    _record(type(error)(*error.args))
 
 
-def record(stop: KeyboardInterrupt) -> None:
+def _record(stop: KeyboardInterrupt) -> None:
     """Raise `stop` again soon, from wherever the program is by then: it was caught where it
     cannot be raised (a weakref callback, an SQL function SQLite calls)."""
     if _pending:
