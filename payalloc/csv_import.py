@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import is_not
-from typing import IO, Any, NamedTuple, TypeVar, cast
+from typing import IO, Any, NamedTuple, Protocol, TypeVar, cast
 
 from payalloc import vocabulary
 from payalloc.csv_text import CsvText, blank, numbered, start_lines, wrong_width
@@ -287,17 +287,29 @@ class _Columns:
 
 # --- The fields of each kind: checked a row at a time (_Row) or a column at a time (_Columns) ---
 
-def _client_fields(r: Any) -> tuple[Any, ...]:
+class _Cells(Protocol):
+    """What the field functions read through: a cell of one row (_Row) or a column (_Columns)."""
+
+    def key(self, column: str, *, required: bool = True) -> Any: ...
+    def text(self, column: str, *, required: bool = False, limit: int = MAX_TEXT_LENGTH) -> Any: ...
+    def date(self, column: str) -> Any: ...
+    def money(self, column: str) -> Any: ...
+    def choice(self, column: str, allowed: frozenset[str], default: str | None = None) -> Any: ...
+    def optional_choice(self, column: str, allowed: frozenset[str]) -> Any: ...
+    def event_rule(self, apply_to: Any, event_key: Any) -> None: ...
+
+
+def _client_fields(r: _Cells) -> tuple[Any, ...]:
     return (r.key("client_id"), r.text("name", required=True, limit=MAX_NAME_LENGTH),
             r.text("responsible_party", limit=MAX_NAME_LENGTH))
 
 
-def _event_fields(r: Any) -> tuple[Any, ...]:
+def _event_fields(r: _Cells) -> tuple[Any, ...]:
     return (r.key("event_id"), r.key("client_id"), r.date("scheduled_date"),
             r.choice("status", FILE_EVENT_STATUSES, "scheduled"))
 
 
-def _charge_fields(r: Any) -> tuple[Any, ...]:
+def _charge_fields(r: _Cells) -> tuple[Any, ...]:
     return (
         r.key("charge_id"), r.key("client_id"), r.date("service_date"), r.money("amount"),
         r.choice("payer", FILE_PAYERS), r.text("service_code", limit=64), r.text("description"),
@@ -305,7 +317,7 @@ def _charge_fields(r: Any) -> tuple[Any, ...]:
     )
 
 
-def _payment_fields(r: Any) -> tuple[Any, ...]:
+def _payment_fields(r: _Cells) -> tuple[Any, ...]:
     payment_key, client_key, received_date, amount = (
         r.key("payment_id"), r.key("client_id"), r.date("received_date"), r.money("amount"))
     apply_to, event_key = r.choice("apply_to", FILE_APPLY_TO), r.key("event_id", required=False)
@@ -318,7 +330,7 @@ def _payment_fields(r: Any) -> tuple[Any, ...]:
     return fields
 
 
-FIELDS: dict[str, Callable[[Any], tuple[Any, ...]]] = {
+FIELDS: dict[str, Callable[[_Cells], tuple[Any, ...]]] = {
     "clients": _client_fields, "events": _event_fields, "charges": _charge_fields, "payments": _payment_fields,
 }
 
