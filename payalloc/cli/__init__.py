@@ -170,12 +170,17 @@ _GLOBAL_OPTIONS = {"--db": "--db FILE ", "--staff": "--staff NAME ", "--debug": 
 
 def _report_stop(err: KeyboardInterrupt) -> NoReturn:
     """Typer would turn a stop into a silent exit 130: say what happened, on stderr."""
+    _refusal_json(err, _stopped(_stop(err)[0]))
+    raise typer.Exit(_say_stopped(err)) from None
+
+
+def _say_stopped(err: KeyboardInterrupt) -> int:
+    """Say on stderr that `err` stopped the command; its exit status."""
     from payalloc.cli import output
 
     what, code = _stop(err)
-    _refusal_json(err, _stopped(what))
     output.error(_stopped(what))
-    raise typer.Exit(code) from None
+    return code
 
 
 def _stop(err: KeyboardInterrupt) -> tuple[str, int]:
@@ -309,10 +314,7 @@ def main() -> None:
     finally:
         late = process.disarm()
     if late is not None:  # swallowed where it could not be raised, after the command's last step
-        from payalloc.cli import output
-
-        what, code = _stop(late)
-        output.error(_stopped(what))
+        code = _say_stopped(late)
     sys.exit(code)
 
 
@@ -328,11 +330,7 @@ def _run() -> int | str | None:
         return code
     except SystemExit as done:
         stop = _stop_typer_silenced(done)
-        if stop is None:
-            return done.code
-        what, code = _stop(stop)
-        output.error(_stopped(what))
-        return code
+        return done.code if stop is None else _say_stopped(stop)
     return 0
 
 
